@@ -1,0 +1,447 @@
+// Golden interpreter: instruction semantics of docs/isa.md on top of the reference kernels.
+#include "isa/interpreter.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "arch/error.h"
+#include "isa/kernels.h"
+#include "isa/verifier.h"
+
+namespace tpu::isa {
+
+namespace {
+
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+template <class T>
+T load_le(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);  // hosts are little-endian (x86-64, aarch64)
+  return v;
+}
+
+}  // namespace
+
+Interpreter::Interpreter(const arch::ArchConfig& arch, Program program, std::string file)
+    : arch_(arch),
+      program_(std::move(program)),
+      file_(std::move(file)),
+      mem_(static_cast<uint64_t>(arch.memory.bytes)),
+      host_(uint64_t{1} << 40),
+      ub_(static_cast<uint64_t>(arch.unified_buffer.bytes)),
+      mxus_(static_cast<std::size_t>(arch.mxu.count)) {
+  numerics_.flush_subnormals = arch.numerics.flush_subnormals;
+  verify_program(program_, arch_, file_);
+}
+
+void Interpreter::fail(const std::string& field, const std::string& expected,
+                       const std::string& found) const {
+  int line = pc_ < program_.lines.size() ? program_.lines[pc_] : 0;
+  throw InputError(SourceLocation{file_, line, 0},
+                   fmt::format("instruction {} ({}) {}", pc_,
+                               opcode_spec(program_.code[pc_].op).mnemonic, field),
+                   expected, found);
+}
+
+NpyArray Interpreter::random_fill(const Region& r, const NumericsOptions& opt) {
+  NpyArray a;
+  a.dtype = r.dtype;
+  a.shape = r.shape;
+  uint64_t n = r.elements();
+  a.data.resize(r.bytes());
+  uint64_t state = r.seed;
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t x = splitmix64(state);
+    // Uniform in [0, 1) from the top 24 bits: exact in fp32.
+    float u = static_cast<float>(x >> 40) / 16777216.0f;
+    switch (r.dtype) {
+      case ElemType::kInt8: {
+        auto v = static_cast<int8_t>(static_cast<int>(x % 255) - 127);
+        std::memcpy(&a.data[i], &v, 1);
+        break;
+      }
+      case ElemType::kInt32: {
+        auto v = static_cast<int32_t>(x % 65536) - 32768;
+        std::memcpy(&a.data[4 * i], &v, 4);
+        break;
+      }
+      case ElemType::kBf16: {
+        uint16_t v = fp32_to_bf16(u * 4.0f - 2.0f, opt);
+        std::memcpy(&a.data[2 * i], &v, 2);
+        break;
+      }
+      case ElemType::kFp32: {
+        float v = u * 4.0f - 2.0f;
+        std::memcpy(&a.data[4 * i], &v, 4);
+        break;
+      }
+    }
+  }
+  return a;
+}
+
+void Interpreter::set_input(const std::string& name, const NpyArray& data) {
+  const Region* r = program_.find_region(name);
+  auto fail_input = [&](const std::string& expected, const std::string& found) {
+    throw InputError(SourceLocation{"<command line>", 0, 0}, "--input " + name, expected, found);
+  };
+  if (!r) fail_input("the name of a region of the program", "no region of that name");
+  if (r->role != RegionRole::kInput) {
+    fail_input("a region with role=input", kRegionRoleNames[static_cast<int>(r->role)]);
+  }
+  if (data.dtype != r->dtype) {
+    fail_input(fmt::format("dtype {} ({})", kElemTypeNames[static_cast<int>(r->dtype)],
+                           npy_descr(r->dtype)),
+               kElemTypeNames[static_cast<int>(data.dtype)]);
+  }
+  if (data.shape != r->shape) {
+    auto fmt_shape = [](const std::vector<uint64_t>& s) { return fmt::format("{}", fmt::join(s, "x")); };
+    fail_input("shape " + fmt_shape(r->shape), "shape " + fmt_shape(data.shape));
+  }
+  inputs_[name] = data;
+}
+
+void Interpreter::run() {
+  for (const Region& r : program_.regions) {
+    SparseMemory& m = space(r.space);
+    if (auto it = inputs_.find(r.name); it != inputs_.end()) {
+      m.write(r.addr, it->second.data.data(), it->second.data.size());
+    } else if (r.init == RegionInit::kRandom) {
+      NpyArray a = random_fill(r, numerics_);
+      m.write(r.addr, a.data.data(), a.data.size());
+    } else if (r.init == RegionInit::kZero) {
+      std::vector<uint8_t> zeros(r.bytes(), 0);
+      m.write(r.addr, zeros.data(), zeros.size());
+    } else if (r.role == RegionRole::kInput) {
+      throw InputError(SourceLocation{file_, 0, 0}, "region " + r.name,
+                       "data for the input (--input " + r.name + "=FILE.npy, or init= in the program)",
+                       "none");
+    }
+  }
+  std::size_t cells = static_cast<std::size_t>(arch_.accumulators.entries * arch_.mxu.cols);
+  for (Mxu& m : mxus_) {
+    m.acc_i32.assign(cells, 0);
+    m.acc_f32.assign(cells, 0.0f);
+    m.tag.assign(cells, kUnwritten);
+  }
+  for (pc_ = 0; pc_ < program_.code.size(); ++pc_) {
+    const Instruction& in = program_.code[pc_];
+    ++stats_.executed[static_cast<int>(in.op)];
+    if (in.op == Opcode::kHalt) break;
+    execute(in);
+  }
+}
+
+std::vector<uint8_t> Interpreter::read(const SparseMemory& m, uint64_t addr, uint64_t len,
+                                       const char* field) const {
+  std::vector<uint8_t> out(len);
+  uint64_t bad = 0;
+  if (!m.read(addr, out.data(), len, &bad)) {
+    fail(field, "bytes written before they are read",
+         fmt::format("byte {:#x} never written", bad));
+  }
+  return out;
+}
+
+void Interpreter::execute(const Instruction& in) {
+  switch (in.op) {
+    case Opcode::kDmaLoad:
+      dma(in, true);
+      break;
+    case Opcode::kDmaStore:
+      dma(in, false);
+      break;
+    case Opcode::kLoadWeights:
+      load_weights(in);
+      break;
+    case Opcode::kMatmul:
+      matmul(in);
+      break;
+    case Opcode::kActivate:
+      activate(in);
+      break;
+    case Opcode::kPool:
+      pool(in);
+      break;
+    case Opcode::kVector:
+      vector(in);
+      break;
+    default:  // nop, sync: no functional effect
+      break;
+  }
+}
+
+void Interpreter::dma(const Instruction& in, bool load) {
+  Fid f_space = load ? Fid::kDmaLoad_space : Fid::kDmaStore_space;
+  SparseMemory& off = space(static_cast<Space>(in.get(f_space)));
+  uint64_t rows = in.get(load ? Fid::kDmaLoad_rows : Fid::kDmaStore_rows);
+  uint64_t rb = in.get(load ? Fid::kDmaLoad_row_bytes : Fid::kDmaStore_row_bytes);
+  uint64_t off_addr = in.get(load ? Fid::kDmaLoad_src : Fid::kDmaStore_dst);
+  uint64_t off_stride = in.get(load ? Fid::kDmaLoad_src_stride : Fid::kDmaStore_dst_stride);
+  uint64_t ub_addr = in.get(load ? Fid::kDmaLoad_ub : Fid::kDmaStore_ub);
+  uint64_t ub_stride = in.get(load ? Fid::kDmaLoad_ub_stride : Fid::kDmaStore_ub_stride);
+  if (off_stride == 0) off_stride = rb;
+  if (ub_stride == 0) ub_stride = rb;
+  for (uint64_t r = 0; r < rows; ++r) {
+    if (load) {
+      auto row = read(off, off_addr + r * off_stride, rb, "src");
+      ub_.write(ub_addr + r * ub_stride, row.data(), rb);
+    } else {
+      auto row = read(ub_, ub_addr + r * ub_stride, rb, "ub");
+      off.write(off_addr + r * off_stride, row.data(), rb);
+    }
+  }
+  stats_.dma_bytes += rows * rb;
+}
+
+void Interpreter::load_weights(const Instruction& in) {
+  Tile t;
+  t.k = in.get(Fid::kLoadWeights_k);
+  t.n = in.get(Fid::kLoadWeights_n);
+  t.dtype = in.get(Fid::kLoadWeights_dtype);
+  uint64_t rb = static_cast<uint64_t>(t.n) * mat_bytes(t.dtype);
+  uint64_t stride = in.get(Fid::kLoadWeights_stride);
+  if (stride == 0) stride = rb;
+  bool from_ub = in.get(Fid::kLoadWeights_space) == static_cast<int>(WeightSource::kUb);
+  const SparseMemory& src = from_ub ? ub_ : mem_;
+  uint64_t base = in.get(Fid::kLoadWeights_src);
+  t.data.resize(static_cast<std::size_t>(t.k) * rb);
+  for (int64_t r = 0; r < t.k; ++r) {
+    auto row = read(src, base + r * stride, rb, "src");
+    std::memcpy(t.data.data() + r * rb, row.data(), rb);
+  }
+  stats_.weight_bytes += t.data.size();
+  mxus_[in.get(Fid::kLoadWeights_mxu)].fifo.push_back(std::move(t));
+}
+
+void Interpreter::matmul(const Instruction& in) {
+  Mxu& m = mxus_[in.get(Fid::kMatmul_mxu)];
+  if (in.get(Fid::kMatmul_pop)) {
+    m.active = std::move(m.fifo.front());
+    m.fifo.pop_front();
+  }
+  const Tile& t = *m.active;  // presence and shape checked by the verifier
+  int64_t rows = in.get(Fid::kMatmul_rows);
+  int eb = mat_bytes(t.dtype);
+  uint64_t vec_bytes = static_cast<uint64_t>(t.k) * eb;
+  uint64_t stride = in.get(Fid::kMatmul_ub_stride);
+  if (stride == 0) stride = vec_bytes;
+  uint64_t ub = in.get(Fid::kMatmul_ub);
+  int64_t out_w = in.get(Fid::kMatmul_out_w);
+
+  // Gather the M x K input block through the addressing mode (no im2col copy in the UB:
+  // this temporary is the stream of vectors entering the array).
+  std::vector<uint8_t> a(static_cast<std::size_t>(rows) * vec_bytes);
+  std::vector<uint8_t> pad_vec(vec_bytes);
+  if (eb == 1) {
+    std::memset(pad_vec.data(), static_cast<int>(static_cast<int8_t>(in.get(Fid::kMatmul_pad))),
+                vec_bytes);
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* src = pad_vec.data();
+    std::vector<uint8_t> row;
+    if (out_w == 0) {
+      row = read(ub_, ub + r * stride, vec_bytes, "ub");
+      src = row.data();
+    } else {
+      int64_t oh = r / out_w, ow = r % out_w;
+      int64_t ih = oh * in.get(Fid::kMatmul_stride_h) + in.get(Fid::kMatmul_off_h);
+      int64_t iw = ow * in.get(Fid::kMatmul_stride_w) + in.get(Fid::kMatmul_off_w);
+      if (ih >= 0 && ih < in.get(Fid::kMatmul_in_h) && iw >= 0 && iw < in.get(Fid::kMatmul_in_w)) {
+        uint64_t pixel = static_cast<uint64_t>(ih * in.get(Fid::kMatmul_in_w) + iw);
+        row = read(ub_, ub + pixel * stride, vec_bytes, "ub");
+        src = row.data();
+      }
+    }
+    std::memcpy(a.data() + r * vec_bytes, src, vec_bytes);
+  }
+
+  int64_t acc0 = in.get(Fid::kMatmul_acc);
+  int64_t cols = arch_.mxu.cols;
+  bool accumulate = in.get(Fid::kMatmul_accumulate) != 0;
+  uint8_t tag = t.dtype == 0 ? kInt32 : kFp32;
+  if (accumulate) {
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < t.n; ++c) {
+        uint8_t have = m.tag[(acc0 + r) * cols + c];
+        if (have != tag) {
+          fail("accumulate", fmt::format("accumulator row {} holding {} values", acc0 + r,
+                                         tag == kInt32 ? "int32" : "fp32"),
+               have == kUnwritten ? "a row never written" : "values of the other type");
+        }
+      }
+    }
+  }
+  std::size_t acc_offset = static_cast<std::size_t>(acc0 * cols);
+  if (t.dtype == 0) {
+    matmul_pass_int8(reinterpret_cast<const int8_t*>(a.data()), t.k,
+                     reinterpret_cast<const int8_t*>(t.data.data()), t.n, static_cast<int>(rows),
+                     static_cast<int>(t.k), static_cast<int>(t.n), m.acc_i32.data() + acc_offset,
+                     cols, accumulate);
+  } else {
+    std::vector<uint16_t> a16(static_cast<std::size_t>(rows * t.k));
+    std::vector<uint16_t> w16(static_cast<std::size_t>(t.k * t.n));
+    std::memcpy(a16.data(), a.data(), a.size());
+    std::memcpy(w16.data(), t.data.data(), t.data.size());
+    matmul_pass_bf16(a16.data(), t.k, w16.data(), t.n, static_cast<int>(rows),
+                     static_cast<int>(t.k), static_cast<int>(t.n), m.acc_f32.data() + acc_offset,
+                     cols, accumulate, numerics_);
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    std::memset(m.tag.data() + (acc0 + r) * cols, tag, static_cast<std::size_t>(t.n));
+  }
+  stats_.macs += static_cast<uint64_t>(rows) * t.k * t.n;
+}
+
+void Interpreter::activate(const Instruction& in) {
+  Mxu& m = mxus_[in.get(Fid::kActivate_mxu)];
+  int64_t rows = in.get(Fid::kActivate_rows), n = in.get(Fid::kActivate_n);
+  int64_t acc0 = in.get(Fid::kActivate_acc), cols = arch_.mxu.cols;
+  bool int8 = in.get(Fid::kActivate_mode) == static_cast<int>(MatType::kInt8);
+  bool out_fp32 = in.get(Fid::kActivate_out_fp32) != 0;
+  uint8_t want = int8 ? kInt32 : kFp32;
+  int out_bytes = int8 ? 1 : (out_fp32 ? 4 : 2);
+  uint64_t rb = static_cast<uint64_t>(n) * out_bytes;
+  uint64_t stride = in.get(Fid::kActivate_ub_stride);
+  if (stride == 0) stride = rb;
+  uint64_t ub = in.get(Fid::kActivate_ub);
+
+  std::vector<RequantParams> rq;
+  std::vector<float> bias;
+  if (int8) {
+    auto raw = read(ub_, in.get(Fid::kActivate_params), static_cast<uint64_t>(n) * 12, "params");
+    for (int64_t c = 0; c < n; ++c) {
+      RequantParams p;
+      p.bias = load_le<int32_t>(&raw[12 * c]);
+      p.multiplier = load_le<int32_t>(&raw[12 * c + 4]);
+      p.shift = load_le<int32_t>(&raw[12 * c + 8]);
+      if (p.multiplier < 0 || (p.multiplier != 0 && p.multiplier < (1 << 30)) || p.shift < -31 ||
+          p.shift > 30) {
+        fail("params", "multiplier 0 or in [2^30, 2^31) and shift in [-31, 30]",
+             fmt::format("channel {}: multiplier {}, shift {}", c, p.multiplier, p.shift));
+      }
+      rq.push_back(p);
+    }
+  } else if (in.get(Fid::kActivate_bias)) {
+    auto raw = read(ub_, in.get(Fid::kActivate_params), static_cast<uint64_t>(n) * 4, "params");
+    for (int64_t c = 0; c < n; ++c) bias.push_back(load_le<float>(&raw[4 * c]));
+  }
+  auto func = static_cast<Activation>(in.get(Fid::kActivate_func));
+  int32_t zp = static_cast<int32_t>(in.get(Fid::kActivate_out_zp));
+  int32_t lo = static_cast<int32_t>(in.get(Fid::kActivate_act_min));
+  int32_t hi = static_cast<int32_t>(in.get(Fid::kActivate_act_max));
+  std::vector<uint8_t> row(rb);
+  for (int64_t r = 0; r < rows; ++r) {
+    std::size_t base = static_cast<std::size_t>((acc0 + r) * cols);
+    for (int64_t c = 0; c < n; ++c) {
+      if (m.tag[base + c] != want) {
+        fail("acc", fmt::format("accumulator row {} holding {} values", acc0 + r,
+                                int8 ? "int32" : "fp32"),
+             m.tag[base + c] == kUnwritten ? "a value never written" : "values of the other type");
+      }
+      if (int8) {
+        int8_t q = requantize(m.acc_i32[base + c], rq[c], zp, lo, hi);
+        std::memcpy(&row[c], &q, 1);
+      } else {
+        float x = m.acc_f32[base + c];
+        if (!bias.empty()) x = x + bias[c];
+        x = apply_activation(x, func);
+        if (out_fp32) {
+          std::memcpy(&row[4 * c], &x, 4);
+        } else {
+          uint16_t b = fp32_to_bf16(x, numerics_);
+          std::memcpy(&row[2 * c], &b, 2);
+        }
+      }
+    }
+    ub_.write(ub + r * stride, row.data(), rb);
+  }
+}
+
+void Interpreter::pool(const Instruction& in) {
+  PoolShape s;
+  s.in_h = static_cast<int>(in.get(Fid::kPool_in_h));
+  s.in_w = static_cast<int>(in.get(Fid::kPool_in_w));
+  s.channels = static_cast<int>(in.get(Fid::kPool_channels));
+  s.win_h = static_cast<int>(in.get(Fid::kPool_win_h));
+  s.win_w = static_cast<int>(in.get(Fid::kPool_win_w));
+  s.stride_h = static_cast<int>(in.get(Fid::kPool_stride_h));
+  s.stride_w = static_cast<int>(in.get(Fid::kPool_stride_w));
+  s.pad_top = static_cast<int>(in.get(Fid::kPool_pad_top));
+  s.pad_left = static_cast<int>(in.get(Fid::kPool_pad_left));
+  s.out_h = static_cast<int>(in.get(Fid::kPool_out_h));
+  s.out_w = static_cast<int>(in.get(Fid::kPool_out_w));
+  auto kind = static_cast<PoolKind>(in.get(Fid::kPool_kind));
+  int eb = mat_bytes(in.get(Fid::kPool_dtype));
+  uint64_t in_elems = static_cast<uint64_t>(s.in_h) * s.in_w * s.channels;
+  uint64_t out_elems = static_cast<uint64_t>(s.out_h) * s.out_w * s.channels;
+  auto src = read(ub_, in.get(Fid::kPool_src), in_elems * eb, "src");
+  std::vector<uint8_t> dst(out_elems * eb);
+  if (eb == 1) {
+    pool_int8(reinterpret_cast<const int8_t*>(src.data()), reinterpret_cast<int8_t*>(dst.data()),
+              s, kind);
+  } else {
+    std::vector<uint16_t> a(in_elems), o(out_elems);
+    std::memcpy(a.data(), src.data(), src.size());
+    pool_bf16(a.data(), o.data(), s, kind, numerics_);
+    std::memcpy(dst.data(), o.data(), dst.size());
+  }
+  ub_.write(in.get(Fid::kPool_dst), dst.data(), dst.size());
+}
+
+void Interpreter::vector(const Instruction& in) {
+  auto op = static_cast<VectorOp>(in.get(Fid::kVector_op));
+  uint64_t count = in.get(Fid::kVector_count);
+  int eb = mat_bytes(in.get(Fid::kVector_dtype));
+  auto a = read(ub_, in.get(Fid::kVector_a), count * eb, "a");
+  std::vector<uint8_t> b;
+  if (is_binary(op)) b = read(ub_, in.get(Fid::kVector_b), count * eb, "b");
+  std::vector<uint8_t> out(count * eb);
+  if (eb == 1) {
+    elementwise_int8(op, reinterpret_cast<const int8_t*>(a.data()),
+                     b.empty() ? nullptr : reinterpret_cast<const int8_t*>(b.data()),
+                     reinterpret_cast<int8_t*>(out.data()), count);
+  } else {
+    std::vector<uint16_t> a16(count), b16(b.empty() ? 0 : count), o16(count);
+    std::memcpy(a16.data(), a.data(), a.size());
+    if (!b.empty()) std::memcpy(b16.data(), b.data(), b.size());
+    elementwise_bf16(op, a16.data(), b16.empty() ? nullptr : b16.data(), o16.data(), count,
+                     numerics_);
+    std::memcpy(out.data(), o16.data(), out.size());
+  }
+  ub_.write(in.get(Fid::kVector_dst), out.data(), out.size());
+}
+
+NpyArray Interpreter::read_region(const std::string& name) const {
+  const Region* r = program_.find_region(name);
+  if (!r) throw InputError(SourceLocation{file_, 0, 0}, "region", "a region of the program", name);
+  NpyArray a;
+  a.dtype = r->dtype;
+  a.shape = r->shape;
+  a.data.resize(r->bytes());
+  uint64_t bad = 0;
+  const SparseMemory& m = r->space == Space::kHost ? host_ : mem_;
+  if (!m.read(r->addr, a.data.data(), a.data.size(), &bad)) {
+    throw InputError(SourceLocation{file_, 0, 0}, "region " + name,
+                     "every byte written by the program",
+                     fmt::format("byte {:#x} never written", bad));
+  }
+  return a;
+}
+
+std::vector<std::string> Interpreter::output_names() const {
+  std::vector<std::string> out;
+  for (const auto& r : program_.regions) {
+    if (r.role == RegionRole::kOutput) out.push_back(r.name);
+  }
+  return out;
+}
+
+}  // namespace tpu::isa

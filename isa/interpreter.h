@@ -1,0 +1,91 @@
+// The golden functional interpreter: executes a Program on a machine state (off-chip and
+// host memory, unified buffer, weight FIFOs, accumulators) with the reference kernels and no
+// notion of time. Every timed model must reproduce its bits.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "arch/arch_config.h"
+#include "isa/memory.h"
+#include "isa/npy.h"
+#include "isa/program.h"
+
+namespace tpu::isa {
+
+/// Counters of one functional run.
+struct InterpreterStats {
+  std::array<uint64_t, kOpcodeCount> executed{};  ///< instructions per opcode
+  uint64_t macs = 0;                              ///< rows x k x n summed over matmuls
+  uint64_t dma_bytes = 0;                         ///< bytes moved by dma_load/dma_store
+  uint64_t weight_bytes = 0;                      ///< bytes read by load_weights
+};
+
+class Interpreter {
+ public:
+  /// Verifies the program against the architecture (InputError on failure).
+  Interpreter(const arch::ArchConfig& arch, Program program, std::string file);
+
+  /// Supplies the data of an input region; dtype and shape must match the region exactly.
+  void set_input(const std::string& region, const NpyArray& data);
+  /// Fills regions (inputs, then init rules), then executes until halt or the end.
+  /// Throws InputError when the program reads memory or accumulators never written, or when
+  /// an input region has no data.
+  void run();
+
+  /// Contents of a region after the run (every byte must have been written).
+  NpyArray read_region(const std::string& name) const;
+  /// Regions marked role=output, in program order.
+  std::vector<std::string> output_names() const;
+  const InterpreterStats& stats() const { return stats_; }
+  const Program& program() const { return program_; }
+
+  /// Deterministic fill of a region from its seed (public so that tests and tools can
+  /// regenerate the same data): int8 uniform in [-127, 127], int32 in [-32768, 32767],
+  /// bf16/fp32 uniform in [-2, 2) (bf16 rounded from fp32).
+  static NpyArray random_fill(const Region& r, const NumericsOptions& opt);
+
+ private:
+  struct Tile {
+    int64_t k = 0, n = 0, dtype = 0;
+    std::vector<uint8_t> data;  // k x n, row-major
+  };
+  enum AccTag : uint8_t { kUnwritten = 0, kInt32 = 1, kFp32 = 2 };
+  struct Mxu {
+    std::deque<Tile> fifo;
+    std::optional<Tile> active;
+    std::vector<int32_t> acc_i32;  // entries x cols
+    std::vector<float> acc_f32;    // entries x cols
+    std::vector<uint8_t> tag;      // entries x cols
+  };
+
+  [[noreturn]] void fail(const std::string& field, const std::string& expected,
+                         const std::string& found) const;
+  SparseMemory& space(Space s) { return s == Space::kHost ? host_ : mem_; }
+  std::vector<uint8_t> read(const SparseMemory& m, uint64_t addr, uint64_t len,
+                            const char* field) const;
+  void execute(const Instruction& in);
+  void dma(const Instruction& in, bool load);
+  void load_weights(const Instruction& in);
+  void matmul(const Instruction& in);
+  void activate(const Instruction& in);
+  void pool(const Instruction& in);
+  void vector(const Instruction& in);
+
+  const arch::ArchConfig& arch_;
+  Program program_;
+  std::string file_;
+  NumericsOptions numerics_;
+  SparseMemory mem_, host_, ub_;
+  std::vector<Mxu> mxus_;
+  std::map<std::string, NpyArray> inputs_;
+  InterpreterStats stats_;
+  std::size_t pc_ = 0;
+};
+
+}  // namespace tpu::isa

@@ -1,0 +1,237 @@
+// Golden reference kernels: each function is the plainest loop nest that states the numerics
+// contract of one compute instruction (docs/numerics.md). Clarity over speed, on purpose.
+#include "isa/kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+namespace tpu::isa {
+
+namespace {
+
+std::size_t idx(int row, std::size_t stride, int col) {
+  return static_cast<std::size_t>(row) * stride + static_cast<std::size_t>(col);
+}
+
+// NHWC offset of (y, x, c) in an image that is `width` pixels wide with `channels` channels.
+std::size_t nhwc(int y, int x, int c, int width, int channels) {
+  return (static_cast<std::size_t>(y) * static_cast<std::size_t>(width) +
+          static_cast<std::size_t>(x)) *
+             static_cast<std::size_t>(channels) +
+         static_cast<std::size_t>(c);
+}
+
+}  // namespace
+
+void matmul_pass_int8(const int8_t* a, std::size_t lda, const int8_t* w, std::size_t ldw, int m,
+                      int k, int n, int32_t* acc, std::size_t ldacc, bool accumulate) {
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < n; ++j) {
+      int32_t sum = accumulate ? acc[idx(i, ldacc, j)] : 0;
+      for (int kk = 0; kk < k; ++kk) {
+        // |int8 * int8| <= 2^14, so only the additions can overflow; they wrap.
+        const int32_t product =
+            static_cast<int32_t>(a[idx(i, lda, kk)]) * static_cast<int32_t>(w[idx(kk, ldw, j)]);
+        sum = wrap_add(sum, product);
+      }
+      acc[idx(i, ldacc, j)] = sum;
+    }
+  }
+}
+
+void matmul_pass_bf16(const uint16_t* a, std::size_t lda, const uint16_t* w, std::size_t ldw, int m,
+                      int k, int n, float* acc, std::size_t ldacc, bool accumulate,
+                      const NumericsOptions& opt) {
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < n; ++j) {
+      // The partial sum enters the top PE row as +0.0f; row kk adds its product.
+      float s = 0.0f;
+      for (int kk = 0; kk < k; ++kk) {
+        const float product = bf16_mul(a[idx(i, lda, kk)], w[idx(kk, ldw, j)], opt);
+        s = s + product;
+      }
+      const std::size_t at = idx(i, ldacc, j);
+      acc[at] = accumulate ? acc[at] + s : s;
+    }
+  }
+}
+
+float apply_activation(float x, Activation f) {
+  switch (f) {
+    case Activation::kNone:
+      return x;
+    case Activation::kRelu:
+      // Comparison form: NaN and -0.0f pass through unchanged.
+      return x < 0.0f ? 0.0f : x;
+    case Activation::kRelu6:
+      return x < 0.0f ? 0.0f : (x > 6.0f ? 6.0f : x);
+    case Activation::kSigmoid: {
+      const float e = std::exp(-x);  // float overload: glibc expf
+      const float denominator = 1.0f + e;
+      return 1.0f / denominator;
+    }
+    case Activation::kTanh:
+      return std::tanh(x);  // float overload: glibc tanhf
+    case Activation::kGelu: {
+      // Evaluation order pinned by docs/numerics.md; each line is one fp32 rounding.
+      const float x2 = x * x;
+      const float x3 = x2 * x;
+      const float cubic = 0.044715f * x3;
+      const float inner = x + cubic;
+      const float u = 0.7978845608f * inner;
+      const float t = std::tanh(u);
+      const float half_x = 0.5f * x;
+      const float one_plus_t = 1.0f + t;
+      return half_x * one_plus_t;
+    }
+  }
+  return x;  // unreachable for valid enumerators
+}
+
+void pool_int8(const int8_t* in, int8_t* out, const PoolShape& s, PoolKind kind) {
+  for (int oy = 0; oy < s.out_h; ++oy) {
+    for (int ox = 0; ox < s.out_w; ++ox) {
+      for (int c = 0; c < s.channels; ++c) {
+        int32_t max = 0;
+        int32_t sum = 0;
+        int32_t count = 0;
+        for (int wy = 0; wy < s.win_h; ++wy) {
+          const int y = oy * s.stride_h - s.pad_top + wy;
+          if (y < 0 || y >= s.in_h) continue;
+          for (int wx = 0; wx < s.win_w; ++wx) {
+            const int x = ox * s.stride_w - s.pad_left + wx;
+            if (x < 0 || x >= s.in_w) continue;
+            const auto v = static_cast<int32_t>(in[nhwc(y, x, c, s.in_w, s.channels)]);
+            if (count == 0 || v > max) max = v;
+            sum += v;
+            ++count;
+          }
+        }
+        int32_t result = 0;  // a window with no valid element
+        if (count > 0 && kind == PoolKind::kMax) result = max;
+        if (count > 0 && kind == PoolKind::kAvg) {
+          // TFLite reference_integer_ops::AveragePool: half away from zero (C++ division
+          // truncates toward zero).
+          result = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
+        }
+        out[nhwc(oy, ox, c, s.out_w, s.channels)] = static_cast<int8_t>(result);
+      }
+    }
+  }
+}
+
+void pool_bf16(const uint16_t* in, uint16_t* out, const PoolShape& s, PoolKind kind,
+               const NumericsOptions& opt) {
+  for (int oy = 0; oy < s.out_h; ++oy) {
+    for (int ox = 0; ox < s.out_w; ++ox) {
+      for (int c = 0; c < s.channels; ++c) {
+        float max = 0.0f;
+        float sum = 0.0f;
+        int count = 0;
+        for (int wy = 0; wy < s.win_h; ++wy) {
+          const int y = oy * s.stride_h - s.pad_top + wy;
+          if (y < 0 || y >= s.in_h) continue;
+          for (int wx = 0; wx < s.win_w; ++wx) {
+            const int x = ox * s.stride_w - s.pad_left + wx;
+            if (x < 0 || x >= s.in_w) continue;
+            const float v = bf16_to_fp32(in[nhwc(y, x, c, s.in_w, s.channels)], opt);
+            // Max: the first NaN in window order wins and sticks; otherwise a strictly greater
+            // value replaces the current one, so ties (+0.0 vs -0.0) keep the earlier element.
+            if (count == 0 || (!std::isnan(max) && (std::isnan(v) || v > max))) max = v;
+            sum = sum + v;
+            ++count;
+          }
+        }
+        float result = 0.0f;  // a window with no valid element
+        if (count > 0 && kind == PoolKind::kMax) result = max;
+        if (count > 0 && kind == PoolKind::kAvg) result = sum / static_cast<float>(count);
+        out[nhwc(oy, ox, c, s.out_w, s.channels)] = fp32_to_bf16(result, opt);
+      }
+    }
+  }
+}
+
+bool is_binary(VectorOp op) {
+  switch (op) {
+    case VectorOp::kAdd:
+    case VectorOp::kSub:
+    case VectorOp::kMul:
+    case VectorOp::kMax:
+    case VectorOp::kMin:
+      return true;
+    case VectorOp::kRelu:
+    case VectorOp::kCopy:
+      return false;
+  }
+  return false;
+}
+
+void elementwise_int8(VectorOp op, const int8_t* a, const int8_t* b, int8_t* out,
+                      std::size_t count) {
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto x = static_cast<int32_t>(a[i]);
+    const auto y = is_binary(op) ? static_cast<int32_t>(b[i]) : 0;
+    int32_t r = 0;
+    switch (op) {
+      case VectorOp::kAdd:
+        r = x + y;
+        break;
+      case VectorOp::kSub:
+        r = x - y;
+        break;
+      case VectorOp::kMul:
+        r = x * y;
+        break;
+      case VectorOp::kMax:
+        r = std::max(x, y);
+        break;
+      case VectorOp::kMin:
+        r = std::min(x, y);
+        break;
+      case VectorOp::kRelu:
+        r = std::max(x, 0);
+        break;
+      case VectorOp::kCopy:
+        r = x;
+        break;
+    }
+    out[i] = saturate_int8(r);
+  }
+}
+
+void elementwise_bf16(VectorOp op, const uint16_t* a, const uint16_t* b, uint16_t* out,
+                      std::size_t count, const NumericsOptions& opt) {
+  for (std::size_t i = 0; i < count; ++i) {
+    const float x = bf16_to_fp32(a[i], opt);
+    const float y = is_binary(op) ? bf16_to_fp32(b[i], opt) : 0.0f;
+    float r = 0.0f;
+    switch (op) {
+      case VectorOp::kAdd:
+        r = x + y;
+        break;
+      case VectorOp::kSub:
+        r = x - y;
+        break;
+      case VectorOp::kMul:
+        r = x * y;
+        break;
+      case VectorOp::kMax:
+        // NaN propagates (a's NaN first); on a tie (+0.0 vs -0.0) a is kept.
+        r = std::isnan(x) ? x : (std::isnan(y) || y > x ? y : x);
+        break;
+      case VectorOp::kMin:
+        r = std::isnan(x) ? x : (std::isnan(y) || y < x ? y : x);
+        break;
+      case VectorOp::kRelu:
+        r = x < 0.0f ? 0.0f : x;
+        break;
+      case VectorOp::kCopy:
+        r = x;
+        break;
+    }
+    out[i] = fp32_to_bf16(r, opt);
+  }
+}
+
+}  // namespace tpu::isa

@@ -1,0 +1,73 @@
+// Bit-exact scalar numerics shared by every part of tpusim: bf16 conversion and TensorFlow
+// Lite style int8 requantization. docs/numerics.md states the contract these functions keep.
+#pragma once
+
+#include <cstdint>
+
+namespace tpu::isa {
+
+/// Options that change numeric results; part of the architecture config.
+struct NumericsOptions {
+  /// Flush subnormal bf16 values to signed zero on conversion in both directions (Cloud TPU).
+  bool flush_subnormals = true;
+};
+
+// ---- bf16 (1 sign, 8 exponent, 7 mantissa bits), stored as its 16-bit pattern ----
+
+/// fp32 -> bf16: round to nearest, ties to even; finite values that round past the largest
+/// bf16 become +/-inf; NaN stays NaN (quieted, sign and top payload bits kept); when
+/// flush_subnormals, a result (or input) in the subnormal range becomes signed zero. The flush
+/// is decided on the input before rounding: every |x| < 2^-126 becomes signed zero, even the
+/// largest fp32 subnormals that would otherwise round up to the smallest normal.
+uint16_t fp32_to_bf16(float x, const NumericsOptions& opt = {});
+
+/// bf16 -> fp32: exact widening; subnormal inputs become signed zero when flush_subnormals.
+float bf16_to_fp32(uint16_t b, const NumericsOptions& opt = {});
+
+/// The fp32 product of two bf16 values as the MAC computes it: both operands widened with
+/// bf16_to_fp32 (so subnormal operands flush), then one IEEE fp32 multiply. Exact unless it
+/// overflows to inf or underflows below 2^-126; the product itself is not flushed.
+float bf16_mul(uint16_t a, uint16_t b, const NumericsOptions& opt = {});
+
+// ---- int8 / int32 (TFLite reference kernels, gemmlowp fixed point) ----
+
+/// int32 addition with two's-complement wrap-around (the accumulators do not saturate).
+int32_t wrap_add(int32_t a, int32_t b);
+
+/// gemmlowp SaturatingRoundingDoublingHighMul: floor((a*b + 2^30) / 2^31), i.e. a*b / 2^31
+/// rounded to nearest with ties toward +infinity (a negative tie rounds toward zero, as ARM
+/// VQRDMULH does); saturates to INT32_MAX only for INT32_MIN * INT32_MIN.
+int32_t saturating_rounding_doubling_high_mul(int32_t a, int32_t b);
+
+/// gemmlowp RoundingDivideByPOT: x / 2^exponent rounded to nearest, ties away from zero.
+/// exponent in [0, 31].
+int32_t rounding_divide_by_pot(int32_t x, int exponent);
+
+/// TFLite MultiplyByQuantizedMultiplier (double-rounding reference variant):
+/// shift > 0 shifts left before the high multiply, shift < 0 divides by 2^-shift after.
+/// multiplier in [2^30, 2^31) or 0; shift in [-31, 30]. The left shift wraps modulo 2^32
+/// (TFLite's int32 multiply would be undefined there).
+int32_t multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int shift);
+
+/// TFLite QuantizeMultiplier: real = multiplier * 2^(shift - 31), multiplier a Q31 value in
+/// [2^30, 2^31) (or 0 for real == 0). real must be finite and >= 0. Reals below about 2^-32
+/// (shift < -31) give multiplier 0, shift 0; reals >= 2^30 give a shift above 30, which
+/// multiply_by_quantized_multiplier does not accept.
+void quantize_multiplier(double real, int32_t* multiplier, int* shift);
+
+/// Per-channel requantization parameters of one output channel.
+struct RequantParams {
+  int32_t bias = 0;        ///< added to the int32 accumulator (wrap-around) before scaling
+  int32_t multiplier = 0;  ///< Q31 multiplier from quantize_multiplier
+  int32_t shift = 0;       ///< shift from quantize_multiplier
+};
+
+/// acc + bias (wrapped), scaled by multiplier/shift, plus output_zero_point (in int64, so it
+/// cannot overflow), clamped to [act_min, act_max] intersected with [-128, 127], cast to int8.
+int8_t requantize(int32_t acc, const RequantParams& p, int32_t output_zero_point,
+                  int32_t act_min, int32_t act_max);
+
+/// Saturating cast of an int32 to int8.
+int8_t saturate_int8(int32_t x);
+
+}  // namespace tpu::isa

@@ -1,0 +1,44 @@
+// The tpusim subcommands. Each returns the process exit code; bad input surfaces as
+// tpu::InputError, which main() turns into one message and exit code 2.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace tpu::cli {
+
+struct ConfigOptions {
+  std::string arch;
+  std::string pod;
+  std::vector<std::string> sets;
+  bool schema_markdown = false;
+};
+int run_config(const ConfigOptions& o);
+
+struct AsmOptions {
+  std::string input;
+  std::string output;
+  std::string arch;
+  std::vector<std::string> sets;
+};
+int run_asm(const AsmOptions& o);
+
+struct DisasmOptions {
+  std::string input;
+  std::string output;
+};
+int run_disasm(const DisasmOptions& o);
+
+struct ExecOptions {
+  std::string arch;
+  std::string program;
+  std::vector<std::string> sets;
+  std::vector<std::string> inputs;  ///< NAME=FILE.npy
+  std::string out_dir;
+  bool functional_only = false;
+};
+int run_exec(const ExecOptions& o);
+
+int run_isa_markdown();
+
+}  // namespace tpu::cli

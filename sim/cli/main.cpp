@@ -1,0 +1,83 @@
+// tpusim: the command-line entry point. Parses arguments with CLI11 and dispatches to the
+// subcommands; every bad input ends here as one message on stderr and exit code 2.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <exception>
+
+#include "arch/error.h"
+#include "sim/cli/commands.h"
+
+int main(int argc, char** argv) {
+  using namespace tpu::cli;
+  CLI::App app{"tpusim: cycle-accurate, bit-exact simulator of systolic-array tensor processors"};
+  app.require_subcommand(1);
+
+  ConfigOptions config;
+  auto* c = app.add_subcommand("config", "Validate an architecture (and pod) config and print "
+                                         "it resolved, with derived figures");
+  c->add_option("--arch", config.arch, "Architecture YAML")->check(CLI::ExistingFile);
+  c->add_option("--pod", config.pod, "Pod YAML")->check(CLI::ExistingFile);
+  c->add_option("--set", config.sets, "Override: dotted.key=value (repeatable)");
+  c->add_flag("--schema-markdown", config.schema_markdown,
+              "Print the config schemas as Markdown (docs/config.md)");
+
+  AsmOptions as;
+  auto* a = app.add_subcommand("asm", "Assemble a program into the binary format");
+  a->add_option("program", as.input, "Assembly (.tasm)")->required()->check(CLI::ExistingFile);
+  a->add_option("-o,--output", as.output, "Binary output (.tbin)")->required();
+  a->add_option("--arch", as.arch, "Verify against and bind to this architecture")
+      ->check(CLI::ExistingFile);
+  a->add_option("--set", as.sets, "Architecture override (repeatable)");
+
+  DisasmOptions ds;
+  auto* d = app.add_subcommand("disasm", "Print a binary program as canonical assembly");
+  d->add_option("program", ds.input, "Binary (.tbin)")->required()->check(CLI::ExistingFile);
+  d->add_option("-o,--output", ds.output, "Write to this file instead of stdout");
+
+  ExecOptions ex;
+  auto* e = app.add_subcommand("exec", "Run a program (assembly or binary)");
+  e->add_option("--arch", ex.arch, "Architecture YAML")->required()->check(CLI::ExistingFile);
+  e->add_option("program", ex.program, "Program (.tasm or .tbin)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  e->add_option("--set", ex.sets, "Architecture override (repeatable)");
+  e->add_option("--input", ex.inputs, "NAME=FILE.npy for an input region (repeatable)");
+  e->add_option("--out", ex.out_dir, "Run directory (default runs/<program name>)");
+  e->add_flag("--functional-only", ex.functional_only,
+              "Run the golden functional interpreter (no timing)");
+
+  auto* i = app.add_subcommand("isa", "Print the ISA reference");
+  bool isa_md = false;
+  i->add_flag("--markdown", isa_md, "As Markdown (docs/isa.md)")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& h) {
+    return app.exit(h);
+  } catch (const CLI::CallForAllHelp& h) {
+    return app.exit(h);
+  } catch (const CLI::ParseError& err) {
+    std::fprintf(stderr, "tpusim: error: <command line>: %s\n", err.what());
+    return 2;
+  }
+
+  try {
+    if (*c) return run_config(config);
+    if (*a) return run_asm(as);
+    if (*d) return run_disasm(ds);
+    if (*e) return run_exec(ex);
+    if (*i) return run_isa_markdown();
+  } catch (const tpu::InputError& err) {
+    std::fprintf(stderr, "tpusim: error: %s\n", err.what());
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "tpusim: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& err) {
+    std::fprintf(stderr, "tpusim: internal error: %s\n", err.what());
+    return 1;
+  }
+  return 0;
+}

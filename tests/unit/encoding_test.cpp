@@ -1,0 +1,124 @@
+// Binary encoding and text assembly round trips over seeded random programs, and a hostile
+// binary decoder input never crashes.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "isa/assembler.h"
+#include "isa/encoding.h"
+#include "test_util.h"
+
+namespace tpu::isa {
+namespace {
+
+Program random_program(std::mt19937_64& rng, int n_inst) {
+  Program p;
+  p.arch_fingerprint = rng() % 2 ? rng() : 0;
+  int n_regions = static_cast<int>(rng() % 4);
+  for (int r = 0; r < n_regions; ++r) {
+    Region reg;
+    reg.name = "r" + std::to_string(r) + "_t";
+    reg.space = static_cast<Space>(rng() % 2);
+    reg.addr = rng() % (uint64_t{1} << 36);
+    reg.dtype = static_cast<ElemType>(rng() % kElemTypeCount);
+    int rank = 1 + static_cast<int>(rng() % 3);
+    for (int d = 0; d < rank; ++d) reg.shape.push_back(1 + rng() % 64);
+    reg.role = static_cast<RegionRole>(rng() % 3);
+    reg.init = static_cast<RegionInit>(rng() % 3);
+    reg.seed = rng() % 1000;
+    p.regions.push_back(reg);
+  }
+  for (int i = 0; i < n_inst; ++i) {
+    Instruction inst = Instruction::make(static_cast<Opcode>(rng() % kOpcodeCount));
+    int count = 0;
+    const auto& fields = fields_of(inst.op, &count);
+    for (int k = 0; k < count; ++k) {
+      int64_t lo = field_min(fields[k]), hi = field_max(fields[k]);
+      // Bias towards the ends of the range, where encoding bugs live.
+      switch (rng() % 4) {
+        case 0:
+          inst.values[k] = lo;
+          break;
+        case 1:
+          inst.values[k] = hi;
+          break;
+        default:
+          inst.values[k] = lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo + 1));
+      }
+    }
+    p.code.push_back(inst);
+  }
+  return p;
+}
+
+TEST(Encoding, AsmBinaryDisasmAsmRoundTripsRandomPrograms) {
+  std::mt19937_64 rng(12345);
+  for (int trial = 0; trial < 300; ++trial) {
+    Program p = random_program(rng, 1 + trial % 40);
+    std::vector<uint8_t> bin = encode_program(p);
+    Program decoded = decode_program(bin, "t.tbin");
+    ASSERT_TRUE(decoded == p) << "trial " << trial;
+    std::string text = disassemble(decoded);
+    Program reassembled = assemble(text, "t.tasm");
+    ASSERT_TRUE(reassembled == p) << "trial " << trial << "\n" << text;
+    EXPECT_EQ(encode_program(reassembled), bin);
+    EXPECT_EQ(disassemble(reassembled), text);
+  }
+}
+
+TEST(Encoding, ValuesOutsideAFieldAreRefused) {
+  Instruction inst = Instruction::make(Opcode::kMatmul);
+  inst.set(Fid::kMatmul_off_h, 2048);  // s12
+  EXPECT_THROW(encode_instruction(inst), std::out_of_range);
+  inst.set(Fid::kMatmul_off_h, -2048);
+  EXPECT_NO_THROW(encode_instruction(inst));
+}
+
+TEST(Encoding, DecoderRejectsEveryCorruptionWithAnInputError) {
+  std::mt19937_64 rng(7);
+  Program p = random_program(rng, 20);
+  std::vector<uint8_t> bin = encode_program(p);
+  // Every truncation is an error, never a crash.
+  for (std::size_t len = 0; len < bin.size(); ++len) {
+    std::vector<uint8_t> cut(bin.begin(), bin.begin() + len);
+    EXPECT_THROW(decode_program(cut, "cut.tbin"), InputError) << len;
+  }
+  // Single-byte corruptions either decode to a valid program or raise an InputError.
+  for (int i = 0; i < 2000; ++i) {
+    std::vector<uint8_t> bad = bin;
+    bad[rng() % bad.size()] ^= static_cast<uint8_t>(1 + rng() % 255);
+    try {
+      Program q = decode_program(bad, "bad.tbin");
+      EXPECT_EQ(encode_program(q), bad) << "a decoded binary re-encodes to the same bytes";
+    } catch (const InputError&) {
+    }
+  }
+}
+
+TEST(Encoding, HeaderFieldsAreChecked) {
+  Program p;
+  p.code.push_back(Instruction::make(Opcode::kHalt));
+  std::vector<uint8_t> bin = encode_program(p);
+  auto expect_key = [](std::vector<uint8_t> b, const std::string& key) {
+    InputError e = test::expect_input_error([&] { decode_program(b, "h.tbin"); });
+    EXPECT_NE(e.key().find(key), std::string::npos) << e.what();
+  };
+  std::vector<uint8_t> b = bin;
+  b[0] = 'X';
+  expect_key(b, "magic");
+  b = bin;
+  b[4] = 9;
+  expect_key(b, "format version");
+  b = bin;
+  b[8] ^= 1;
+  expect_key(b, "isa hash");
+  b = bin;
+  b[bin.size() - kInstructionBytes] = 200;
+  expect_key(b, "opcode");
+  b = bin;
+  b.back() = 0x80;
+  expect_key(b, "unused bits");
+}
+
+}  // namespace
+}  // namespace tpu::isa

@@ -1,0 +1,56 @@
+// Pod configs: derived chip and port counts, and the bad shapes the pods issue relies on
+// being rejected.
+#include <gtest/gtest.h>
+
+#include "arch/pod_config.h"
+#include "test_util.h"
+
+namespace tpu::arch {
+namespace {
+
+using test::expect_input_error;
+
+std::string pod(const std::string& topology, const std::string& dims, int ports) {
+  return "name: p\ntopology: " + topology + "\ndims: " + dims +
+         "\nlink_bandwidth_gbps: 50\nports_per_chip: " + std::to_string(ports) + "\n";
+}
+
+TEST(PodConfig, ChipsAndPortsFollowTheTopology) {
+  PodConfig c = load_pod_string(pod("[torus, torus, torus]", "[4, 4, 4]", 6), "p.yaml");
+  EXPECT_EQ(c.chips, 64);
+  EXPECT_EQ(c.ports_used, 6);
+  c = load_pod_string(pod("[mesh, torus]", "[2, 16]", 4), "p.yaml");
+  EXPECT_EQ(c.chips, 32);
+  EXPECT_EQ(c.ports_used, 3);  // a 2-chip mesh dimension has one neighbour
+  c = load_pod_string(pod("[ring]", "[1]", 1), "p.yaml");
+  EXPECT_EQ(c.ports_used, 0);
+}
+
+TEST(PodConfig, BadShapesAreErrors) {
+  InputError e = expect_input_error(
+      [] { load_pod_string(pod("[torus, torus]", "[0, 4]", 4), "p.yaml"); });
+  EXPECT_EQ(e.key(), "dims");
+  e = expect_input_error([] { load_pod_string(pod("[torus]", "[4, 4]", 4), "p.yaml"); });
+  EXPECT_EQ(e.key(), "topology");
+  e = expect_input_error(
+      [] { load_pod_string(pod("[torus, torus, torus]", "[4, 4, 4]", 4), "p.yaml"); });
+  EXPECT_EQ(e.key(), "ports_per_chip");
+  EXPECT_NE(e.expected().find("at least 6"), std::string::npos);
+  e = expect_input_error(
+      [] { load_pod_string(pod("[torus, torus, torus]", "[1024, 1024, 2]", 6), "p.yaml"); });
+  EXPECT_EQ(e.key(), "dims");
+  e = expect_input_error(
+      [] { load_pod_string(pod("[torus, torus, torus, torus]", "[2, 2, 2, 2]", 8), "p.yaml"); });
+  EXPECT_EQ(e.key(), "dims");
+}
+
+TEST(PodConfig, DumpLoadsBackWithTheSameFingerprint) {
+  PodConfig c = load_pod_string(pod("[torus, mesh]", "[8, 4]", 4), "p.yaml");
+  PodConfig back = load_pod_string(dump_pod(c), "dump.yaml");
+  EXPECT_EQ(back.fingerprint, c.fingerprint);
+  EXPECT_EQ(back.dims, c.dims);
+  EXPECT_EQ(back.topology, c.topology);
+}
+
+}  // namespace
+}  // namespace tpu::arch
