@@ -4,7 +4,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
+#include <climits>
+#include <cmath>
+#include <cstring>
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
@@ -14,6 +18,7 @@
 
 #include "arch/error.h"
 #include "isa/encoding.h"
+#include "isa/numerics.h"
 
 namespace tpu::isa {
 
@@ -87,18 +92,28 @@ class Assembler {
         define(l, l.words[1].text, eval(l, l.words[2], l.words[2].text), l.words[1].column);
       } else if (head == ".region") {
         parse_region(l);
+      } else if (head == ".values") {
+        parse_values(l);
       } else if (head == ".arch") {
         if (l.words.size() != 2 || !parse_fingerprint(l.words[1].text, &program_.arch_fingerprint)) {
           fail(l, l.words[0], ".arch", "'.arch' followed by 16 hex digits", "other words");
         }
       } else if (head[0] == '.') {
-        fail(l, l.words[0], "directive", "one of .arch .region .equ", "'" + head + "'");
+        fail(l, l.words[0], "directive", "one of .arch .region .values .equ", "'" + head + "'");
       } else {
         ++index;
         if (static_cast<std::size_t>(index) > kMaxInstructions) {
           fail(l, l.words[0], "program", fmt::format("at most {} instructions", kMaxInstructions),
                "more");
         }
+      }
+    }
+    for (const Region& r : program_.regions) {
+      if (r.init == RegionInit::kValues && r.values.size() != r.bytes()) {
+        const Line& l = lines_[region_lines_.at(r.name)];
+        fail(l, l.words[1], "region " + r.name + " values",
+             fmt::format("{} values (.values lines after the region)", r.elements()),
+             fmt::format("{}", r.values.size() / kElemTypeBytes[static_cast<int>(r.dtype)]));
       }
     }
     // Pass 2: instructions.
@@ -218,7 +233,7 @@ class Assembler {
       } else if (key == "role") {
         r.role = static_cast<RegionRole>(pick(l, t, k, value, kRegionRoleNames, 3));
       } else if (key == "init") {
-        r.init = static_cast<RegionInit>(pick(l, t, k, value, kRegionInitNames, 3));
+        r.init = static_cast<RegionInit>(pick(l, t, k, value, kRegionInitNames, kRegionInitCount));
       } else if (key == "seed") {
         int64_t s = eval(l, Token{value, t.column}, k);
         if (s < 0) fail(l, t, k, "a non-negative seed", value);
@@ -231,10 +246,65 @@ class Assembler {
       fail(l, l.words[1], "region " + r.name, "addr=, dtype= and shape=", "some missing");
     }
     program_.regions.push_back(r);
+    region_lines_[r.name] = static_cast<std::size_t>(&l - lines_.data());
     symbols_[r.name] = static_cast<int64_t>(r.addr);
     if (symbols_.count(r.name + "_bytes") == 0) {
       symbols_[r.name + "_bytes"] = static_cast<int64_t>(r.bytes());
     }
+  }
+
+  // .values NAME v v ...: literal elements appended to a region declared with init=values.
+  void parse_values(const Line& l) {
+    if (l.words.size() < 2) fail(l, l.words[0], ".values", "'.values REGION v ...'", "no region");
+    Region* r = nullptr;
+    for (auto& reg : program_.regions) {
+      if (reg.name == l.words[1].text) r = &reg;
+    }
+    if (!r) fail(l, l.words[1], ".values", "a region declared above", "'" + l.words[1].text + "'");
+    std::string key = "region " + r->name + " values";
+    if (r->init != RegionInit::kValues) fail(l, l.words[1], key, "a region with init=values", "another init");
+    int eb = kElemTypeBytes[static_cast<int>(r->dtype)];
+    for (std::size_t i = 2; i < l.words.size(); ++i) {
+      const Token& t = l.words[i];
+      if (r->values.size() + eb > r->bytes()) {
+        fail(l, t, key, fmt::format("at most {} values", r->elements()), "more");
+      }
+      uint32_t bits = parse_element(l, t, key, r->dtype);
+      for (int b = 0; b < eb; ++b) r->values.push_back(static_cast<uint8_t>(bits >> (8 * b)));
+    }
+  }
+
+  // One element as its little-endian bit pattern: integers for int8/int32; for bf16/fp32 a
+  // finite decimal number (rounded to nearest even, never flushed) or bits:0xHEX.
+  uint32_t parse_element(const Line& l, const Token& t, const std::string& key, ElemType type) const {
+    const std::string& s = t.text;
+    int64_t v = 0;
+    switch (type) {
+      case ElemType::kInt8:
+        if (!parse_number(s, &v) || v < -128 || v > 127) fail(l, t, key, "an int8 in [-128, 127]", s);
+        return static_cast<uint32_t>(v) & 0xffu;
+      case ElemType::kInt32:
+        if (!parse_number(s, &v) || v < INT32_MIN || v > INT32_MAX) fail(l, t, key, "an int32", s);
+        return static_cast<uint32_t>(v);
+      default:
+        break;
+    }
+    bool bf16 = type == ElemType::kBf16;
+    if (s.compare(0, 5, "bits:") == 0) {
+      if (!parse_number(s.substr(5), &v) || v < 0 || v > (bf16 ? 0xffff : 0xffffffffll)) {
+        fail(l, t, key, bf16 ? "bits:0x0000 to bits:0xffff" : "bits:0x0 to bits:0xffffffff", s);
+      }
+      return static_cast<uint32_t>(v);
+    }
+    char* end = nullptr;
+    float x = std::strtof(s.c_str(), &end);
+    if (s.empty() || *end != '\0' || !std::isfinite(x) || s.find_first_of("xXnN") != std::string::npos) {
+      fail(l, t, key, "a finite decimal number or bits:0xHEX", s);
+    }
+    if (bf16) return fp32_to_bf16(x, NumericsOptions{false});
+    uint32_t bits;
+    std::memcpy(&bits, &x, 4);
+    return bits;
   }
 
   int pick(const Line& l, const Token& t, const std::string& key, const std::string& value,
@@ -349,8 +419,37 @@ class Assembler {
   std::string file_;
   std::vector<Line> lines_;
   std::map<std::string, int64_t> symbols_;
+  std::map<std::string, std::size_t> region_lines_;
   Program program_;
 };
+
+// Inverse of parse_element: every bit pattern prints so that it reads back identically.
+std::string format_element(ElemType type, const uint8_t* p) {
+  switch (type) {
+    case ElemType::kInt8:
+      return std::to_string(static_cast<int8_t>(p[0]));
+    case ElemType::kInt32: {
+      int32_t v;
+      std::memcpy(&v, p, 4);
+      return std::to_string(v);
+    }
+    case ElemType::kBf16: {
+      uint16_t b = static_cast<uint16_t>(p[0] | (p[1] << 8));
+      uint16_t exp = (b >> 7) & 0xff;
+      if (exp == 0xff || (exp == 0 && (b & 0x7f) != 0)) return fmt::format("bits:{:#06x}", b);
+      return fmt::format("{}", bf16_to_fp32(b, NumericsOptions{false}));
+    }
+    case ElemType::kFp32: {
+      float x;
+      std::memcpy(&x, p, 4);
+      uint32_t bits;
+      std::memcpy(&bits, p, 4);
+      if (!std::isfinite(x)) return fmt::format("bits:{:#010x}", bits);
+      return fmt::format("{}", x);
+    }
+  }
+  return "";
+}
 
 std::string format_field(Fid f, int64_t v) {
   const FieldSpec& s = field_spec(f);
@@ -389,6 +488,14 @@ std::string disassemble(const Program& p) {
                        kElemTypeNames[static_cast<int>(r.dtype)], shape,
                        kRegionRoleNames[static_cast<int>(r.role)],
                        kRegionInitNames[static_cast<int>(r.init)], r.seed);
+    int eb = kElemTypeBytes[static_cast<int>(r.dtype)];
+    for (std::size_t i = 0; i < r.values.size(); i += 16 * eb) {
+      out += ".values " + r.name;
+      for (std::size_t j = i; j < std::min(r.values.size(), i + 16 * eb); j += eb) {
+        out += " " + format_element(r.dtype, &r.values[j]);
+      }
+      out += "\n";
+    }
   }
   for (std::size_t i = 0; i < p.code.size(); ++i) {
     const Instruction& inst = p.code[i];

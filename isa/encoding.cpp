@@ -156,6 +156,7 @@ std::vector<uint8_t> encode_program(const Program& p) {
     put_le<uint64_t>(out, r.addr);
     put_le<uint64_t>(out, r.seed);
     for (uint64_t d : r.shape) put_le<uint64_t>(out, d);
+    if (r.init == RegionInit::kValues) out.insert(out.end(), r.values.begin(), r.values.end());
   }
   for (const auto& inst : p.code) {
     auto word = encode_instruction(inst);
@@ -207,7 +208,7 @@ Program decode_program(const std::vector<uint8_t>& bytes, const std::string& fil
     if (space > 1) r.fail("region space", "0 or 1", std::to_string(space));
     if (dtype >= kElemTypeCount) r.fail("region dtype", "0 to 3", std::to_string(dtype));
     if (role > 2) r.fail("region role", "0 to 2", std::to_string(role));
-    if (init > 2) r.fail("region init", "0 to 2", std::to_string(init));
+    if (init >= kRegionInitCount) r.fail("region init", "0 to 3", std::to_string(init));
     if (rank == 0 || rank > kMaxRank) {
       r.fail("region rank", fmt::format("1 to {}", kMaxRank), std::to_string(rank));
     }
@@ -225,6 +226,10 @@ Program decode_program(const std::vector<uint8_t>& bytes, const std::string& fil
       }
       elems *= dim;
       reg.shape.push_back(dim);
+    }
+    if (reg.init == RegionInit::kValues) {
+      const uint8_t* v = r.take(reg.bytes(), "region values");
+      reg.values.assign(v, v + reg.bytes());
     }
     p.regions.push_back(std::move(reg));
   }

@@ -113,6 +113,8 @@ void Interpreter::run() {
     SparseMemory& m = space(r.space);
     if (auto it = inputs_.find(r.name); it != inputs_.end()) {
       m.write(r.addr, it->second.data.data(), it->second.data.size());
+    } else if (r.init == RegionInit::kValues) {
+      m.write(r.addr, r.values.data(), r.values.size());
     } else if (r.init == RegionInit::kRandom) {
       NpyArray a = random_fill(r, numerics_);
       m.write(r.addr, a.data.data(), a.data.size());

@@ -26,8 +26,9 @@ struct Instruction {
 
 enum class RegionRole : uint8_t { kInput, kOutput, kData };
 inline constexpr const char* kRegionRoleNames[] = {"input", "output", "data"};
-enum class RegionInit : uint8_t { kNone, kZero, kRandom };
-inline constexpr const char* kRegionInitNames[] = {"none", "zero", "random"};
+enum class RegionInit : uint8_t { kNone, kZero, kRandom, kValues };
+inline constexpr const char* kRegionInitNames[] = {"none", "zero", "random", "values"};
+inline constexpr int kRegionInitCount = 4;
 
 /// A named tensor in off-chip or host memory: how it is filled before the run and whether it
 /// is written out after.
@@ -40,6 +41,8 @@ struct Region {
   RegionRole role = RegionRole::kData;
   RegionInit init = RegionInit::kNone;
   uint64_t seed = 0;
+  /// Literal contents (init=values): exactly bytes() bytes, little-endian elements.
+  std::vector<uint8_t> values;
 
   uint64_t elements() const;
   uint64_t bytes() const { return elements() * kElemTypeBytes[static_cast<int>(dtype)]; }

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs every build and test dependency of tpusim from Debian packages.
-# Idempotent and quiet on success: packages already present are not touched.
+# Installs every build and test dependency of tpusim from Debian packages with apt-get.
+# Idempotent and quiet on success: when everything is present it does nothing; apt's output
+# is shown only if the installation fails.
 set -euo pipefail
 
 packages=(
-  cmake g++ make pkg-config
+  cmake g++ make pkg-config git
   libsystemc-dev libeigen3-dev libyaml-cpp-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
   clang libclang-rt-14-dev
@@ -19,6 +20,13 @@ done
 
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
+log=$(mktemp)
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq >/dev/null
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if ! { $sudo apt-get update -qq && \
+       $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "install-deps: apt-get failed installing: ${missing[*]}" >&2
+  rm -f "$log"
+  exit 1
+fi
+rm -f "$log"

@@ -1,7 +1,11 @@
 // Assembly syntax: symbols, labels, defaults, notes, and the diagnostics for bad programs.
 #include <gtest/gtest.h>
 
+#include <climits>
+#include <cstring>
+
 #include "isa/assembler.h"
+#include "isa/numerics.h"
 #include "test_util.h"
 
 namespace tpu::isa {
@@ -84,6 +88,51 @@ TEST(Assembler, BadProgramsNameLineColumnFieldAndValue) {
     EXPECT_EQ(e.where().column, c.column) << e.what();
     EXPECT_EQ(e.key(), c.key) << e.what();
     EXPECT_NE(e.found().find(c.found), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace tpu::isa
+
+namespace tpu::isa {
+namespace {
+
+TEST(Assembler, ValuesDirectiveFillsLiteralRegions) {
+  Program p = assemble(R"(
+.region q addr=0 dtype=int32 shape=2x2 role=data init=values
+.values q 1 -2
+.values q 2147483647 -2147483648
+.region h addr=0x100 dtype=bf16 shape=4 role=data init=values
+.values h 1.5 -0 bits:0x7fc1 1e-40
+)",
+                       "v.tasm");
+  ASSERT_EQ(p.regions[0].values.size(), 16u);
+  int32_t q[4];
+  std::memcpy(q, p.regions[0].values.data(), 16);
+  EXPECT_EQ(q[0], 1);
+  EXPECT_EQ(q[1], -2);
+  EXPECT_EQ(q[2], INT32_MAX);
+  EXPECT_EQ(q[3], INT32_MIN);
+  uint16_t h[4];
+  std::memcpy(h, p.regions[1].values.data(), 8);
+  EXPECT_EQ(h[0], 0x3fc0);  // 1.5
+  EXPECT_EQ(h[1], 0x8000);  // -0
+  EXPECT_EQ(h[2], 0x7fc1);  // a NaN kept bit for bit
+  EXPECT_EQ(h[3], fp32_to_bf16(1e-40f, NumericsOptions{false}));  // literals are never flushed
+  EXPECT_NE(h[3], 0);
+
+  const char* bad[][2] = {
+      {".region q addr=0 dtype=int8 shape=2 role=data init=values\n.values q 1 128\n", "128"},
+      {".region q addr=0 dtype=int8 shape=2 role=data init=values\n.values q 1\n", "1"},
+      {".region q addr=0 dtype=int8 shape=2 role=data init=values\n.values q 1 2 3\n", "more"},
+      {".region q addr=0 dtype=int8 shape=2 role=data init=zero\n.values q 1 2\n", "another"},
+      {".region q addr=0 dtype=fp32 shape=1 role=data init=values\n.values q inf\n", "inf"},
+      {".values nowhere 1\n", "nowhere"},
+  };
+  for (const auto& b : bad) {
+    SCOPED_TRACE(b[0]);
+    InputError e = test::expect_input_error([&] { assemble(b[0], "v.tasm"); });
+    EXPECT_NE(e.found().find(b[1]), std::string::npos) << e.what();
   }
 }
 

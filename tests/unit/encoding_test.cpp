@@ -24,8 +24,14 @@ Program random_program(std::mt19937_64& rng, int n_inst) {
     int rank = 1 + static_cast<int>(rng() % 3);
     for (int d = 0; d < rank; ++d) reg.shape.push_back(1 + rng() % 64);
     reg.role = static_cast<RegionRole>(rng() % 3);
-    reg.init = static_cast<RegionInit>(rng() % 3);
+    reg.init = static_cast<RegionInit>(rng() % kRegionInitCount);
     reg.seed = rng() % 1000;
+    if (reg.init == RegionInit::kValues) {
+      reg.shape = {1 + rng() % 24, 1 + rng() % 3};
+      // Random bit patterns: every int8/int32 value, and bf16/fp32 NaNs, infinities and
+      // subnormals must survive the text form.
+      for (uint64_t i = 0; i < reg.bytes(); ++i) reg.values.push_back(static_cast<uint8_t>(rng()));
+    }
     p.regions.push_back(reg);
   }
   for (int i = 0; i < n_inst; ++i) {
