@@ -270,9 +270,10 @@ class Grid {
   }
 
   bool can_shift(std::size_t j, int64_t t) const {
+    const bool bus_busy = last_t0_ >= 0 && t < last_t0_ + S_;
     const int64_t f = forced(opt_.force_shift_start, j);
-    if (f >= 0) return t == f;
-    if (last_t0_ >= 0 && t < last_t0_ + S_) return false;  // weight bus busy
+    if (f >= 0) return t == f && !bus_busy;
+    if (bus_busy) return false;
     if (ws_ && t < passes_[j].weights_ready_cycle) return false;
     if (j == 0) return true;
     if (none_) return drained_before(j - 1, t);
@@ -321,6 +322,20 @@ class Grid {
       }
     }
     classes_.push_back(classify(t, e));
+    // A forced start that this cycle could not honour (the input port or the weight bus was
+    // busy, or an earlier pass had not started) is a mistake in the test, not a hazard.
+    if (next_stream_ < P && forced(opt_.force_stream_start, next_stream_) >= 0 &&
+        forced(opt_.force_stream_start, next_stream_) <= t) {
+      throw std::logic_error("mxu stepped model: forced stream start of pass " +
+                             std::to_string(next_stream_) + " at cycle " + std::to_string(t) +
+                             " is blocked by the input port");
+    }
+    if (!os_ && next_shift_ < P && forced(opt_.force_shift_start, next_shift_) >= 0 &&
+        forced(opt_.force_shift_start, next_shift_) <= t) {
+      throw std::logic_error("mxu stepped model: forced shift start of pass " +
+                             std::to_string(next_shift_) + " at cycle " + std::to_string(t) +
+                             " is blocked by the weight bus");
+    }
   }
 
   std::pair<int32_t, Kind> classify(int64_t t, const Entered& e) const {
@@ -377,40 +392,49 @@ class Grid {
   }
 
   // Streamed element entering array row r (WS/IS) at cycle t.
-  Flow<In> row_edge(int64_t t, int r) const {
+  void row_edge(int64_t t, int r, Flow<In>* f) const {
     const Entered e = entered_at(t - r);
-    Flow<In> f;
-    if (e.pass < 0) return f;
+    f->valid = e.pass >= 0;
+    if (!f->valid) return;
     const PassState& st = state_[static_cast<std::size_t>(e.pass)];
-    f.valid = true;
-    f.pass = e.pass;
-    f.vec = e.vec;
-    f.tile = st.tile;
-    f.first = e.vec == 0 && loads(static_cast<std::size_t>(e.pass));
+    f->pass = e.pass;
+    f->vec = e.vec;
+    f->tile = st.tile;
+    f->first = e.vec == 0 && loads(static_cast<std::size_t>(e.pass));
+    f->value = In{};
     if (r < st.g.stationary_rows) {
-      f.value = ws_ ? a_value(e.pass, e.vec, r) : w_value(e.pass, r, e.vec);
+      f->value = ws_ ? a_value(e.pass, e.vec, r) : w_value(e.pass, r, e.vec);
     }
+  }
+  Flow<In> row_edge(int64_t t, int r) const {
+    Flow<In> f;
+    row_edge(t, r, &f);
     return f;
   }
 
   // The weight-bus lane l entering column c from the top at cycle t.
-  BusEntry<In> feed(int64_t t, int l, int c) const {
-    BusEntry<In> b;
+  void feed(int64_t t, int l, int c, BusEntry<In>* b) const {
+    b->valid = false;
     for (const Shift& sh : shifts_) {
       const int64_t j = t - sh.t0 - c;
       if (j < 0 || j >= S_) continue;
       const int64_t k = j * W_ + l;
-      if (k >= R_) return b;
+      if (k >= R_) return;
       const PassState& st = state_[static_cast<std::size_t>(sh.pass)];
-      b.valid = true;
-      b.dest = static_cast<int32_t>(k);
-      b.tile = sh.pass;
+      b->valid = true;
+      b->dest = static_cast<int32_t>(k);
+      b->tile = sh.pass;
+      b->value = In{};
       const int row = static_cast<int>(k);
       if (row < st.g.stationary_rows && c < st.g.stationary_cols) {
-        b.value = ws_ ? w_value(sh.pass, row, c) : a_value(sh.pass, c, row);
+        b->value = ws_ ? w_value(sh.pass, row, c) : a_value(sh.pass, c, row);
       }
-      return b;
+      return;
     }
+  }
+  BusEntry<In> feed(int64_t t, int l, int c) const {
+    BusEntry<In> b;
+    feed(t, l, c, &b);
     return b;
   }
 
@@ -456,14 +480,24 @@ class Grid {
     if (vcd_ != nullptr) trace(t);
   }
 
+  // Next-state registers are written in place (not assembled on the stack and copied), which
+  // keeps the oracle fast enough for exhaustive sweeps.
   void step_stationary(int64_t t) {
     for (int r = 0; r < R_; ++r) {
       for (int c = 0; c < C_; ++c) {
         const std::size_t i = at(r, c);
-        const Flow<In> a_in = c == 0 ? row_edge(t, r) : a_[at(r, c - 1)];
-        Weight<In> w = w_[i];
-        Weight<In> shadow = shadow_[i];
-        Psum<Acc> out;
+        Flow<In>& a_in = a_next_[i];
+        if (c == 0) {
+          row_edge(t, r, &a_in);
+        } else {
+          a_in = a_[at(r, c - 1)];
+        }
+        Weight<In>& w = w_next_[i];
+        w = w_[i];
+        Weight<In>& shadow = shadow_next_[i];
+        shadow = shadow_[i];
+        Psum<Acc>& out = psum_next_[i];
+        out.valid = false;
         if (a_in.valid) {
           if (a_in.first && dbl_) {  // the new tile takes effect with this wavefront
             if (!shadow.valid || shadow.tile != a_in.tile) {
@@ -478,44 +512,49 @@ class Grid {
                                 std::to_string(a_in.tile) + " but meets tile " +
                                 std::to_string(w.valid ? w.tile : -1));
           }
-          Psum<Acc> in;
-          if (r == 0) {
-            in = {true, Num::zero(), a_in.pass, a_in.vec};  // enters the top row as +0
-          } else {
-            in = psum_[at(r - 1, c)];
+          Acc in_value = Num::zero();  // the partial sum enters the top row as +0
+          if (r > 0) {
+            const Psum<Acc>& in = psum_[at(r - 1, c)];
+            if (!in.valid || in.pass != a_in.pass || in.vec != a_in.vec) {
+              hazard(t, r, c, "partial sum and input belong to different vectors");
+            }
+            in_value = in.value;
           }
-          if (!in.valid || in.pass != a_in.pass || in.vec != a_in.vec) {
-            hazard(t, r, c, "partial sum and input belong to different vectors");
-          }
-          out = {true, Num::mac(in.value, a_in.value, w.value, opt_.numerics), in.pass, in.vec};
-          ++live_;
+          out.valid = true;
+          out.value = Num::mac(in_value, a_in.value, w.value, opt_.numerics);
+          out.pass = a_in.pass;
+          out.vec = a_in.vec;
+          live_ += 2;
         } else if (r > 0 && psum_[at(r - 1, c)].valid) {
           hazard(t, r, c, "partial sum arrives without its input");
         }
-        a_next_[i] = a_in;
-        if (a_in.valid) ++live_;
         for (int l = 0; l < W_; ++l) {
-          const BusEntry<In> in = r == 0 ? feed(t, l, c) : bus_[bus_at(l, r - 1, c)];
-          BusEntry<In> keep;
-          if (in.valid && in.dest == r) {
+          BusEntry<In>& keep = bus_next_[bus_at(l, r, c)];
+          if (r == 0) {
+            feed(t, l, c, &keep);
+          } else {
+            keep = bus_[bus_at(l, r - 1, c)];
+          }
+          if (!keep.valid) continue;
+          if (keep.dest == r) {
             if (dbl_) {
               if (shadow.valid) {
-                hazard(t, r, c, "tile " + std::to_string(in.tile) + " lands on shadow tile " +
+                hazard(t, r, c, "tile " + std::to_string(keep.tile) + " lands on shadow tile " +
                                     std::to_string(shadow.tile));
               }
-              shadow = {true, in.value, in.tile};
+              shadow.valid = true;
+              shadow.value = keep.value;
+              shadow.tile = keep.tile;
             } else {
-              w = {true, in.value, in.tile};
+              w.valid = true;
+              w.value = keep.value;
+              w.tile = keep.tile;
             }
-          } else if (in.valid) {
-            keep = in;
+            keep.valid = false;
+          } else {
             ++live_;
           }
-          bus_next_[bus_at(l, r, c)] = keep;
         }
-        w_next_[i] = w;
-        shadow_next_[i] = shadow;
-        psum_next_[i] = out;
         if (r == R_ - 1 && out.valid) {
           if (ws_) {
             emit(t, out.pass, out.vec, c, out.value);
