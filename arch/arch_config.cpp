@@ -85,6 +85,15 @@ Schema<ArchConfig> build_schema() {
             [](C& c) -> int64_t& { return c.vector_unit.ops_per_lane_per_cycle; }, "1", 1, 64,
             "ops/cycle", "Elementwise operations each lane completes per cycle");
 
+  s.add_int("vector_unit.latency_cycles",
+            [](C& c) -> int64_t& { return c.vector_unit.latency_cycles; }, "8", 0, 1 << 16,
+            "cycles", "Pipeline latency of one vector instruction");
+
+  s.add_int("sequencer.issue_cycles", [](C& c) -> int64_t& { return c.sequencer.issue_cycles; },
+            "1", 1, 1 << 16, "cycles", "Cycles to fetch, decode and issue one instruction");
+  s.add_int("sequencer.queue_depth", [](C& c) -> int64_t& { return c.sequencer.queue_depth; },
+            "16", 1, 4096, "instructions", "Depth of each unit's instruction queue");
+
   s.add_enum<MemoryKind>("memory.kind", [](C& c) -> MemoryKind& { return c.memory.kind; }, "hbm",
                          {"none", "sram", "ddr3", "ddr4", "lpddr4", "gddr5", "hbm", "hbm2", "hbm2e"},
                          "Weight/tensor memory behind the DMA (sram: on-chip parameter cache; none: no local memory)");

@@ -49,6 +49,13 @@ struct AccumulatorConfig {
 struct VectorUnitConfig {
   int64_t lanes = 0;
   int64_t ops_per_lane_per_cycle = 1;
+  int64_t latency_cycles = 8;  ///< pipeline depth: first result after this many cycles
+};
+
+/// Instruction issue (TPU v1: a 4-stage CISC pipeline feeding decoupled unit queues).
+struct SequencerConfig {
+  int64_t issue_cycles = 1;   ///< cycles to fetch, decode and issue one instruction
+  int64_t queue_depth = 16;   ///< instructions each unit queue holds
 };
 
 struct MemoryConfig {
@@ -97,6 +104,7 @@ struct ArchConfig {
   UnifiedBufferConfig unified_buffer;
   AccumulatorConfig accumulators;
   VectorUnitConfig vector_unit;
+  SequencerConfig sequencer;
   MemoryConfig memory;
   HostLinkConfig host_link;
   NumericsConfig numerics;

@@ -109,6 +109,21 @@ void Interpreter::set_input(const std::string& name, const NpyArray& data) {
 }
 
 void Interpreter::run() {
+  init_regions();
+  for (std::size_t i = 0; i < program_.code.size(); ++i) {
+    execute_at(i);
+    if (program_.code[i].op == Opcode::kHalt) break;
+  }
+}
+
+void Interpreter::execute_at(std::size_t index) {
+  pc_ = index;
+  const Instruction& in = program_.code[pc_];
+  ++stats_.executed[static_cast<int>(in.op)];
+  execute(in);
+}
+
+void Interpreter::init_regions() {
   for (const Region& r : program_.regions) {
     SparseMemory& m = space(r.space);
     if (auto it = inputs_.find(r.name); it != inputs_.end()) {
@@ -132,12 +147,6 @@ void Interpreter::run() {
     m.acc_i32.assign(cells, 0);
     m.acc_f32.assign(cells, 0.0f);
     m.tag.assign(cells, kUnwritten);
-  }
-  for (pc_ = 0; pc_ < program_.code.size(); ++pc_) {
-    const Instruction& in = program_.code[pc_];
-    ++stats_.executed[static_cast<int>(in.op)];
-    if (in.op == Opcode::kHalt) break;
-    execute(in);
   }
 }
 

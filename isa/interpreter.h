@@ -38,6 +38,12 @@ class Interpreter {
   /// an input region has no data.
   void run();
 
+  /// The two halves of run(), for timed models that apply each instruction's effect at the
+  /// simulated time it executes: fill the regions once, then execute instructions one at a
+  /// time in any order that respects their data dependencies.
+  void init_regions();
+  void execute_at(std::size_t index);
+
   /// Contents of a region after the run (every byte must have been written).
   NpyArray read_region(const std::string& name) const;
   /// Regions marked role=output, in program order.

@@ -15,6 +15,8 @@
 #include "isa/interpreter.h"
 #include "isa/isa_doc.h"
 #include "isa/verifier.h"
+#include "sim/chip/chip.h"
+#include "sim/chip/report.h"
 
 namespace tpu::cli {
 
@@ -85,12 +87,10 @@ int run_disasm(const DisasmOptions& o) {
   return 0;
 }
 
+int run_timed(const ExecOptions& o, const arch::ArchConfig& a, isa::Interpreter& interp,
+              const std::string& dir);
+
 int run_exec(const ExecOptions& o) {
-  if (!o.functional_only) {
-    throw InputError(SourceLocation{"<command line>", 0, 0}, "exec",
-                     "--functional-only (the timed chip model is not built yet)",
-                     "no --functional-only");
-  }
   arch::ArchConfig a = arch::load_arch(o.arch, o.sets);
   isa::Interpreter interp(a, isa::load_program(o.program), o.program);
   for (const auto& spec : o.inputs) {
@@ -101,13 +101,13 @@ int run_exec(const ExecOptions& o) {
     }
     interp.set_input(spec.substr(0, eq), isa::read_npy(spec.substr(eq + 1)));
   }
-  interp.run();
-
   std::string dir = o.out_dir.empty() ? "runs/" + fs::path(o.program).stem().string() : o.out_dir;
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw InputError(SourceLocation{dir, 0, 0}, "cannot create run directory: " + ec.message());
   write_file(dir + "/config.resolved.yaml", arch::dump_arch(a) + arch::dump_derived(a));
+  if (!o.functional_only) return run_timed(o, a, interp, dir);
+  interp.run();
 
   const auto& s = interp.stats();
   uint64_t total = 0;
@@ -130,6 +130,37 @@ int run_exec(const ExecOptions& o) {
     isa::write_npy(path, out);
     std::cout << fmt::format("  output {:<15} fnv1a {}  -> {}\n", name, digest(out.data), path);
   }
+  return 0;
+}
+
+int run_timed(const ExecOptions& o, const arch::ArchConfig& a, isa::Interpreter& interp,
+              const std::string& dir) {
+  sim::ChipOptions opt;
+  opt.functional = !o.no_functional;
+  opt.trace = o.trace || o.vcd;
+  opt.hang_unit = o.hang_unit;
+  sim::ChipResult r = sim::run_chip(a, interp.program(), &interp, opt);
+  nlohmann::json report = sim::make_report(a, interp.program(), o.program, r, opt.functional);
+  write_file(dir + "/report.json", report.dump(2) + "\n");
+  if (!r.completed) {
+    std::string msg = "tpusim: error: the watchdog stopped the run at cycle " +
+                      std::to_string(r.cycles) + ": no unit can make progress\n";
+    for (const auto& s : r.stuck) msg += "  " + s + "\n";
+    std::cerr << msg;
+    return 1;
+  }
+  if (o.trace) write_file(dir + "/timeline.json", r.timeline_json);
+  if (o.vcd) write_file(dir + "/waves.vcd", r.waves_vcd);
+  std::cout << sim::summary_text(report);
+  if (opt.functional) {
+    for (const auto& name : interp.output_names()) {
+      isa::NpyArray out = interp.read_region(name);
+      std::string path = dir + "/" + name + ".npy";
+      isa::write_npy(path, out);
+      std::cout << fmt::format("  output {:<19} fnv1a {}  -> {}\n", name, digest(out.data), path);
+    }
+  }
+  std::cout << fmt::format("  run directory: {}\n", dir);
   return 0;
 }
 

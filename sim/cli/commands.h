@@ -35,7 +35,11 @@ struct ExecOptions {
   std::vector<std::string> sets;
   std::vector<std::string> inputs;  ///< NAME=FILE.npy
   std::string out_dir;
-  bool functional_only = false;
+  bool functional_only = false;  ///< golden interpreter only, no timing
+  bool no_functional = false;    ///< timing only, no data moves
+  bool trace = false;            ///< write timeline.json
+  bool vcd = false;              ///< write waves.vcd
+  std::string hang_unit;         ///< test hook for the watchdog (hidden option)
 };
 int run_exec(const ExecOptions& o);
 

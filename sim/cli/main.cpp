@@ -46,7 +46,12 @@ int main(int argc, char** argv) {
   e->add_option("--input", ex.inputs, "NAME=FILE.npy for an input region (repeatable)");
   e->add_option("--out", ex.out_dir, "Run directory (default runs/<program name>)");
   e->add_flag("--functional-only", ex.functional_only,
-              "Run the golden functional interpreter (no timing)");
+              "Run the golden functional interpreter only (no timing)");
+  e->add_flag("--no-functional", ex.no_functional, "Simulate time only; no data moves");
+  e->add_flag("--trace", ex.trace, "Write timeline.json (Chrome/Perfetto trace events)");
+  e->add_flag("--vcd", ex.vcd, "Write waves.vcd (unit activity)");
+  e->add_option("--test-hang-unit", ex.hang_unit)->group("");  // watchdog test hook
+  e->get_option("--functional-only")->excludes(e->get_option("--no-functional"));
 
   auto* i = app.add_subcommand("isa", "Print the ISA reference");
   bool isa_md = false;
@@ -81,3 +86,7 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
+
+// libsystemc's own main() calls sc_main; tpusim has its own main() and starts simulations
+// through tpu::sim::run_chip, so this is never called but must exist for the link.
+extern "C" int sc_main(int, char**) { return 0; }

@@ -1,0 +1,102 @@
+// Chip elaboration and the simulation entry point, including the watchdog: SystemC ends a
+// run when no event is pending, so a run that stops before every core halted is a deadlock,
+// reported with what each unit waits for.
+#include "sim/chip/chip.h"
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+
+#include "sim/chip/clock.h"
+
+namespace tpu::sim {
+
+Chip::Chip(sc_core::sc_module_name name, ChipContext& ctx)
+    : sc_module(name), hbm("hbm", ctx.arch, ctx.stats), host_link("host_link", ctx.arch, ctx.stats) {
+  ctx.hbm = &hbm;
+  ctx.host = &host_link;
+  for (int i = 0; i < ctx.arch.cores; ++i) {
+    cores.push_back(std::make_unique<Core>(fmt::format("core{}", i).c_str(), ctx, i));
+  }
+  SC_THREAD(watch);
+}
+
+bool Chip::all_halted() const {
+  for (const auto& c : cores) {
+    if (!c->seq.halted()) return false;
+  }
+  return true;
+}
+
+int64_t Chip::end_cycle() const {
+  int64_t end = 0;
+  for (const auto& c : cores) end = std::max(end, c->seq.end_cycle());
+  return end;
+}
+
+void Chip::watch() {
+  for (const auto& c : cores) {
+    while (!c->seq.halted()) sc_core::wait(c->halted_event);
+  }
+  sc_core::sc_stop();
+}
+
+namespace {
+
+// SystemC keeps one global simulation context; a second run in the same process needs a
+// fresh one (the previous run's modules are destroyed first).
+void fresh_context() {
+  static bool used = false;
+  if (used) {
+    sc_core::sc_simcontext* old = sc_core::sc_curr_simcontext;
+    sc_core::sc_curr_simcontext = new sc_core::sc_simcontext;
+    sc_core::sc_default_global_context = sc_core::sc_curr_simcontext;
+    delete old;
+  }
+  used = true;
+  setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
+  sc_core::sc_report_handler::set_actions(sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
+  sc_core::sc_report_handler::set_actions(sc_core::SC_WARNING, sc_core::SC_DO_NOTHING);
+}
+
+}  // namespace
+
+ChipResult run_chip(const arch::ArchConfig& arch, const isa::Program& program,
+                    isa::Interpreter* functional, const ChipOptions& options) {
+  fresh_context();
+  Stats stats;
+  TraceRecorder trace(options.trace);
+  ChipContext ctx{arch,    &program, options.functional ? functional : nullptr,
+                  stats,   trace,    nullptr,
+                  nullptr, options.hang_unit};
+  if (ctx.functional) ctx.functional->init_regions();
+  ChipResult result;
+  {
+    Chip chip("chip", ctx);
+    sc_core::sc_start();
+    result.completed = chip.all_halted();
+    int64_t end = result.completed ? chip.end_cycle() : now_cycle();
+    for (const auto& c : chip.cores) {
+      if (!result.completed) {
+        auto s = stuck_units(*c);
+        result.stuck.insert(result.stuck.end(), s.begin(), s.end());
+      }
+      for (const auto& m : c->mxu) m->close(end);
+      c->dma.close(end);
+      c->vpu.close(end);
+      c->seq.close(end);
+    }
+    result.cycles = end;
+    stats.counter("chip.cycles") = end;
+    stats.counter("chip.hbm.busy_cycles") = chip.hbm.busy_cycles();
+    result.ub_footprint_bytes = chip.cores[0]->ub.footprint_bytes();
+    if (options.trace) {
+      result.timeline_json = trace.chrome_json(arch.clock_mhz);
+      result.waves_vcd = trace.vcd();
+    }
+  }
+  result.counters = stats.all();
+  return result;
+}
+
+}  // namespace tpu::sim

@@ -1,0 +1,57 @@
+// The chip: off-chip memory, host link and `cores` TensorCores built from the architecture
+// config, and run_chip(), which simulates a program on it and returns every statistic.
+#pragma once
+
+#include <systemc>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "arch/arch_config.h"
+#include "isa/interpreter.h"
+#include "isa/program.h"
+#include "sim/chip/core.h"
+#include "sim/chip/stats.h"
+#include "sim/chip/trace.h"
+
+namespace tpu::sim {
+
+class Chip : public sc_core::sc_module {
+ public:
+  SC_HAS_PROCESS(Chip);
+  Chip(sc_core::sc_module_name name, ChipContext& ctx);
+  Hbm hbm;
+  HostLink host_link;
+  std::vector<std::unique_ptr<Core>> cores;
+  bool all_halted() const;
+  int64_t end_cycle() const;
+
+ private:
+  void watch();
+};
+
+struct ChipOptions {
+  bool functional = true;  ///< move real data (bit-exact with the golden interpreter)
+  bool trace = false;      ///< record timeline.json / waves.vcd spans
+  std::string hang_unit;   ///< test hook for the watchdog (a unit path, e.g. "chip.core0.mxu0")
+};
+
+/// Everything a run produces.
+struct ChipResult {
+  bool completed = false;            ///< false: the watchdog stopped a run that made no progress
+  std::vector<std::string> stuck;    ///< when !completed: "unit: waiting for ..." per unit
+  int64_t cycles = 0;                ///< halt of core 0: every instruction completed
+  std::map<std::string, int64_t> counters;  ///< every registered statistic by path
+  std::string timeline_json, waves_vcd;     ///< when ChipOptions::trace
+  int64_t ub_footprint_bytes = 0;
+};
+
+/// Simulates `program` on core 0 of a chip built from `arch`. With options.functional, the
+/// caller's interpreter (regions initialised by this call) holds the final memory state.
+/// May be called repeatedly in one process (each call gets a fresh SystemC context).
+ChipResult run_chip(const arch::ArchConfig& arch, const isa::Program& program,
+                    isa::Interpreter* functional, const ChipOptions& options);
+
+}  // namespace tpu::sim

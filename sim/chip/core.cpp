@@ -1,0 +1,461 @@
+// The units of a core: how each spends its cycles on the instructions the sequencer issues.
+#include "sim/chip/core.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "sim/chip/clock.h"
+#include "sim/mxu/array_config.h"
+
+namespace tpu::sim {
+
+using isa::Fid;
+using isa::Opcode;
+
+namespace {
+
+int elem_bytes(int64_t mat_type) { return mat_type == 0 ? 1 : 2; }
+
+std::string op_name(const Op& op) {
+  return fmt::format("{} #{}", isa::opcode_spec(op.inst->op).mnemonic, op.index);
+}
+
+std::string note_of(const ChipContext& ctx, const Op& op) {
+  if (ctx.program && op.index < ctx.program->notes.size()) return ctx.program->notes[op.index];
+  return "";
+}
+
+// The hang hook of the watchdog test: the named unit blocks forever on its first command.
+void maybe_hang(const ChipContext& ctx, const std::string& unit, WaitState& state) {
+  if (ctx.hang_unit == unit) {
+    state.set("a test hook that never fires");
+    sc_core::sc_event never;
+    sc_core::wait(never);
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- Dma
+
+Dma::Dma(sc_core::sc_module_name name, ChipContext& ctx, Core& core)
+    : sc_module(name),
+      seq2dma_cmd("seq2dma_cmd", static_cast<int>(ctx.arch.sequencer.queue_depth)),
+      seq2wdma_cmd("seq2wdma_cmd", static_cast<int>(ctx.arch.sequencer.queue_depth)),
+      ctx_(ctx),
+      core_(core),
+      act_track_(ctx.trace.track(std::string(this->name()) + ".act")),
+      weight_track_(ctx.trace.track(std::string(this->name()) + ".weight")),
+      act_(ctx.stats, std::string(this->name()) + ".act", {"idle", "busy", "dependency_stall"}),
+      weight_(ctx.stats, std::string(this->name()) + ".weight",
+              {"idle", "busy", "dependency_stall", "fifo_full_stall"}) {
+  SC_THREAD(act_thread);
+  SC_THREAD(weight_thread);
+}
+
+void Dma::close(int64_t end) {
+  act_.close(end);
+  weight_.close(end);
+}
+
+void Dma::act_thread() {
+  while (true) {
+    act_state.set("idle");
+    Op* op = nullptr;
+    seq2dma_cmd.read(op);
+    maybe_hang(ctx_, name(), act_state);
+    int64_t arrive = now_cycle();
+    act_state.set("producers of instruction", static_cast<int64_t>(op->index));
+    wait_deps(op, arrive);
+    int64_t t = now_cycle();
+    const isa::Instruction& in = *op->inst;
+    bool load = in.op == Opcode::kDmaLoad;
+    uint64_t rows = in.get(load ? Fid::kDmaLoad_rows : Fid::kDmaStore_rows);
+    uint64_t bytes = rows * in.get(load ? Fid::kDmaLoad_row_bytes : Fid::kDmaStore_row_bytes);
+    bool host = in.get(load ? Fid::kDmaLoad_space : Fid::kDmaStore_space) ==
+                static_cast<int>(isa::Space::kHost);
+    uint64_t addr = in.get(load ? Fid::kDmaLoad_src : Fid::kDmaStore_dst);
+    Transfer off = host ? ctx_.host->transfer(t, bytes, !load)
+                        : ctx_.hbm->transfer(t, addr, bytes, !load);
+    Transfer u = core_.ub.access(t, bytes, load);
+    int64_t done = std::max(off.end, u.end);
+    if (ctx_.functional) ctx_.functional->execute_at(op->index);
+    if (load) {
+      for (const Access& a : op->accesses) {
+        if (a.write) core_.ub.note_written(a.lo, a.hi);
+      }
+    }
+    op->complete_at(done);
+    ctx_.trace.span(act_track_, op_name(*op), load ? "dma_load" : "dma_store", t, done,
+                    note_of(ctx_, *op));
+    // Busy: the union of transfer intervals; a dependency wait counts only where nothing
+    // was in flight.
+    act_.add(2, std::max<int64_t>(0, t - std::max(arrive, act_busy_until_)));
+    act_.add(1, std::max<int64_t>(0, done - std::max(t, act_busy_until_)));
+    act_busy_until_ = std::max(act_busy_until_, done);
+    sc_core::wait(sc_core::sc_time(1, sc_core::SC_NS));  // one transfer issued per cycle
+  }
+}
+
+void Dma::weight_thread() {
+  while (true) {
+    weight_state.set("idle");
+    Op* op = nullptr;
+    seq2wdma_cmd.read(op);
+    maybe_hang(ctx_, name(), weight_state);
+    int64_t arrive = now_cycle();
+    const isa::Instruction& in = *op->inst;
+    int mxu = static_cast<int>(in.get(Fid::kLoadWeights_mxu));
+    weight_state.set("producers of instruction", static_cast<int64_t>(op->index));
+    wait_deps(op, arrive);
+    int64_t t_deps = now_cycle();
+    weight_state.set("a free slot in its MXU's weight FIFO for instruction", static_cast<int64_t>(op->index));
+    core_.wfifo[mxu]->take_slot();
+    int64_t t = now_cycle();
+    uint64_t bytes = in.get(Fid::kLoadWeights_k) * in.get(Fid::kLoadWeights_n) *
+                     elem_bytes(in.get(Fid::kLoadWeights_dtype));
+    bool from_ub = in.get(Fid::kLoadWeights_space) == static_cast<int>(isa::WeightSource::kUb);
+    Transfer tr = from_ub ? core_.ub.access(t, bytes, false)
+                          : ctx_.hbm->transfer(t, in.get(Fid::kLoadWeights_src), bytes, false);
+    if (ctx_.functional) ctx_.functional->execute_at(op->index);
+    core_.wfifo[mxu]->push(tr.end);
+    op->complete_at(tr.end);
+    ctx_.trace.span(weight_track_, op_name(*op), "load_weights", t, tr.end, note_of(ctx_, *op));
+    int64_t free_from = std::max(arrive, weight_busy_until_);
+    weight_.add(2, std::max<int64_t>(0, std::min(t_deps, t) - free_from));
+    weight_.add(3, std::max<int64_t>(0, t - std::max(t_deps, free_from)));
+    weight_.add(1, std::max<int64_t>(0, tr.end - std::max(t, weight_busy_until_)));
+    weight_busy_until_ = std::max(weight_busy_until_, tr.end);
+    sc_core::wait(sc_core::sc_time(1, sc_core::SC_NS));
+  }
+}
+
+// ---------------------------------------------------------------- Mxu
+
+namespace {
+enum MxuState { kMxuIdle, kMxuBusy, kMxuFillDrain, kMxuWeightShift, kMxuWeightStall, kMxuInputStall, kMxuRawStall };
+}
+
+Mxu::Mxu(sc_core::sc_module_name name, ChipContext& ctx, Core& core, int index)
+    : sc_module(name),
+      seq2mxu_cmd("seq2mxu_cmd", static_cast<int>(ctx.arch.sequencer.queue_depth)),
+      ctx_(ctx),
+      core_(core),
+      index_(index),
+      timer_(array_config_from_arch(ctx.arch)),
+      track_(ctx.trace.track(this->name())),
+      activity_(ctx.stats, this->name(),
+                {"idle", "busy", "fill_drain", "weight_shift_stall", "weight_stall",
+                 "input_stall", "raw_stall"}),
+      macs_(ctx.stats.counter(std::string(this->name()) + ".useful_macs")),
+      passes_(ctx.stats.counter(std::string(this->name()) + ".passes")) {
+  SC_THREAD(thread);
+}
+
+void Mxu::thread() {
+  while (true) {
+    state.set("idle");
+    Op* op = nullptr;
+    seq2mxu_cmd.read(op);
+    maybe_hang(ctx_, name(), state);
+    int64_t arrive = now_cycle();
+    const isa::Instruction& in = *op->inst;
+    state.set("producers of instruction", static_cast<int64_t>(op->index));
+    const Op* producer = wait_deps(op, arrive);
+    int64_t t_deps = now_cycle();
+    PassSpec spec;
+    spec.m = static_cast<int>(in.get(Fid::kMatmul_rows));
+    spec.k = static_cast<int>(in.get(Fid::kMatmul_k));
+    spec.n = static_cast<int>(in.get(Fid::kMatmul_n));
+    spec.load = in.get(Fid::kMatmul_pop) != 0;
+    spec.accumulate = in.get(Fid::kMatmul_accumulate) != 0;
+    if (spec.load) {
+      state.set("a tile in the weight FIFO for instruction", static_cast<int64_t>(op->index));
+      spec.weights_ready_cycle = core_.wfifo[index_]->pop();
+    }
+    // Input vectors stream from a buffer port; if the port is slower than the array, the
+    // stream's start is held back by the difference (the array never starves mid-pass).
+    uint64_t bytes = static_cast<uint64_t>(spec.m) * spec.k * elem_bytes(in.get(Fid::kMatmul_dtype));
+    Transfer ub = core_.ub.access(t_deps, bytes, false);
+    int64_t extra = std::max<int64_t>(0, (ub.end - ub.start) - spec.m);
+    spec.inputs_ready_cycle = ub.start + extra;
+    PassTiming t = timer_.add(spec);
+    if (ctx_.functional) ctx_.functional->execute_at(op->index);
+    core_.acc[index_]->wrote(t.acc_write_values);
+    macs_ += t.useful_macs;
+    ++passes_;
+
+    // Account the pass window: the array's own figures, with the input stall split into
+    // idle (no instruction yet), input-data / RAW stall (waiting for a DMA / vector producer).
+    activity_.add(kMxuBusy, t.busy_cycles);
+    activity_.add(kMxuFillDrain, t.fill_drain_cycles);
+    activity_.add(kMxuWeightShift, t.weight_shift_stall_cycles);
+    activity_.add(kMxuWeightStall, t.weight_stall_cycles);
+    int64_t dep_wait = std::clamp<int64_t>(t_deps - std::max(arrive, t.window_start), 0,
+                                           t.input_stall_cycles);
+    int64_t idle = std::clamp<int64_t>(arrive - t.window_start, 0, t.input_stall_cycles - dep_wait);
+    int dep_state = producer && producer->unit == UnitKind::kVector ? kMxuRawStall : kMxuInputStall;
+    activity_.add(dep_state, dep_wait);
+    activity_.add(kMxuIdle, idle);
+    activity_.add(kMxuInputStall, t.input_stall_cycles - dep_wait - idle);
+
+    op->complete_at(t.last_output_cycle + 1);
+    if (t.shift_start_cycle >= 0) {
+      ctx_.trace.span(track_, fmt::format("weight shift #{}", op->index), "weight_shift",
+                      t.shift_start_cycle,
+                      t.shift_start_cycle + array_config_from_arch(ctx_.arch).shift_cycles());
+    }
+    ctx_.trace.span(track_, op_name(*op), "matmul", t.stream_start_cycle, t.last_output_cycle + 1,
+                    note_of(ctx_, *op));
+    last_ = t;
+    any_pass_ = true;
+    state.set("streaming instruction", static_cast<int64_t>(op->index));
+    wait_until(t.window_end);
+  }
+}
+
+int64_t Mxu::drained_cycle() const {
+  if (!any_pass_) return 0;
+  PassTiming last = last_;
+  return timer_.finish(&last);
+}
+
+void Mxu::close(int64_t end) {
+  if (any_pass_) {
+    PassTiming last = last_;
+    timer_.finish(&last);
+    activity_.add(kMxuFillDrain, last.fill_drain_cycles - last_.fill_drain_cycles);
+  }
+  activity_.close(end);
+}
+
+// ---------------------------------------------------------------- VectorUnit
+
+namespace {
+// Operations per element on the vector unit (docs/chip.md): transcendental functions are
+// evaluated as a few polynomial steps.
+int ops_per_element(const isa::Instruction& in) {
+  if (in.op == Opcode::kActivate) {
+    auto f = static_cast<isa::Activation>(in.get(Fid::kActivate_func));
+    return (f == isa::Activation::kSigmoid || f == isa::Activation::kTanh ||
+            f == isa::Activation::kGelu)
+               ? 4
+               : 1;
+  }
+  return 1;
+}
+enum VpuState { kVpuIdle, kVpuBusy, kVpuDepStall };
+}  // namespace
+
+VectorUnit::VectorUnit(sc_core::sc_module_name name, ChipContext& ctx, Core& core)
+    : sc_module(name),
+      seq2vpu_cmd("seq2vpu_cmd", static_cast<int>(ctx.arch.sequencer.queue_depth)),
+      ctx_(ctx),
+      core_(core),
+      track_(ctx.trace.track(this->name())),
+      activity_(ctx.stats, this->name(), {"idle", "busy", "dependency_stall"}),
+      elements_(ctx.stats.counter(std::string(this->name()) + ".elements")) {
+  SC_THREAD(thread);
+}
+
+void VectorUnit::thread() {
+  const auto& a = ctx_.arch;
+  int64_t per_cycle = a.vector_unit.lanes * a.vector_unit.ops_per_lane_per_cycle;
+  while (true) {
+    state.set("idle");
+    Op* op = nullptr;
+    seq2vpu_cmd.read(op);
+    maybe_hang(ctx_, name(), state);
+    int64_t arrive = now_cycle();
+    activity_.enter(kVpuDepStall, arrive);
+    state.set("producers of instruction", static_cast<int64_t>(op->index));
+    wait_deps(op, arrive);
+    int64_t t = now_cycle();
+    const isa::Instruction& in = *op->inst;
+    int64_t elements = 0;
+    uint64_t in_bytes = 0, out_bytes = 0;
+    switch (in.op) {
+      case Opcode::kActivate: {
+        bool int8 = in.get(Fid::kActivate_mode) == 0;
+        int64_t n = in.get(Fid::kActivate_n);
+        elements = in.get(Fid::kActivate_rows) * n;
+        int ob = int8 ? 1 : (in.get(Fid::kActivate_out_fp32) ? 4 : 2);
+        out_bytes = static_cast<uint64_t>(elements) * ob;
+        in_bytes = (int8 || in.get(Fid::kActivate_bias)) ? static_cast<uint64_t>(n) * (int8 ? 12 : 4) : 0;
+        core_.acc[in.get(Fid::kActivate_mxu)]->read(elements);
+        break;
+      }
+      case Opcode::kPool: {
+        int eb = elem_bytes(in.get(Fid::kPool_dtype));
+        int64_t c = in.get(Fid::kPool_channels);
+        int64_t outs = in.get(Fid::kPool_out_h) * in.get(Fid::kPool_out_w) * c;
+        elements = outs * in.get(Fid::kPool_win_h) * in.get(Fid::kPool_win_w);
+        in_bytes = static_cast<uint64_t>(in.get(Fid::kPool_in_h) * in.get(Fid::kPool_in_w) * c * eb);
+        out_bytes = static_cast<uint64_t>(outs * eb);
+        break;
+      }
+      default: {  // vector
+        int eb = elem_bytes(in.get(Fid::kVector_dtype));
+        elements = in.get(Fid::kVector_count);
+        bool binary = isa::is_binary(static_cast<isa::VectorOp>(in.get(Fid::kVector_op)));
+        in_bytes = static_cast<uint64_t>(elements * eb * (binary ? 2 : 1));
+        out_bytes = static_cast<uint64_t>(elements * eb);
+        break;
+      }
+    }
+    int64_t compute = (elements * ops_per_element(in) + per_cycle - 1) / per_cycle;
+    int64_t busy_end = t + compute;
+    if (in_bytes) busy_end = std::max(busy_end, core_.ub.access(t, in_bytes, false).end);
+    if (out_bytes) busy_end = std::max(busy_end, core_.ub.access(t, out_bytes, true).end);
+    int64_t done = busy_end + a.vector_unit.latency_cycles;
+    if (ctx_.functional) ctx_.functional->execute_at(op->index);
+    for (const Access& acc : op->accesses) {
+      if (acc.write && acc.space == Access::kUb) core_.ub.note_written(acc.lo, acc.hi);
+    }
+    elements_ += elements;
+    op->complete_at(done);
+    ctx_.trace.span(track_, op_name(*op), isa::opcode_spec(in.op).mnemonic, t, done,
+                    note_of(ctx_, *op));
+    activity_.enter(kVpuBusy, t);
+    state.set("executing instruction", static_cast<int64_t>(op->index));
+    wait_until(busy_end);
+    activity_.enter(kVpuIdle, busy_end);
+  }
+}
+
+// ---------------------------------------------------------------- Sequencer
+
+namespace {
+enum SeqState { kSeqIdle, kSeqIssue, kSeqQueueFull, kSeqSync, kSeqDrain };
+}
+
+Sequencer::Sequencer(sc_core::sc_module_name name, ChipContext& ctx, Core& core)
+    : sc_module(name),
+      ctx_(ctx),
+      core_(core),
+      track_(ctx.trace.track(this->name())),
+      activity_(ctx.stats, this->name(),
+                {"idle", "issue", "queue_full_stall", "sync_stall", "halt_drain"}) {
+  SC_THREAD(thread);
+}
+
+void Sequencer::retire_done() {
+  int64_t now = now_cycle();
+  inflight_.erase(std::remove_if(inflight_.begin(), inflight_.end(),
+                                 [&](const Op* o) { return o->done_by(now); }),
+                  inflight_.end());
+}
+
+void Sequencer::thread() {
+  const isa::Program* p = core_.index() == 0 ? ctx_.program : nullptr;
+  std::size_t n = p ? p->code.size() : 0;
+  int64_t& issued = ctx_.stats.counter(std::string(name()) + ".instructions");
+  for (std::size_t i = 0; i < n; ++i) {
+    const isa::Instruction& in = p->code[i];
+    activity_.enter(kSeqIssue, now_cycle());
+    state.set("issue of instruction", static_cast<int64_t>(i));
+    sc_core::wait(sc_core::sc_time(static_cast<double>(ctx_.arch.sequencer.issue_cycles), sc_core::SC_NS));
+    ++issued;
+    ++ctx_.stats.counter(std::string(name()) + ".count." + isa::opcode_spec(in.op).mnemonic);
+    if (in.op == Opcode::kHalt) break;
+    if (in.op == Opcode::kNop) continue;
+    retire_done();
+    if (in.op == Opcode::kSync) {
+      activity_.enter(kSeqSync, now_cycle());
+      int64_t mask = in.get(Fid::kSync_units);
+      for (Op* o : inflight_) {
+        bool match = ((mask & 1) && (o->unit == UnitKind::kDma || o->unit == UnitKind::kWeightDma)) ||
+                     ((mask & 2) && o->unit == UnitKind::kMxu) || ((mask & 4) && o->unit == UnitKind::kVector);
+        if (match) {
+          state.set("sync: completion of instruction", static_cast<int64_t>(o->index));
+          wait_done(o);
+        }
+      }
+      if (ctx_.functional) ctx_.functional->execute_at(i);
+      continue;
+    }
+    auto op = std::make_unique<Op>();
+    op->index = i;
+    op->inst = &in;
+    op->unit = unit_of(in);
+    op->issue_cycle = now_cycle();
+    op->accesses = accesses_of(in);
+    for (Op* o : inflight_) {
+      bool conflict = false;
+      for (const Access& a : op->accesses) {
+        for (const Access& b : o->accesses) conflict = conflict || a.conflicts(b);
+      }
+      if (conflict) op->deps.push_back(o);
+    }
+    Op* raw = op.get();
+    inflight_.push_back(raw);
+    ops_.push_back(std::move(op));
+    sc_core::sc_fifo<Op*>* q = nullptr;
+    switch (raw->unit) {
+      case UnitKind::kDma:
+        q = &core_.dma.seq2dma_cmd;
+        break;
+      case UnitKind::kWeightDma:
+        q = &core_.dma.seq2wdma_cmd;
+        break;
+      case UnitKind::kMxu:
+        q = &core_.mxu[in.get(Fid::kMatmul_mxu)]->seq2mxu_cmd;
+        break;
+      default:
+        q = &core_.vpu.seq2vpu_cmd;
+        break;
+    }
+    if (!q->nb_write(raw)) {
+      activity_.enter(kSeqQueueFull, now_cycle());
+      state.set("room in the unit queue for instruction", static_cast<int64_t>(i));
+      q->write(raw);
+    }
+  }
+  activity_.enter(kSeqDrain, now_cycle());
+  for (Op* o : inflight_) {
+    state.set("halt: completion of instruction", static_cast<int64_t>(o->index));
+    wait_done(o);
+  }
+  end_cycle_ = now_cycle();
+  activity_.enter(kSeqIdle, end_cycle_);
+  state.set("halted");
+  halted_ = true;
+  core_.halted_event.notify(sc_core::SC_ZERO_TIME);
+}
+
+// ---------------------------------------------------------------- Core
+
+Core::Core(sc_core::sc_module_name name, ChipContext& ctx, int index)
+    : sc_module(name),
+      ub("ub", ctx.arch, ctx.stats),
+      dma("dma", ctx, *this),
+      vpu("vpu", ctx, *this),
+      seq("seq", ctx, *this),
+      index_(index) {
+  for (int i = 0; i < ctx.arch.mxu.count; ++i) {
+    wfifo.push_back(std::make_unique<WeightFifo>(fmt::format("wfifo{}", i).c_str(), ctx.arch, ctx.stats));
+    acc.push_back(std::make_unique<Accumulators>(fmt::format("acc{}", i).c_str(), ctx.stats));
+    mxu.push_back(std::make_unique<Mxu>(fmt::format("mxu{}", i).c_str(), ctx, *this, i));
+  }
+}
+
+std::string WaitState::text() const {
+  return index >= 0 ? fmt::format("{} {}", what, index) : std::string(what);
+}
+
+std::vector<std::string> stuck_units(const Core& core) {
+  std::vector<std::string> out;
+  auto add = [&](const sc_core::sc_object& o, const WaitState& s, const std::string& suffix = "") {
+    if (!s.idle()) out.push_back(std::string(o.name()) + suffix + ": waiting for " + s.text());
+  };
+  add(core.seq, core.seq.state);
+  add(core.dma, core.dma.act_state, ".act");
+  add(core.dma, core.dma.weight_state, ".weight");
+  for (const auto& m : core.mxu) add(*m, m->state);
+  add(core.vpu, core.vpu.state);
+  return out;
+}
+
+}  // namespace tpu::sim

@@ -1,0 +1,154 @@
+// One TensorCore and the chip around it. Units are sc_modules named after the hardware
+// (Sequencer, Dma, UnifiedBuffer, WeightFifo, Mxu, Accumulators, VectorUnit; Hbm and
+// HostLink at chip level); queues between them are sc_fifos named producer2consumer_what.
+// Every unit blocks on work and waits computed durations: there is no per-cycle process.
+#pragma once
+
+#include <systemc>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "arch/arch_config.h"
+#include "isa/interpreter.h"
+#include "isa/program.h"
+#include "sim/chip/memory_units.h"
+#include "sim/chip/op.h"
+#include "sim/chip/stats.h"
+#include "sim/chip/trace.h"
+#include "sim/mxu/fast_timing.h"
+
+namespace tpu::sim {
+
+/// What every unit of a chip shares.
+struct ChipContext {
+  const arch::ArchConfig& arch;
+  const isa::Program* program = nullptr;  ///< core 0's program
+  isa::Interpreter* functional = nullptr; ///< null when data does not move (--no-functional)
+  Stats& stats;
+  TraceRecorder& trace;
+  Hbm* hbm = nullptr;
+  HostLink* host = nullptr;
+  std::string hang_unit;  ///< test hook: this unit never starts its first instruction
+};
+
+/// A unit's "what am I waiting for", for the watchdog's report. Set on the hot path, so it
+/// stores a static text and an instruction index and is formatted only when reported.
+struct WaitState {
+  const char* what = "idle";
+  int64_t index = -1;  ///< instruction index, or -1
+  void set(const char* w, int64_t i = -1) {
+    what = w;
+    index = i;
+  }
+  bool idle() const { return std::string(what) == "idle" || std::string(what) == "halted"; }
+  std::string text() const;
+};
+
+class Core;
+
+class Dma : public sc_core::sc_module {
+ public:
+  SC_HAS_PROCESS(Dma);
+  Dma(sc_core::sc_module_name name, ChipContext& ctx, Core& core);
+  sc_core::sc_fifo<Op*> seq2dma_cmd;
+  sc_core::sc_fifo<Op*> seq2wdma_cmd;
+  WaitState act_state, weight_state;
+  void close(int64_t end);
+
+ private:
+  void act_thread();
+  void weight_thread();
+  ChipContext& ctx_;
+  Core& core_;
+  int act_track_, weight_track_;
+  Activity act_, weight_;
+  int64_t act_busy_until_ = 0, weight_busy_until_ = 0;
+};
+
+class Mxu : public sc_core::sc_module {
+ public:
+  SC_HAS_PROCESS(Mxu);
+  Mxu(sc_core::sc_module_name name, ChipContext& ctx, Core& core, int index);
+  sc_core::sc_fifo<Op*> seq2mxu_cmd;
+  WaitState state;
+  /// Ends the pass sequence (final drain) and accounts idle cycles up to `end`.
+  void close(int64_t end);
+  /// Cycle the last result of the last pass leaves the array.
+  int64_t drained_cycle() const;
+
+ private:
+  void thread();
+  ChipContext& ctx_;
+  Core& core_;
+  int index_;
+  FastArrayTimer timer_;
+  bool any_pass_ = false;
+  PassTiming last_;
+  int track_;
+  Activity activity_;
+  int64_t& macs_;
+  int64_t& passes_;
+};
+
+class VectorUnit : public sc_core::sc_module {
+ public:
+  SC_HAS_PROCESS(VectorUnit);
+  VectorUnit(sc_core::sc_module_name name, ChipContext& ctx, Core& core);
+  sc_core::sc_fifo<Op*> seq2vpu_cmd;
+  WaitState state;
+  void close(int64_t end) { activity_.close(end); }
+
+ private:
+  void thread();
+  ChipContext& ctx_;
+  Core& core_;
+  int track_;
+  Activity activity_;
+  int64_t& elements_;
+};
+
+class Sequencer : public sc_core::sc_module {
+ public:
+  SC_HAS_PROCESS(Sequencer);
+  Sequencer(sc_core::sc_module_name name, ChipContext& ctx, Core& core);
+  WaitState state;
+  bool halted() const { return halted_; }
+  int64_t end_cycle() const { return end_cycle_; }
+  void close(int64_t end) { activity_.close(end); }
+
+ private:
+  void thread();
+  void retire_done();
+  ChipContext& ctx_;
+  Core& core_;
+  std::vector<std::unique_ptr<Op>> ops_;
+  std::vector<Op*> inflight_;
+  bool halted_ = false;
+  int64_t end_cycle_ = 0;
+  int track_;
+  Activity activity_;
+};
+
+class Core : public sc_core::sc_module {
+ public:
+  Core(sc_core::sc_module_name name, ChipContext& ctx, int index);
+  int index() const { return index_; }
+  UnifiedBuffer ub;
+  std::vector<std::unique_ptr<WeightFifo>> wfifo;
+  std::vector<std::unique_ptr<Accumulators>> acc;
+  std::vector<std::unique_ptr<Mxu>> mxu;
+  Dma dma;
+  VectorUnit vpu;
+  Sequencer seq;
+  sc_core::sc_event halted_event;
+
+ private:
+  int index_;
+};
+
+/// Wait states of every unit of the core that is not idle, "path: what" each.
+std::vector<std::string> stuck_units(const Core& core);
+
+}  // namespace tpu::sim

@@ -1,0 +1,68 @@
+// An instruction in flight in the timed model: what it reads and writes (for the
+// sequencer's scoreboard), which earlier instructions it must wait for, and when it
+// completes.
+#pragma once
+
+#include <systemc>
+
+#include <cstdint>
+#include <vector>
+
+#include "arch/arch_config.h"
+#include "isa/program.h"
+
+namespace tpu::sim {
+
+/// A byte range of a memory (or a row range of one MXU's accumulators) an instruction
+/// touches. Strided accesses are covered by their bounding range (conservative).
+struct Access {
+  enum Space : uint8_t { kUb, kMem, kHost, kAcc };
+  Space space = kUb;
+  uint8_t mxu = 0;  ///< kAcc only
+  bool write = false;
+  uint64_t lo = 0, hi = 0;  ///< [lo, hi)
+
+  /// True when the two accesses overlap and at least one writes (RAW, WAR or WAW).
+  bool conflicts(const Access& o) const {
+    return space == o.space && (space != kAcc || mxu == o.mxu) && (write || o.write) &&
+           lo < o.hi && o.lo < hi;
+  }
+};
+
+/// The accesses of one instruction (empty for nop/halt/sync).
+std::vector<Access> accesses_of(const isa::Instruction& in);
+
+/// Units that take instructions from the sequencer.
+enum class UnitKind : uint8_t { kDma, kWeightDma, kMxu, kVector, kNone };
+UnitKind unit_of(const isa::Instruction& in);
+
+struct Op {
+  std::size_t index = 0;  ///< position in the program
+  const isa::Instruction* inst = nullptr;
+  UnitKind unit = UnitKind::kNone;
+  int64_t issue_cycle = 0;
+  std::vector<Access> accesses;
+  std::vector<Op*> deps;  ///< earlier instructions in flight with a conflicting access
+
+  bool scheduled = false;  ///< done_cycle is known
+  int64_t done_cycle = 0;  ///< first cycle at which the results are visible
+  sc_core::sc_event scheduled_event;
+
+  /// Fixes the completion cycle (may lie in the future) and wakes every waiter.
+  void complete_at(int64_t cycle) {
+    done_cycle = cycle;
+    scheduled = true;
+    scheduled_event.notify(sc_core::SC_ZERO_TIME);
+  }
+  bool done_by(int64_t cycle) const { return scheduled && done_cycle <= cycle; }
+};
+
+/// Suspends the calling thread until `op` has completed.
+void wait_done(const Op* op);
+
+/// Suspends until every dependency of `op` has completed. Returns the producer that
+/// completed last if that was after `since` (the cycle the caller started waiting), else
+/// null: the unit did not have to wait.
+const Op* wait_deps(const Op* op, int64_t since);
+
+}  // namespace tpu::sim
