@@ -59,10 +59,10 @@ void check_pass(const ArrayConfig& config, const PassSpec& pass) {
   }
   const PassGeometry g = geometry(config, pass);
   if (g.stationary_rows > config.rows || g.stationary_cols > config.cols) {
-    throw std::invalid_argument(
-        "mxu pass: tile " + std::to_string(g.stationary_rows) + "x" +
-        std::to_string(g.stationary_cols) + " does not fit the " + std::to_string(config.rows) +
-        "x" + std::to_string(config.cols) + " array");
+    throw std::invalid_argument("mxu pass: tile " + std::to_string(g.stationary_rows) + "x" +
+                                std::to_string(g.stationary_cols) + " does not fit the " +
+                                std::to_string(config.rows) + "x" + std::to_string(config.cols) +
+                                " array");
   }
   if (pass.weights_ready_cycle < 0 || pass.inputs_ready_cycle < 0) {
     throw std::invalid_argument("mxu pass: ready cycles must be >= 0");

@@ -76,21 +76,21 @@ void check_pass(const ArrayConfig& config, const PassSpec& pass);
 /// weight_shift_stall, weight_stall, input_stall, fill_drain; the windows of consecutive
 /// passes tile the sequence without gaps.
 struct PassTiming {
-  int64_t shift_start_cycle = -1;  ///< first issue cycle of the stationary tile (-1: none)
-  int64_t stream_start_cycle = 0;  ///< s: cycle the first streamed vector enters
-  int64_t first_output_cycle = 0;  ///< cycle the first result element leaves the array
-  int64_t last_output_cycle = 0;   ///< cycle the last result element leaves the array
-  int64_t window_start = 0;        ///< first cycle accounted to this pass
-  int64_t window_end = 0;          ///< one past the last cycle accounted to this pass
-  int64_t busy_cycles = 0;         ///< cycles a streamed vector of this pass enters (= T)
+  int64_t shift_start_cycle = -1;         ///< first issue cycle of the stationary tile (-1: none)
+  int64_t stream_start_cycle = 0;         ///< s: cycle the first streamed vector enters
+  int64_t first_output_cycle = 0;         ///< cycle the first result element leaves the array
+  int64_t last_output_cycle = 0;          ///< cycle the last result element leaves the array
+  int64_t window_start = 0;               ///< first cycle accounted to this pass
+  int64_t window_end = 0;                 ///< one past the last cycle accounted to this pass
+  int64_t busy_cycles = 0;                ///< cycles a streamed vector of this pass enters (= T)
   int64_t weight_shift_stall_cycles = 0;  ///< waiting while the stationary tile shifts in
-  int64_t weight_stall_cycles = 0;  ///< waiting for weights to arrive (weights_ready_cycle)
-  int64_t input_stall_cycles = 0;   ///< waiting for inputs (inputs_ready_cycle)
-  int64_t fill_drain_cycles = 0;    ///< waiting for results to drain; the final drain
-  int64_t ub_read_values = 0;       ///< input elements read from the unified buffer (M*K)
-  int64_t acc_read_values = 0;      ///< accumulator elements read (M*N when accumulating)
-  int64_t acc_write_values = 0;     ///< accumulator elements written (M*N)
-  int64_t useful_macs = 0;          ///< M*K*N
+  int64_t weight_stall_cycles = 0;        ///< waiting for weights to arrive (weights_ready_cycle)
+  int64_t input_stall_cycles = 0;         ///< waiting for inputs (inputs_ready_cycle)
+  int64_t fill_drain_cycles = 0;          ///< waiting for results to drain; the final drain
+  int64_t ub_read_values = 0;             ///< input elements read from the unified buffer (M*K)
+  int64_t acc_read_values = 0;            ///< accumulator elements read (M*N when accumulating)
+  int64_t acc_write_values = 0;           ///< accumulator elements written (M*N)
+  int64_t useful_macs = 0;                ///< M*K*N
   int64_t window_cycles() const { return window_end - window_start; }
   /// useful_macs / (R * C * window_cycles); 0 for an empty window.
   double utilization(const ArrayConfig& config) const;

@@ -16,8 +16,7 @@ std::size_t sz(int v) { return static_cast<std::size_t>(v); }
 }  // namespace
 
 void matmul_pass_int8_fast(const int8_t* a, std::size_t lda, const int8_t* w, std::size_t ldw,
-                           int m, int k, int n, int32_t* acc, std::size_t ldacc,
-                           bool accumulate) {
+                           int m, int k, int n, int32_t* acc, std::size_t ldacc, bool accumulate) {
   // Sums are kept as uint32 so that wrap-around is defined; int8 x int8 fits in int16.
   thread_local std::vector<uint32_t> sums;
   sums.resize(sz(kRowBlock) * sz(n));
@@ -53,9 +52,9 @@ void matmul_pass_int8_fast(const int8_t* a, std::size_t lda, const int8_t* w, st
   }
 }
 
-void matmul_pass_bf16_fast(const uint16_t* a, std::size_t lda, const uint16_t* w,
-                           std::size_t ldw, int m, int k, int n, float* acc, std::size_t ldacc,
-                           bool accumulate, const isa::NumericsOptions& opt) {
+void matmul_pass_bf16_fast(const uint16_t* a, std::size_t lda, const uint16_t* w, std::size_t ldw,
+                           int m, int k, int n, float* acc, std::size_t ldacc, bool accumulate,
+                           const isa::NumericsOptions& opt) {
   // Widen the weight tile once (bf16_to_fp32 flushes subnormal operands as bf16_mul does).
   thread_local std::vector<float> wf;
   thread_local std::vector<float> sums;

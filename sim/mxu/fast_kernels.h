@@ -18,8 +18,8 @@ void matmul_pass_int8_fast(const int8_t* a, std::size_t lda, const int8_t* w, st
 /// Bit-identical to isa::matmul_pass_bf16: for every output the partial sum starts at +0.0f
 /// and adds fl32(a[m][k] * w[k][n]) for k ascending, then the accumulator adds the pass
 /// result. Vectorised across n (independent outputs), never across k.
-void matmul_pass_bf16_fast(const uint16_t* a, std::size_t lda, const uint16_t* w,
-                           std::size_t ldw, int m, int k, int n, float* acc, std::size_t ldacc,
-                           bool accumulate, const isa::NumericsOptions& opt = {});
+void matmul_pass_bf16_fast(const uint16_t* a, std::size_t lda, const uint16_t* w, std::size_t ldw,
+                           int m, int k, int n, float* acc, std::size_t ldacc, bool accumulate,
+                           const isa::NumericsOptions& opt = {});
 
 }  // namespace tpu::sim

@@ -22,9 +22,7 @@ FastArrayTimer::FastArrayTimer(const ArrayConfig& config) : config_(config) {
   shift_cycles_ = config_.shift_cycles();
 }
 
-void FastArrayTimer::reset() {
-  *this = FastArrayTimer(config_);
-}
+void FastArrayTimer::reset() { *this = FastArrayTimer(config_); }
 
 PassTiming FastArrayTimer::add(const PassSpec& pass) {
   check_pass(config_, pass);
@@ -79,8 +77,7 @@ PassTiming FastArrayTimer::add(const PassSpec& pass) {
   int64_t shift = 0, weight = 0;
   if (load) {
     shift = overlap(a0, s, t0, t0 + S);
-    weight = ws ? overlap(a0, s, a0, t0)
-                : overlap(a0, s, t0 + S, pass.weights_ready_cycle);
+    weight = ws ? overlap(a0, s, a0, t0) : overlap(a0, s, t0 + S, pass.weights_ready_cycle);
   } else if (!ws) {
     weight = overlap(a0, s, a0, pass.weights_ready_cycle);
   }
@@ -132,8 +129,7 @@ int64_t FastArrayTimer::finish(PassTiming* last) const {
   return end;
 }
 
-std::vector<PassTiming> time_passes(const ArrayConfig& config,
-                                    const std::vector<PassSpec>& passes,
+std::vector<PassTiming> time_passes(const ArrayConfig& config, const std::vector<PassSpec>& passes,
                                     int64_t* total_cycles) {
   FastArrayTimer timer(config);
   std::vector<PassTiming> out;
@@ -144,9 +140,7 @@ std::vector<PassTiming> time_passes(const ArrayConfig& config,
   return out;
 }
 
-int64_t input_entry_cycle(const PassTiming& timing, int v) {
-  return timing.stream_start_cycle + v;
-}
+int64_t input_entry_cycle(const PassTiming& timing, int v) { return timing.stream_start_cycle + v; }
 
 int64_t output_cycle(const ArrayConfig& config, const PassSpec& pass, const PassTiming& timing,
                      int m, int n) {

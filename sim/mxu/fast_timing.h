@@ -37,12 +37,12 @@ class FastArrayTimer {
  private:
   ArrayConfig config_;
   int shift_cycles_ = 1;
-  bool any_ = false;              // a pass has been added
-  bool has_tile_ = false;         // a stationary tile is in the array
+  bool any_ = false;       // a pass has been added
+  bool has_tile_ = false;  // a stationary tile is in the array
   int tile_rows_ = 0, tile_cols_ = 0;
-  int64_t stream_end_ = 0;        // stream end of the previous pass
+  int64_t stream_end_ = 0;  // stream end of the previous pass
   int64_t prev_stream_start_ = 0;
-  int64_t prev_streamed_ = 0;     // T of the previous pass
+  int64_t prev_streamed_ = 0;  // T of the previous pass
   int64_t prev_last_output_ = -1;
   int64_t max_last_output_ = -1;
   int64_t last_load_stream_start_ = 0;  // s of the last pass that shifted a tile in
@@ -50,8 +50,7 @@ class FastArrayTimer {
 
 /// Times a whole sequence: add() for every pass, finish() on the last. Returns one timing
 /// per pass; *total_cycles (if not null) receives the sequence length in cycles.
-std::vector<PassTiming> time_passes(const ArrayConfig& config,
-                                    const std::vector<PassSpec>& passes,
+std::vector<PassTiming> time_passes(const ArrayConfig& config, const std::vector<PassSpec>& passes,
                                     int64_t* total_cycles = nullptr);
 
 /// Cycle at which streamed vector v (0 <= v < T) of a pass enters the array (its element

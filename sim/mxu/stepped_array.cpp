@@ -97,9 +97,9 @@ struct Entered {
 
 struct PassState {
   PassGeometry g;
-  int32_t tile = -1;      // index of the pass whose tile this pass multiplies with
-  int64_t t0 = -1;        // first issue cycle of its own tile (loading passes)
-  int64_t s = -1;         // stream start
+  int32_t tile = -1;  // index of the pass whose tile this pass multiplies with
+  int64_t t0 = -1;    // first issue cycle of its own tile (loading passes)
+  int64_t s = -1;     // stream start
   int64_t useful_outputs = 0;
   int64_t emitted = 0;
   int64_t last_out = -1;
@@ -151,8 +151,8 @@ class Grid {
       st.g = geometry(c_, passes_[i]);
       if (!os_ && loads(i)) tile = static_cast<int32_t>(i);
       if (!os_ && !loads(i)) {
-        if (tile < 0 || state_[static_cast<std::size_t>(tile)].g.stationary_rows !=
-                             st.g.stationary_rows ||
+        if (tile < 0 ||
+            state_[static_cast<std::size_t>(tile)].g.stationary_rows != st.g.stationary_rows ||
             state_[static_cast<std::size_t>(tile)].g.stationary_cols != st.g.stationary_cols) {
           throw std::invalid_argument(
               "mxu pass: load=false needs a tile of the same shape already in the array");
@@ -204,11 +204,21 @@ class Grid {
       if (pt.window_end == 0) pt.window_start = x;
       pt.window_end = x + 1;
       switch (kind) {
-        case Kind::kBusy: ++pt.busy_cycles; break;
-        case Kind::kShift: ++pt.weight_shift_stall_cycles; break;
-        case Kind::kWeight: ++pt.weight_stall_cycles; break;
-        case Kind::kInput: ++pt.input_stall_cycles; break;
-        case Kind::kDrain: ++pt.fill_drain_cycles; break;
+        case Kind::kBusy:
+          ++pt.busy_cycles;
+          break;
+        case Kind::kShift:
+          ++pt.weight_shift_stall_cycles;
+          break;
+        case Kind::kWeight:
+          ++pt.weight_stall_cycles;
+          break;
+        case Kind::kInput:
+          ++pt.input_stall_cycles;
+          break;
+        case Kind::kDrain:
+          ++pt.fill_drain_cycles;
+          break;
       }
     }
     r.events = std::move(events_);
@@ -217,8 +227,7 @@ class Grid {
 
  private:
   std::size_t at(int r, int c) const {
-    return static_cast<std::size_t>(r) * static_cast<std::size_t>(C_) +
-           static_cast<std::size_t>(c);
+    return static_cast<std::size_t>(r) * static_cast<std::size_t>(C_) + static_cast<std::size_t>(c);
   }
   std::size_t bus_at(int l, int r, int c) const {
     return static_cast<std::size_t>(l) * static_cast<std::size_t>(R_) *
@@ -302,8 +311,8 @@ class Grid {
     if (active_ >= 0) {
       e = {active_, active_vec_};
       if (opt_.record_events) {
-        events_[static_cast<std::size_t>(active_)].input_cycles[static_cast<std::size_t>(
-            active_vec_)] = t;
+        events_[static_cast<std::size_t>(active_)]
+            .input_cycles[static_cast<std::size_t>(active_vec_)] = t;
       }
       if (++active_vec_ == state_[static_cast<std::size_t>(active_)].g.streamed) active_ = -1;
     }
@@ -371,8 +380,8 @@ class Grid {
 
   In load_in(const void* base, std::size_t ld, int row, int col) const {
     if (base == nullptr) return In{};
-    return static_cast<const In*>(base)[static_cast<std::size_t>(row) * ld +
-                                        static_cast<std::size_t>(col)];
+    return static_cast<const In*>(
+        base)[static_cast<std::size_t>(row) * ld + static_cast<std::size_t>(col)];
   }
   const PassOperands* operands(int32_t pass) const {
     return ops_.empty() ? nullptr : &ops_[static_cast<std::size_t>(pass)];
@@ -453,8 +462,8 @@ class Grid {
     }
     const PassOperands* o = operands(pass);
     if (o == nullptr || o->acc == nullptr) return;
-    Acc* acc = static_cast<Acc*>(o->acc) +
-               static_cast<std::size_t>(m) * o->ldacc + static_cast<std::size_t>(n);
+    Acc* acc = static_cast<Acc*>(o->acc) + static_cast<std::size_t>(m) * o->ldacc +
+               static_cast<std::size_t>(n);
     *acc = p.accumulate ? Num::accumulate(*acc, value) : value;
   }
 
@@ -501,16 +510,18 @@ class Grid {
         if (a_in.valid) {
           if (a_in.first && dbl_) {  // the new tile takes effect with this wavefront
             if (!shadow.valid || shadow.tile != a_in.tile) {
-              hazard(t, r, c, "switch to tile " + std::to_string(a_in.tile) +
-                                  " finds shadow tile " + std::to_string(shadow.tile));
+              hazard(t, r, c,
+                     "switch to tile " + std::to_string(a_in.tile) + " finds shadow tile " +
+                         std::to_string(shadow.tile));
             }
             w = shadow;
             shadow.valid = false;
           }
           if (!w.valid || w.tile != a_in.tile) {
-            hazard(t, r, c, "vector of pass " + std::to_string(a_in.pass) + " needs tile " +
-                                std::to_string(a_in.tile) + " but meets tile " +
-                                std::to_string(w.valid ? w.tile : -1));
+            hazard(t, r, c,
+                   "vector of pass " + std::to_string(a_in.pass) + " needs tile " +
+                       std::to_string(a_in.tile) + " but meets tile " +
+                       std::to_string(w.valid ? w.tile : -1));
           }
           Acc in_value = Num::zero();  // the partial sum enters the top row as +0
           if (r > 0) {
@@ -539,8 +550,9 @@ class Grid {
           if (keep.dest == r) {
             if (dbl_) {
               if (shadow.valid) {
-                hazard(t, r, c, "tile " + std::to_string(keep.tile) + " lands on shadow tile " +
-                                    std::to_string(shadow.tile));
+                hazard(t, r, c,
+                       "tile " + std::to_string(keep.tile) + " lands on shadow tile " +
+                           std::to_string(shadow.tile));
               }
               shadow.valid = true;
               shadow.value = keep.value;

@@ -50,10 +50,10 @@ struct SteppedPassEvents {
 };
 
 struct SteppedResult {
-  std::vector<PassTiming> passes;           ///< measured, with the final drain in the last
-  std::vector<SteppedPassEvents> events;    ///< per pass, when record_events
-  int64_t total_cycles = 0;                 ///< last result out + 1
-  int64_t stepped_cycles = 0;               ///< cycles stepped until the array was empty
+  std::vector<PassTiming> passes;         ///< measured, with the final drain in the last
+  std::vector<SteppedPassEvents> events;  ///< per pass, when record_events
+  int64_t total_cycles = 0;               ///< last result out + 1
+  int64_t stepped_cycles = 0;             ///< cycles stepped until the array was empty
 };
 
 /// A register conflict in the stepped model: a value overwritten before use, or an operand

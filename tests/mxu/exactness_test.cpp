@@ -25,9 +25,7 @@ constexpr int kMaxSide = 8;
 constexpr int kMaxStreamed = 16;
 
 std::string name(Dataflow df) {
-  return df == Dataflow::kWeightStationary   ? "WS"
-         : df == Dataflow::kOutputStationary ? "OS"
-                                             : "IS";
+  return df == Dataflow::kWeightStationary ? "WS" : df == Dataflow::kOutputStationary ? "OS" : "IS";
 }
 
 class MxuExactness : public ::testing::TestWithParam<Dataflow> {};

@@ -32,13 +32,20 @@ uint16_t random_bf16(std::mt19937_64& rng) {
   const uint32_t r = static_cast<uint32_t>(rng());
   const uint16_t sign = (r & 1u) ? 0x8000 : 0;
   switch ((r >> 1) % 64) {
-    case 0: return sign;                                  // signed zero
-    case 1: return static_cast<uint16_t>(sign | 0x7F80);  // infinity
-    case 2: return static_cast<uint16_t>(0x7FC0 | ((r >> 8) & 0x3F));  // NaN with payload
-    case 3: return static_cast<uint16_t>(sign | ((r >> 8) & 0x7F) | 1);  // subnormal
-    case 4: return static_cast<uint16_t>(sign | 0x7F7F);  // largest finite
-    case 5: return static_cast<uint16_t>(sign | 0x0080 | ((r >> 8) & 0x7F));  // tiny normal
-    default: break;
+    case 0:
+      return sign;  // signed zero
+    case 1:
+      return static_cast<uint16_t>(sign | 0x7F80);  // infinity
+    case 2:
+      return static_cast<uint16_t>(0x7FC0 | ((r >> 8) & 0x3F));  // NaN with payload
+    case 3:
+      return static_cast<uint16_t>(sign | ((r >> 8) & 0x7F) | 1);  // subnormal
+    case 4:
+      return static_cast<uint16_t>(sign | 0x7F7F);  // largest finite
+    case 5:
+      return static_cast<uint16_t>(sign | 0x0080 | ((r >> 8) & 0x7F));  // tiny normal
+    default:
+      break;
   }
   const uint32_t exponent = 120 + (r >> 8) % 16;
   return static_cast<uint16_t>(sign | (exponent << 7) | ((r >> 16) & 0x7F));
@@ -112,9 +119,8 @@ std::string describe(const ArrayConfig& c) {
 std::string describe(const std::vector<PassSpec>& passes) {
   std::string out;
   for (const PassSpec& p : passes) {
-    out += fmt::format("[m={} k={} n={}{}{} wr={} ir={}] ", p.m, p.k, p.n,
-                       p.load ? "" : " reuse", p.accumulate ? " acc" : "", p.weights_ready_cycle,
-                       p.inputs_ready_cycle);
+    out += fmt::format("[m={} k={} n={}{}{} wr={} ir={}] ", p.m, p.k, p.n, p.load ? "" : " reuse",
+                       p.accumulate ? " acc" : "", p.weights_ready_cycle, p.inputs_ready_cycle);
   }
   return out;
 }
@@ -219,8 +225,7 @@ std::string compare(const ArrayConfig& config, const std::vector<PassSpec>& pass
         d.a16 = l.a16;
       }
     }
-    const bool chain = i > 0 && p.accumulate && passes[i - 1].m == p.m &&
-                       passes[i - 1].n == p.n;
+    const bool chain = i > 0 && p.accumulate && passes[i - 1].m == p.m && passes[i - 1].n == p.n;
     if (chain) {
       d.acc_buffer = data[i - 1].acc_buffer;
     } else {
@@ -230,7 +235,8 @@ std::string compare(const ArrayConfig& config, const std::vector<PassSpec>& pass
       accf.emplace_back(nacc);
       acc_ld.push_back(static_cast<std::size_t>(p.n));
       for (auto& v : acc32.back()) v = static_cast<int32_t>(rng());
-      for (auto& v : accf.back()) v = static_cast<float>(static_cast<int32_t>(rng() % 2001) - 1000) / 7.0f;
+      for (auto& v : accf.back())
+        v = static_cast<float>(static_cast<int32_t>(rng() % 2001) - 1000) / 7.0f;
     }
   }
   auto ref32 = acc32, fast32 = acc32, step32 = acc32;
@@ -249,18 +255,18 @@ std::string compare(const ArrayConfig& config, const std::vector<PassSpec>& pass
       o.a = d.a16.data();
       o.w = d.w16.data();
       o.acc = stepf[b].data();
-      isa::matmul_pass_bf16(d.a16.data(), o.lda, d.w16.data(), o.ldw, p.m, p.k, p.n,
-                            reff[b].data(), o.ldacc, p.accumulate);
+      isa::matmul_pass_bf16(d.a16.data(), o.lda, d.w16.data(), o.ldw, p.m, p.k, p.n, reff[b].data(),
+                            o.ldacc, p.accumulate);
       matmul_pass_bf16_fast(d.a16.data(), o.lda, d.w16.data(), o.ldw, p.m, p.k, p.n,
                             fastf[b].data(), o.ldacc, p.accumulate);
     } else {
       o.a = d.a8.data();
       o.w = d.w8.data();
       o.acc = step32[b].data();
-      isa::matmul_pass_int8(d.a8.data(), o.lda, d.w8.data(), o.ldw, p.m, p.k, p.n,
-                            ref32[b].data(), o.ldacc, p.accumulate);
-      matmul_pass_int8_fast(d.a8.data(), o.lda, d.w8.data(), o.ldw, p.m, p.k, p.n,
-                            fast32[b].data(), o.ldacc, p.accumulate);
+      isa::matmul_pass_int8(d.a8.data(), o.lda, d.w8.data(), o.ldw, p.m, p.k, p.n, ref32[b].data(),
+                            o.ldacc, p.accumulate);
+      matmul_pass_int8_fast(d.a8.data(), o.lda, d.w8.data(), o.ldw, p.m, p.k, p.n, fast32[b].data(),
+                            o.ldacc, p.accumulate);
     }
     ops.push_back(o);
   }
@@ -294,8 +300,8 @@ std::string compare(const ArrayConfig& config, const std::vector<PassSpec>& pass
         const int64_t f = output_cycle(config, p, fast[i], m, n);
         const int64_t s = ev.output_cycles[static_cast<std::size_t>(m * p.n + n)];
         if (s != f) {
-          return where + fmt::format(": pass {} output ({},{}) leaves: fast {} stepped {}", i,
-                                     m, n, f, s);
+          return where +
+                 fmt::format(": pass {} output ({},{}) leaves: fast {} stepped {}", i, m, n, f, s);
         }
       }
     }
@@ -304,10 +310,15 @@ std::string compare(const ArrayConfig& config, const std::vector<PassSpec>& pass
     std::size_t at = 0;
     if (bf16) {
       if (!same_bits(stepf[b], reff[b], &at)) {
-        return where + fmt::format(": bf16 stepped result differs from isa at element {}: {:#x} vs {:#x}", at, bits_of(stepf[b][at]), bits_of(reff[b][at]));
+        return where +
+               fmt::format(": bf16 stepped result differs from isa at element {}: {:#x} vs {:#x}",
+                           at, bits_of(stepf[b][at]), bits_of(reff[b][at]));
       }
       if (!same_bits(fastf[b], reff[b], &at)) {
-        return where + fmt::format(": bf16 fast-kernel result differs from isa at element {}: {:#x} vs {:#x}", at, bits_of(fastf[b][at]), bits_of(reff[b][at]));
+        return where +
+               fmt::format(
+                   ": bf16 fast-kernel result differs from isa at element {}: {:#x} vs {:#x}", at,
+                   bits_of(fastf[b][at]), bits_of(reff[b][at]));
       }
     } else {
       if (!same_bits(step32[b], ref32[b], &at)) {

@@ -28,7 +28,7 @@ PassSpec pass_for(arch::Dataflow df, int stationary_rows, int stationary_cols, i
 
 /// What compare() checks.
 struct CompareOptions {
-  bool numerics = true;        ///< run operands through all models and compare bits
+  bool numerics = true;  ///< run operands through all models and compare bits
   arch::DType dtype = arch::DType::kInt8;
   uint64_t seed = 1;
 };

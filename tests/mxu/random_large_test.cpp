@@ -98,8 +98,8 @@ TEST(MxuRandomLarge, FastEqualsSteppedUpTo256x256) {
     c.config.overlap = mode == 2 ? arch::Overlap::kNone : arch::Overlap::kPipelined;
     const int passes = pick(1, 3);
     for (int i = 0; i < passes; ++i) {
-      PassSpec p = test::pass_for(c.config.dataflow, pick(1, c.config.rows),
-                                  pick(1, c.config.cols), pick(1, big ? 300 : 200));
+      PassSpec p = test::pass_for(c.config.dataflow, pick(1, c.config.rows), pick(1, c.config.cols),
+                                  pick(1, big ? 300 : 200));
       if (i > 0 && rng() % 4 == 0 && c.config.dataflow != arch::Dataflow::kOutputStationary) {
         const PassGeometry prev = geometry(c.config, c.seq.back());
         p = test::pass_for(c.config.dataflow, prev.stationary_rows, prev.stationary_cols,

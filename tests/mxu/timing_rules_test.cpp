@@ -75,8 +75,8 @@ TEST(MxuClosedForm, OverlapNoneWeightStationaryIsRPlusTPlusRPlusCMinus2) {
 
 TEST(MxuClosedForm, OverlapNoneEveryDataflowAndBusWidth) {
   std::vector<ClosedFormCase> cases;
-  for (Dataflow df : {Dataflow::kWeightStationary, Dataflow::kOutputStationary,
-                      Dataflow::kInputStationary}) {
+  for (Dataflow df :
+       {Dataflow::kWeightStationary, Dataflow::kOutputStationary, Dataflow::kInputStationary}) {
     for (int R : {1, 4, 7, 16}) {
       for (int W : {1, 2, 3, R}) {
         if (W > R) continue;
@@ -90,8 +90,7 @@ TEST(MxuClosedForm, OverlapNoneEveryDataflowAndBusWidth) {
     const ArrayConfig c = make(k.df, k.R, k.C, k.W, kNone);
     const std::vector<PassSpec> seq(2, pass_for(k.df, k.R, k.C, k.T));
     const SteppedResult st = run_stepped(c, seq);
-    EXPECT_EQ(st.total_cycles, 2 * none_pass_cycles(k))
-        << test::describe(c) << " T=" << k.T;
+    EXPECT_EQ(st.total_cycles, 2 * none_pass_cycles(k)) << test::describe(c) << " T=" << k.T;
   }
 }
 
@@ -116,7 +115,8 @@ TEST(MxuClosedForm, PipelinedSteadyStates) {
       }
       for (int K : {1, R, R + 3}) {
         const std::vector<PassSpec> seq(3, pass_for(Dataflow::kOutputStationary, R, C, K));
-        const SteppedResult os = run_stepped(make(Dataflow::kOutputStationary, R, C, 1, kDouble), seq);
+        const SteppedResult os =
+            run_stepped(make(Dataflow::kOutputStationary, R, C, 1, kDouble), seq);
         EXPECT_EQ(os.total_cycles, 2 * std::max(K, R) + K + 2 * R + C - 3) << R << " K=" << K;
       }
     }
@@ -235,7 +235,7 @@ TEST(MxuAccounting, StallKindsFollowTheirCause) {
   EXPECT_EQ(t1.weight_stall_cycles, 30 - 6);             // from stream end (6) to arrival
   EXPECT_EQ(t1.weight_shift_stall_cycles, 4);            // then the whole shift
   EXPECT_EQ(t1.stream_start_cycle, 34);
-  EXPECT_EQ(t1.fill_drain_cycles, 4 + 4 - 2);            // the final drain: R + C - 2
+  EXPECT_EQ(t1.fill_drain_cycles, 4 + 4 - 2);  // the final drain: R + C - 2
   // Pass 0 streams 4 vectors, as long as the shift of tile 1 that starts with it: the shift
   // is hidden, and the late inputs of pass 1 are an input stall.
   seq[0] = pass_for(c.dataflow, 4, 4, 4);
@@ -265,8 +265,8 @@ TEST(MxuAccounting, UtilizationAndMappingEfficiency) {
 // ---- Numerics: stepped and fast equal the isa reference kernels ----
 
 TEST(MxuNumerics, Int8WrapsLikeTheReference) {
-  for (Dataflow df : {Dataflow::kWeightStationary, Dataflow::kOutputStationary,
-                      Dataflow::kInputStationary}) {
+  for (Dataflow df :
+       {Dataflow::kWeightStationary, Dataflow::kOutputStationary, Dataflow::kInputStationary}) {
     const ArrayConfig c = make(df, 8, 8, 1, kDouble);
     PassSpec p;
     p.m = 8;
@@ -285,8 +285,8 @@ TEST(MxuNumerics, Int8WrapsLikeTheReference) {
 }
 
 TEST(MxuNumerics, Bf16NegativeZeroProductsSumToPositiveZero) {
-  for (Dataflow df : {Dataflow::kWeightStationary, Dataflow::kOutputStationary,
-                      Dataflow::kInputStationary}) {
+  for (Dataflow df :
+       {Dataflow::kWeightStationary, Dataflow::kOutputStationary, Dataflow::kInputStationary}) {
     const ArrayConfig c = make(df, 3, 3, 1, kSingle);
     PassSpec p;
     p.m = 3;
@@ -322,10 +322,8 @@ TEST(MxuNumerics, FastKernelsEqualReferenceOnLargeStridedPasses) {
     matmul_pass_int8_fast(a8.data(), lda, w8.data(), ldw, M, K, N, f32.data(), ldacc, accumulate);
     EXPECT_EQ(f32, r32);
     std::vector<float> rf(M * ldacc, 0.375f), ff = rf;
-    isa::matmul_pass_bf16(a16.data(), lda, w16.data(), ldw, M, K, N, rf.data(), ldacc,
-                          accumulate);
-    matmul_pass_bf16_fast(a16.data(), lda, w16.data(), ldw, M, K, N, ff.data(), ldacc,
-                          accumulate);
+    isa::matmul_pass_bf16(a16.data(), lda, w16.data(), ldw, M, K, N, rf.data(), ldacc, accumulate);
+    matmul_pass_bf16_fast(a16.data(), lda, w16.data(), ldw, M, K, N, ff.data(), ldacc, accumulate);
     EXPECT_EQ(std::memcmp(ff.data(), rf.data(), ff.size() * sizeof(float)), 0);
   }
 }
