@@ -44,16 +44,18 @@ void Chip::watch() {
 namespace {
 
 // SystemC keeps one global simulation context; a second run in the same process needs a
-// fresh one (the previous run's modules are destroyed first).
+// fresh one (the previous run's modules are destroyed first). The first context is never
+// deleted: SystemC's own static events point at it until the process exits.
 void fresh_context() {
-  static bool used = false;
-  if (used) {
+  static sc_core::sc_simcontext* first = nullptr;
+  if (first == nullptr) {
+    first = sc_core::sc_get_curr_simcontext();
+  } else {
     sc_core::sc_simcontext* old = sc_core::sc_curr_simcontext;
     sc_core::sc_curr_simcontext = new sc_core::sc_simcontext;
     sc_core::sc_default_global_context = sc_core::sc_curr_simcontext;
-    delete old;
+    if (old != first) delete old;
   }
-  used = true;
   setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
   sc_core::sc_report_handler::set_actions(sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
   sc_core::sc_report_handler::set_actions(sc_core::SC_WARNING, sc_core::SC_DO_NOTHING);

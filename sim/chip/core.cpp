@@ -88,8 +88,10 @@ void Dma::act_thread() {
       }
     }
     op->complete_at(done);
-    ctx_.trace.span(act_track_, op_name(*op), load ? "dma_load" : "dma_store", t, done,
-                    note_of(ctx_, *op));
+    if (ctx_.trace.enabled()) {
+      ctx_.trace.span(act_track_, op_name(*op), load ? "dma_load" : "dma_store", t, done,
+                      note_of(ctx_, *op));
+    }
     // Busy: the union of transfer intervals; a dependency wait counts only where nothing
     // was in flight.
     act_.add(2, std::max<int64_t>(0, t - std::max(arrive, act_busy_until_)));
@@ -122,7 +124,9 @@ void Dma::weight_thread() {
     if (ctx_.functional) ctx_.functional->execute_at(op->index);
     core_.wfifo[mxu]->push(tr.end);
     op->complete_at(tr.end);
-    ctx_.trace.span(weight_track_, op_name(*op), "load_weights", t, tr.end, note_of(ctx_, *op));
+    if (ctx_.trace.enabled()) {
+      ctx_.trace.span(weight_track_, op_name(*op), "load_weights", t, tr.end, note_of(ctx_, *op));
+    }
     int64_t free_from = std::max(arrive, weight_busy_until_);
     weight_.add(2, std::max<int64_t>(0, std::min(t_deps, t) - free_from));
     weight_.add(3, std::max<int64_t>(0, t - std::max(t_deps, free_from)));
@@ -146,6 +150,7 @@ Mxu::Mxu(sc_core::sc_module_name name, ChipContext& ctx, Core& core, int index)
       index_(index),
       timer_(array_config_from_arch(ctx.arch)),
       track_(ctx.trace.track(this->name())),
+      weight_track_(ctx.trace.track(std::string(this->name()) + ".weights")),
       activity_(ctx.stats, this->name(),
                 {"idle", "busy", "fill_drain", "weight_shift_stall", "weight_stall",
                  "input_stall", "raw_stall"}),
@@ -203,12 +208,16 @@ void Mxu::thread() {
 
     op->complete_at(t.last_output_cycle + 1);
     if (t.shift_start_cycle >= 0) {
-      ctx_.trace.span(track_, fmt::format("weight shift #{}", op->index), "weight_shift",
-                      t.shift_start_cycle,
-                      t.shift_start_cycle + array_config_from_arch(ctx_.arch).shift_cycles());
+      if (ctx_.trace.enabled()) {
+        ctx_.trace.span(weight_track_, fmt::format("weight shift #{}", op->index), "weight_shift",
+                        t.shift_start_cycle,
+                        t.shift_start_cycle + array_config_from_arch(ctx_.arch).shift_cycles());
+      }
     }
-    ctx_.trace.span(track_, op_name(*op), "matmul", t.stream_start_cycle, t.last_output_cycle + 1,
-                    note_of(ctx_, *op));
+    if (ctx_.trace.enabled()) {
+      ctx_.trace.span(track_, op_name(*op), "matmul", t.stream_start_cycle, t.last_output_cycle + 1,
+                      note_of(ctx_, *op));
+    }
     last_ = t;
     any_pass_ = true;
     state.set("streaming instruction", static_cast<int64_t>(op->index));
@@ -316,8 +325,10 @@ void VectorUnit::thread() {
     }
     elements_ += elements;
     op->complete_at(done);
-    ctx_.trace.span(track_, op_name(*op), isa::opcode_spec(in.op).mnemonic, t, done,
-                    note_of(ctx_, *op));
+    if (ctx_.trace.enabled()) {
+      ctx_.trace.span(track_, op_name(*op), isa::opcode_spec(in.op).mnemonic, t, done,
+                      note_of(ctx_, *op));
+    }
     activity_.enter(kVpuBusy, t);
     state.set("executing instruction", static_cast<int64_t>(op->index));
     wait_until(busy_end);
@@ -341,6 +352,13 @@ Sequencer::Sequencer(sc_core::sc_module_name name, ChipContext& ctx, Core& core)
   SC_THREAD(thread);
 }
 
+namespace {
+bool raw_is_same_mxu(const Op& earlier, const isa::Instruction& in) {
+  return earlier.unit == UnitKind::kMxu && in.op == Opcode::kMatmul &&
+         earlier.inst->get(Fid::kMatmul_mxu) == in.get(Fid::kMatmul_mxu);
+}
+}  // namespace
+
 void Sequencer::retire_done() {
   int64_t now = now_cycle();
   inflight_.erase(std::remove_if(inflight_.begin(), inflight_.end(),
@@ -352,13 +370,18 @@ void Sequencer::thread() {
   const isa::Program* p = core_.index() == 0 ? ctx_.program : nullptr;
   std::size_t n = p ? p->code.size() : 0;
   int64_t& issued = ctx_.stats.counter(std::string(name()) + ".instructions");
+  std::vector<int64_t*> by_opcode;
+  for (int k = 0; k < isa::kOpcodeCount; ++k) {
+    by_opcode.push_back(&ctx_.stats.counter(std::string(name()) + ".count." +
+                                            isa::opcode_spec(static_cast<Opcode>(k)).mnemonic));
+  }
   for (std::size_t i = 0; i < n; ++i) {
     const isa::Instruction& in = p->code[i];
     activity_.enter(kSeqIssue, now_cycle());
     state.set("issue of instruction", static_cast<int64_t>(i));
     sc_core::wait(sc_core::sc_time(static_cast<double>(ctx_.arch.sequencer.issue_cycles), sc_core::SC_NS));
     ++issued;
-    ++ctx_.stats.counter(std::string(name()) + ".count." + isa::opcode_spec(in.op).mnemonic);
+    ++*by_opcode[static_cast<int>(in.op)];
     if (in.op == Opcode::kHalt) break;
     if (in.op == Opcode::kNop) continue;
     retire_done();
@@ -383,6 +406,9 @@ void Sequencer::thread() {
     op->issue_cycle = now_cycle();
     op->accesses = accesses_of(in);
     for (Op* o : inflight_) {
+      // Passes on one MXU run in order and their results reach the accumulators in order,
+      // so accumulating passes pipeline without a scoreboard wait.
+      if (raw_is_same_mxu(*o, in)) continue;
       bool conflict = false;
       for (const Access& a : op->accesses) {
         for (const Access& b : o->accesses) conflict = conflict || a.conflicts(b);

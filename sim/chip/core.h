@@ -86,7 +86,7 @@ class Mxu : public sc_core::sc_module {
   FastArrayTimer timer_;
   bool any_pass_ = false;
   PassTiming last_;
-  int track_;
+  int track_, weight_track_;
   Activity activity_;
   int64_t& macs_;
   int64_t& passes_;

@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
                                          "it resolved, with derived figures");
   c->add_option("--arch", config.arch, "Architecture YAML")->check(CLI::ExistingFile);
   c->add_option("--pod", config.pod, "Pod YAML")->check(CLI::ExistingFile);
-  c->add_option("--set", config.sets, "Override: dotted.key=value (repeatable)");
+  c->add_option("--set", config.sets, "Override: dotted.key=value (repeatable)")->allow_extra_args(false);
   c->add_flag("--schema-markdown", config.schema_markdown,
               "Print the config schemas as Markdown (docs/config.md)");
 
@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
   a->add_option("-o,--output", as.output, "Binary output (.tbin)")->required();
   a->add_option("--arch", as.arch, "Verify against and bind to this architecture")
       ->check(CLI::ExistingFile);
-  a->add_option("--set", as.sets, "Architecture override (repeatable)");
+  a->add_option("--set", as.sets, "Architecture override (repeatable)")->allow_extra_args(false);
 
   DisasmOptions ds;
   auto* d = app.add_subcommand("disasm", "Print a binary program as canonical assembly");
@@ -42,8 +42,8 @@ int main(int argc, char** argv) {
   e->add_option("program", ex.program, "Program (.tasm or .tbin)")
       ->required()
       ->check(CLI::ExistingFile);
-  e->add_option("--set", ex.sets, "Architecture override (repeatable)");
-  e->add_option("--input", ex.inputs, "NAME=FILE.npy for an input region (repeatable)");
+  e->add_option("--set", ex.sets, "Architecture override (repeatable)")->allow_extra_args(false);
+  e->add_option("--input", ex.inputs, "NAME=FILE.npy for an input region (repeatable)")->allow_extra_args(false);
   e->add_option("--out", ex.out_dir, "Run directory (default runs/<program name>)");
   e->add_flag("--functional-only", ex.functional_only,
               "Run the golden functional interpreter only (no timing)");

@@ -21,7 +21,9 @@ TEST(Traces, EveryCaseReproducesItsRecordedDigests) {
     SCOPED_TRACE(entry.path().filename().string());
     YAML::Node expected = YAML::LoadFile((entry.path() / "expected.yaml").string());
     ASSERT_TRUE(expected["outputs"]) << "run scripts/update-golden";
-    arch::ArchConfig a = arch::load_arch(test::source_path(expected["arch"].as<std::string>()));
+    std::vector<std::string> sets;
+    if (expected["sets"]) sets = expected["sets"].as<std::vector<std::string>>();
+    arch::ArchConfig a = arch::load_arch(test::source_path(expected["arch"].as<std::string>()), sets);
     std::string prog = (entry.path() / "prog.tasm").string();
     Interpreter it(a, load_program(prog), prog);
     it.run();
