@@ -102,6 +102,7 @@ struct PassState {
   int64_t s = -1;     // stream start
   int64_t useful_outputs = 0;
   int64_t emitted = 0;
+  int64_t first_out = -1;
   int64_t last_out = -1;
 };
 
@@ -454,6 +455,7 @@ class Grid {
     const PassSpec& p = passes_[static_cast<std::size_t>(pass)];
     if (m >= p.m || n >= p.n) return;  // an unused row or column carries zeros out
     ++st.emitted;
+    if (st.first_out < 0) st.first_out = t;
     st.last_out = std::max(st.last_out, t);
     if (opt_.record_events) {
       events_[static_cast<std::size_t>(pass)]
@@ -668,14 +670,8 @@ class Grid {
     const PassState& st = state_[i];
     t->shift_start_cycle = loads(i) ? st.t0 : -1;
     t->stream_start_cycle = st.s;
+    t->first_output_cycle = st.first_out;
     t->last_output_cycle = st.last_out;
-    int64_t first = -1;
-    if (opt_.record_events) {
-      for (int64_t x : events_[i].output_cycles) {
-        if (first < 0 || x < first) first = x;
-      }
-    }
-    t->first_output_cycle = first;
     const auto M = static_cast<int64_t>(p.m), K = static_cast<int64_t>(p.k),
                N = static_cast<int64_t>(p.n);
     t->ub_read_values = M * K;

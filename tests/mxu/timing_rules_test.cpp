@@ -221,6 +221,11 @@ TEST(MxuAccounting, EveryCycleIsCountedOnceAndWindowsTile) {
     EXPECT_EQ(expected_start, total);
     const std::string d = test::compare(c, seq, {false, arch::DType::kInt8, 0});
     EXPECT_EQ(d, "");
+    SteppedOptions quiet;
+    quiet.record_events = false;  // the figures do not depend on the event log
+    const SteppedResult st = run_stepped(c, seq, {}, quiet);
+    EXPECT_EQ(st.total_cycles, total);
+    for (std::size_t i = 0; i < t.size(); ++i) EXPECT_TRUE(st.passes[i] == t[i]) << i;
   }
 }
 
