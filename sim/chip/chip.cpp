@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cstdlib>
+#include <vector>
 
 #include "sim/chip/clock.h"
 
@@ -44,18 +45,19 @@ void Chip::watch() {
 namespace {
 
 // SystemC keeps one global simulation context; a second run in the same process needs a
-// fresh one (the previous run's modules are destroyed first). The first context is never
-// deleted: SystemC's own static events point at it until the process exits.
+// fresh one (the previous run's modules are destroyed first). Old contexts are kept, not
+// deleted: SystemC's static events point at the first one until exit, and freeing a context
+// would hand its coroutine stacks (holding frames abandoned mid-simulation) back to the
+// allocator. tpusim runs one simulation per process; only test binaries run several.
 void fresh_context() {
-  static sc_core::sc_simcontext* first = nullptr;
-  if (first == nullptr) {
-    first = sc_core::sc_get_curr_simcontext();
-  } else {
-    sc_core::sc_simcontext* old = sc_core::sc_curr_simcontext;
+  static bool used = false;
+  if (used) {
+    static std::vector<sc_core::sc_simcontext*> retired;
+    retired.push_back(sc_core::sc_curr_simcontext);
     sc_core::sc_curr_simcontext = new sc_core::sc_simcontext;
     sc_core::sc_default_global_context = sc_core::sc_curr_simcontext;
-    if (old != first) delete old;
   }
+  used = true;
   setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
   sc_core::sc_report_handler::set_actions(sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
   sc_core::sc_report_handler::set_actions(sc_core::SC_WARNING, sc_core::SC_DO_NOTHING);

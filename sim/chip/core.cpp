@@ -349,6 +349,11 @@ Sequencer::Sequencer(sc_core::sc_module_name name, ChipContext& ctx, Core& core)
       track_(ctx.trace.track(this->name())),
       activity_(ctx.stats, this->name(),
                 {"idle", "issue", "queue_full_stall", "sync_stall", "halt_drain"}) {
+  issued_ = &ctx.stats.counter(std::string(this->name()) + ".instructions");
+  for (int k = 0; k < isa::kOpcodeCount; ++k) {
+    by_opcode_.push_back(&ctx.stats.counter(std::string(this->name()) + ".count." +
+                                            isa::opcode_spec(static_cast<Opcode>(k)).mnemonic));
+  }
   SC_THREAD(thread);
 }
 
@@ -369,19 +374,13 @@ void Sequencer::retire_done() {
 void Sequencer::thread() {
   const isa::Program* p = core_.index() == 0 ? ctx_.program : nullptr;
   std::size_t n = p ? p->code.size() : 0;
-  int64_t& issued = ctx_.stats.counter(std::string(name()) + ".instructions");
-  std::vector<int64_t*> by_opcode;
-  for (int k = 0; k < isa::kOpcodeCount; ++k) {
-    by_opcode.push_back(&ctx_.stats.counter(std::string(name()) + ".count." +
-                                            isa::opcode_spec(static_cast<Opcode>(k)).mnemonic));
-  }
   for (std::size_t i = 0; i < n; ++i) {
     const isa::Instruction& in = p->code[i];
     activity_.enter(kSeqIssue, now_cycle());
     state.set("issue of instruction", static_cast<int64_t>(i));
     sc_core::wait(sc_core::sc_time(static_cast<double>(ctx_.arch.sequencer.issue_cycles), sc_core::SC_NS));
-    ++issued;
-    ++*by_opcode[static_cast<int>(in.op)];
+    ++*issued_;
+    ++*by_opcode_[static_cast<int>(in.op)];
     if (in.op == Opcode::kHalt) break;
     if (in.op == Opcode::kNop) continue;
     retire_done();

@@ -125,6 +125,8 @@ class Sequencer : public sc_core::sc_module {
   Core& core_;
   std::vector<std::unique_ptr<Op>> ops_;
   std::vector<Op*> inflight_;
+  std::vector<int64_t*> by_opcode_;  ///< instructions issued, per opcode
+  int64_t* issued_ = nullptr;         ///< instructions issued
   bool halted_ = false;
   int64_t end_cycle_ = 0;
   int track_;

@@ -7,6 +7,7 @@
 #include <exception>
 
 #include "arch/error.h"
+#include "sim/chip/asan_options.h"
 #include "sim/cli/commands.h"
 
 int main(int argc, char** argv) {
