@@ -9,6 +9,10 @@
 #include <filesystem>
 #include <string>
 
+#include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include "arch/schema.h"
 #include "isa/npy.h"
 #include "test_util.h"
 
@@ -122,6 +126,43 @@ TEST_F(Cli, AsmDisasmAndExecAgreeOnTheBundledExample) {
   isa::NpyArray y = isa::read_npy(path("r1/y.npy"));
   EXPECT_EQ(y.dtype, isa::ElemType::kBf16);
   EXPECT_TRUE(std::filesystem::exists(path("r1/config.resolved.yaml")));
+}
+
+TEST_F(Cli, TimedExecWritesTheRunDirectoryAndMatchesTheTraceTable) {
+  std::string arch = src("configs/arch/tpu_v4.yaml");
+  std::string prog = src("traces/example_matmul/prog.tasm");
+  Result r = run("exec --arch " + arch + " " + prog + " --trace --vcd --out " + path("run"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("utilization"), std::string::npos) << r.out;
+  nlohmann::json report = nlohmann::json::parse(test::read_text(path("run/report.json")));
+  YAML::Node expected = YAML::LoadFile(src("traces/example_matmul/expected.yaml"));
+  EXPECT_EQ(report["schema_version"], 1);
+  EXPECT_EQ(report["total_cycles"].get<int64_t>(), expected["cycles"].as<int64_t>());
+  EXPECT_EQ(report["macs"].get<int64_t>(), expected["macs"].as<int64_t>());
+  EXPECT_TRUE(report["completed"].get<bool>());
+  EXPECT_NO_THROW(nlohmann::json::parse(test::read_text(path("run/timeline.json"))));
+  EXPECT_NE(test::read_text(path("run/waves.vcd")).find("$enddefinitions"), std::string::npos);
+  // The output equals the golden interpreter's (its digest is in the trace table).
+  isa::NpyArray y = isa::read_npy(path("run/y.npy"));
+  EXPECT_EQ(arch::fnv1a_hex(std::string(y.data.begin(), y.data.end())),
+            expected["outputs"]["y"].as<std::string>());
+
+  // Timing only: the same cycles, and no data written.
+  Result t = run("exec --arch " + arch + " " + prog + " --no-functional --out " + path("t"));
+  ASSERT_EQ(t.code, 0) << t.out;
+  nlohmann::json timing = nlohmann::json::parse(test::read_text(path("t/report.json")));
+  EXPECT_EQ(timing["total_cycles"], report["total_cycles"]);
+  EXPECT_FALSE(std::filesystem::exists(path("t/y.npy")));
+}
+
+TEST_F(Cli, WatchdogStopsAStuckRunWithExitCode1AndNamesTheUnits) {
+  Result r = run("exec --arch " + src("configs/arch/tpu_v4.yaml") + " " +
+                 src("traces/example_matmul/prog.tasm") +
+                 " --test-hang-unit chip.core0.mxu0 --out " + path("w"));
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("watchdog"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("chip.core0.mxu0: waiting for"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("chip.core0.seq: waiting for"), std::string::npos) << r.out;
 }
 
 }  // namespace
