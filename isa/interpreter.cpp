@@ -292,7 +292,7 @@ void Interpreter::matmul(const Instruction& in) {
   }
   std::size_t acc_offset = static_cast<std::size_t>(acc0 * cols);
   if (t.dtype == 0) {
-    matmul_pass_int8(reinterpret_cast<const int8_t*>(a.data()), t.k,
+    matmul_int8_(reinterpret_cast<const int8_t*>(a.data()), t.k,
                      reinterpret_cast<const int8_t*>(t.data.data()), t.n, static_cast<int>(rows),
                      static_cast<int>(t.k), static_cast<int>(t.n), m.acc_i32.data() + acc_offset,
                      cols, accumulate);
@@ -301,7 +301,7 @@ void Interpreter::matmul(const Instruction& in) {
     std::vector<uint16_t> w16(static_cast<std::size_t>(t.k * t.n));
     std::memcpy(a16.data(), a.data(), a.size());
     std::memcpy(w16.data(), t.data.data(), t.data.size());
-    matmul_pass_bf16(a16.data(), t.k, w16.data(), t.n, static_cast<int>(rows),
+    matmul_bf16_(a16.data(), t.k, w16.data(), t.n, static_cast<int>(rows),
                      static_cast<int>(t.k), static_cast<int>(t.n), m.acc_f32.data() + acc_offset,
                      cols, accumulate, numerics_);
   }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "arch/arch_config.h"
+#include "isa/kernels.h"
 #include "isa/memory.h"
 #include "isa/npy.h"
 #include "isa/program.h"
@@ -25,6 +26,12 @@ struct InterpreterStats {
   uint64_t dma_bytes = 0;                         ///< bytes moved by dma_load/dma_store
   uint64_t weight_bytes = 0;                      ///< bytes read by load_weights
 };
+
+/// Matrix-pass kernels with the signatures of isa::matmul_pass_int8/bf16.
+using MatmulInt8Kernel = void (*)(const int8_t*, std::size_t, const int8_t*, std::size_t, int, int,
+                                  int, int32_t*, std::size_t, bool);
+using MatmulBf16Kernel = void (*)(const uint16_t*, std::size_t, const uint16_t*, std::size_t, int,
+                                  int, int, float*, std::size_t, bool, const NumericsOptions&);
 
 class Interpreter {
  public:
@@ -43,6 +50,13 @@ class Interpreter {
   /// time in any order that respects their data dependencies.
   void init_regions();
   void execute_at(std::size_t index);
+
+  /// Replaces the matrix-pass kernels (default: the reference kernels). Timed models pass
+  /// their vectorised kernels, which must give the same bits (they are tested to).
+  void set_matmul_kernels(MatmulInt8Kernel int8, MatmulBf16Kernel bf16) {
+    matmul_int8_ = int8;
+    matmul_bf16_ = bf16;
+  }
 
   /// Contents of a region after the run (every byte must have been written).
   NpyArray read_region(const std::string& name) const;
@@ -92,6 +106,8 @@ class Interpreter {
   std::map<std::string, NpyArray> inputs_;
   InterpreterStats stats_;
   std::size_t pc_ = 0;
+  MatmulInt8Kernel matmul_int8_ = &matmul_pass_int8;
+  MatmulBf16Kernel matmul_bf16_ = &matmul_pass_bf16;
 };
 
 }  // namespace tpu::isa

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sim/chip/clock.h"
+#include "sim/mxu/fast_kernels.h"
 
 namespace tpu::sim {
 
@@ -73,7 +74,10 @@ ChipResult run_chip(const arch::ArchConfig& arch, const isa::Program& program,
   ChipContext ctx{arch,    &program, options.functional ? functional : nullptr,
                   stats,   trace,    nullptr,
                   nullptr, options.hang_unit};
-  if (ctx.functional) ctx.functional->init_regions();
+  if (ctx.functional) {
+    ctx.functional->set_matmul_kernels(&matmul_pass_int8_fast, &matmul_pass_bf16_fast);
+    ctx.functional->init_regions();
+  }
   ChipResult result;
   {
     Chip chip("chip", ctx);

@@ -11,8 +11,9 @@ namespace tpu::sim {
 
 /// The current simulated cycle.
 inline int64_t now_cycle() {
-  return static_cast<int64_t>(sc_core::sc_time_stamp().value() /
-                              sc_core::sc_time(1, sc_core::SC_NS).value());
+  // The time resolution is SystemC's default (1 ps) in every context tpusim creates.
+  static const sc_dt::uint64 kTicksPerCycle = sc_core::sc_time(1, sc_core::SC_NS).value();
+  return static_cast<int64_t>(sc_core::sc_time_stamp().value() / kTicksPerCycle);
 }
 
 /// Suspends the calling SC_THREAD until `cycle` (returns at once if it has passed).

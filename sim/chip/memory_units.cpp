@@ -27,6 +27,7 @@ std::string path(const sc_core::sc_module& m, const char* counter) {
 Hbm::Hbm(sc_core::sc_module_name name, const arch::ArchConfig& arch, Stats& stats)
     : sc_module(name),
       channels_(static_cast<std::size_t>(arch.memory.channels)),
+      share_(static_cast<std::size_t>(arch.memory.channels)),
       bytes_per_cycle_per_channel_(arch.derived.memory_bytes_per_cycle /
                                    static_cast<double>(arch.memory.channels)),
       latency_cycles_(ns_to_cycles(arch.memory.latency_ns, arch.clock_mhz)),
@@ -37,7 +38,7 @@ Transfer Hbm::transfer(int64_t earliest, uint64_t addr, uint64_t bytes, bool wri
   (write ? write_bytes_ : read_bytes_) += static_cast<int64_t>(bytes);
   std::size_t n = channels_.size();
   // Bytes per channel under kInterleaveBytes interleaving of [addr, addr + bytes).
-  std::vector<uint64_t> share(n, 0);
+  std::vector<uint64_t>& share = share_;
   uint64_t first = addr / kInterleaveBytes, last = (addr + bytes - 1) / kInterleaveBytes;
   uint64_t chunks = last - first + 1;
   for (std::size_t c = 0; c < n; ++c) {

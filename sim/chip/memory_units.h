@@ -9,6 +9,7 @@
 #include <deque>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "arch/arch_config.h"
 #include "sim/chip/stats.h"
@@ -35,6 +36,7 @@ class Hbm : public sc_core::sc_module {
 
  private:
   TimelineSet channels_;
+  std::vector<uint64_t> share_;  // scratch: bytes per channel of the current transfer
   double bytes_per_cycle_per_channel_;
   int64_t latency_cycles_;
   int64_t& read_bytes_;
