@@ -210,6 +210,54 @@ TEST(Chip, TimelineIsChromeTraceJsonWithNonOverlappingLanes) {
   }
 }
 
+TEST(Chip, ProgramsRunOnEveryPresetWithGoldenNumerics) {
+  for (const char* preset : {"tpu_v1", "tpu_v2", "tpu_v3", "tpu_v4", "tpu_v5e", "edgetpu"}) {
+    SCOPED_TRACE(preset);
+    arch::ArchConfig a = arch::load_arch(source_path(std::string("configs/arch/") + preset + ".yaml"));
+    bool int8 = a.supports(arch::DType::kInt8);
+    int t = static_cast<int>(std::min<int64_t>(64, a.mxu.rows));
+    int eb = int8 ? 1 : 2;
+    std::string dt = int8 ? "int8" : "bf16";
+    // Two layers through every MXU of core 0: matmul, activate, pool; weights over the
+    // memory the preset has (the Edge TPU's parameter cache included).
+    std::string prog = fmt::format(R"(
+.region x space=host addr=0 dtype={dt} shape=64x{t} role=input init=random seed=3
+.region w addr=0 dtype={dt} shape={t}x{t} role=data init=random seed=4
+.region q addr=0x10000 dtype=int32 shape={t}x3 role=data init=values
+.region y space=host addr=0x100000 dtype={dt} shape=8x8x{t} role=output
+    dma_load space=host src=x ub=0 rows=64 row_bytes={rb}
+    dma_load src=q ub=0x40000 row_bytes=q_bytes
+)",
+                                   fmt::arg("dt", dt), fmt::arg("t", t), fmt::arg("rb", t * eb));
+    for (int i = 0; i < t; ++i) prog += fmt::format(".values q {} 1073741824 -6\n", i * 7 - 100);
+    for (int m = 0; m < a.mxu.count; ++m) {
+      prog += fmt::format(
+          "    load_weights src=w k={t} n={t} dtype={dt} mxu={m}\n"
+          "    matmul mxu={m} dtype={dt} ub=0 acc={acc} rows=64 k={t} n={t} pop=1\n",
+          fmt::arg("t", t), fmt::arg("dt", dt), fmt::arg("m", m), fmt::arg("acc", 64 * (m % 2)));
+    }
+    int last = static_cast<int>(a.mxu.count - 1);
+    prog += int8 ? fmt::format("    activate mxu={} acc={} rows=64 n={} ub=0x8000 mode=int8 params=0x40000\n",
+                               last, 64 * (last % 2), t)
+                 : fmt::format("    activate mxu={} acc={} rows=64 n={} ub=0x8000 mode=bf16 func=relu\n",
+                               last, 64 * (last % 2), t);
+    prog += fmt::format(
+        "    pool dtype={dt} kind=max src=0x8000 dst=0x20000 in_h=8 in_w=8 channels={t} win_h=1 "
+        "win_w=1 out_h=8 out_w=8\n"
+        "    dma_store space=host dst=y ub=0x20000 row_bytes=y_bytes\n",
+        fmt::arg("dt", dt), fmt::arg("t", t));
+    isa::Program p = isa::assemble(prog, "preset.tasm");
+    isa::Interpreter golden(a, p, "preset.tasm");
+    golden.run();
+    isa::Interpreter timed(a, p, "preset.tasm");
+    ChipResult r = run_chip(a, p, &timed, ChipOptions{});
+    ASSERT_TRUE(r.completed);
+    EXPECT_EQ(timed.read_region("y").data, golden.read_region("y").data);
+    EXPECT_EQ(r.counters.at("chip.core0.seq.count.matmul"), a.mxu.count);
+    EXPECT_GT(r.cycles, 0);
+  }
+}
+
 TEST(Chip, WatchdogNamesEveryStuckUnit) {
   auto cases = trace_cases();
   const TraceCase& c = cases.front();
