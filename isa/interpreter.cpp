@@ -29,12 +29,12 @@ T load_le(const uint8_t* p) {
 
 }  // namespace
 
-Interpreter::Interpreter(const arch::ArchConfig& arch, Program program, std::string file)
+Interpreter::Interpreter(const arch::ArchConfig& arch, Program program, std::string file,
+                         std::shared_ptr<OffChipMemory> offchip)
     : arch_(arch),
       program_(std::move(program)),
       file_(std::move(file)),
-      mem_(static_cast<uint64_t>(arch.memory.bytes)),
-      host_(uint64_t{1} << 40),
+      offchip_(offchip ? std::move(offchip) : std::make_shared<OffChipMemory>(arch)),
       ub_(static_cast<uint64_t>(arch.unified_buffer.bytes)),
       mxus_(static_cast<std::size_t>(arch.mxu.count)) {
   numerics_.flush_subnormals = arch.numerics.flush_subnormals;
@@ -221,7 +221,7 @@ void Interpreter::load_weights(const Instruction& in) {
   uint64_t stride = in.get(Fid::kLoadWeights_stride);
   if (stride == 0) stride = rb;
   bool from_ub = in.get(Fid::kLoadWeights_space) == static_cast<int>(WeightSource::kUb);
-  const SparseMemory& src = from_ub ? ub_ : mem_;
+  const SparseMemory& src = from_ub ? ub_ : offchip_->mem;
   uint64_t base = in.get(Fid::kLoadWeights_src);
   t.data.resize(static_cast<std::size_t>(t.k) * rb);
   for (int64_t r = 0; r < t.k; ++r) {
@@ -438,7 +438,7 @@ NpyArray Interpreter::read_region(const std::string& name) const {
   a.shape = r->shape;
   a.data.resize(r->bytes());
   uint64_t bad = 0;
-  const SparseMemory& m = r->space == Space::kHost ? host_ : mem_;
+  const SparseMemory& m = r->space == Space::kHost ? offchip_->host : offchip_->mem;
   if (!m.read(r->addr, a.data.data(), a.data.size(), &bad)) {
     throw InputError(SourceLocation{file_, 0, 0}, "region " + name,
                      "every byte written by the program",

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,6 +28,13 @@ struct InterpreterStats {
   uint64_t weight_bytes = 0;                      ///< bytes read by load_weights
 };
 
+/// Off-chip and host memory, which the cores of one chip share.
+struct OffChipMemory {
+  explicit OffChipMemory(const arch::ArchConfig& arch)
+      : mem(static_cast<uint64_t>(arch.memory.bytes)), host(uint64_t{1} << 40) {}
+  SparseMemory mem, host;
+};
+
 /// Matrix-pass kernels with the signatures of isa::matmul_pass_int8/bf16.
 using MatmulInt8Kernel = void (*)(const int8_t*, std::size_t, const int8_t*, std::size_t, int, int,
                                   int, int32_t*, std::size_t, bool);
@@ -35,8 +43,10 @@ using MatmulBf16Kernel = void (*)(const uint16_t*, std::size_t, const uint16_t*,
 
 class Interpreter {
  public:
-  /// Verifies the program against the architecture (InputError on failure).
-  Interpreter(const arch::ArchConfig& arch, Program program, std::string file);
+  /// Verifies the program against the architecture (InputError on failure). `offchip` is
+  /// shared with the interpreters of the chip's other cores (null: a private one).
+  Interpreter(const arch::ArchConfig& arch, Program program, std::string file,
+              std::shared_ptr<OffChipMemory> offchip = nullptr);
 
   /// Supplies the data of an input region; dtype and shape must match the region exactly.
   void set_input(const std::string& region, const NpyArray& data);
@@ -86,7 +96,7 @@ class Interpreter {
 
   [[noreturn]] void fail(const std::string& field, const std::string& expected,
                          const std::string& found) const;
-  SparseMemory& space(Space s) { return s == Space::kHost ? host_ : mem_; }
+  SparseMemory& space(Space s) { return s == Space::kHost ? offchip_->host : offchip_->mem; }
   std::vector<uint8_t> read(const SparseMemory& m, uint64_t addr, uint64_t len,
                             const char* field) const;
   void execute(const Instruction& in);
@@ -101,7 +111,8 @@ class Interpreter {
   Program program_;
   std::string file_;
   NumericsOptions numerics_;
-  SparseMemory mem_, host_, ub_;
+  std::shared_ptr<OffChipMemory> offchip_;
+  SparseMemory ub_;
   std::vector<Mxu> mxus_;
   std::map<std::string, NpyArray> inputs_;
   InterpreterStats stats_;

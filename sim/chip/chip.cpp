@@ -8,17 +8,23 @@
 #include <cstdlib>
 #include <vector>
 
+#include "arch/error.h"
 #include "sim/chip/clock.h"
 #include "sim/mxu/fast_kernels.h"
 
 namespace tpu::sim {
 
-Chip::Chip(sc_core::sc_module_name name, ChipContext& ctx)
+Chip::Chip(sc_core::sc_module_name name, ChipContext& ctx,
+           const std::vector<const isa::Program*>& programs,
+           const std::vector<isa::Interpreter*>& functional)
     : sc_module(name), hbm("hbm", ctx.arch, ctx.stats), host_link("host_link", ctx.arch, ctx.stats) {
   ctx.hbm = &hbm;
   ctx.host = &host_link;
   for (int i = 0; i < ctx.arch.cores; ++i) {
-    cores.push_back(std::make_unique<Core>(fmt::format("core{}", i).c_str(), ctx, i));
+    std::size_t k = static_cast<std::size_t>(i);
+    cores.push_back(std::make_unique<Core>(fmt::format("core{}", i).c_str(), ctx, i,
+                                           k < programs.size() ? programs[k] : nullptr,
+                                           k < functional.size() ? functional[k] : nullptr));
   }
   SC_THREAD(watch);
 }
@@ -68,19 +74,33 @@ void fresh_context() {
 
 ChipResult run_chip(const arch::ArchConfig& arch, const isa::Program& program,
                     isa::Interpreter* functional, const ChipOptions& options) {
+  return run_chip(arch, {CoreProgram{&program, functional}}, options);
+}
+
+ChipResult run_chip(const arch::ArchConfig& arch, const std::vector<CoreProgram>& programs,
+                    const ChipOptions& options) {
+  if (programs.size() > static_cast<std::size_t>(arch.cores)) {
+    throw InputError(SourceLocation{"<command line>", 0, 0}, "programs",
+                     fmt::format("at most one per core ({})", arch.cores),
+                     fmt::format("{}", programs.size()));
+  }
   fresh_context();
   Stats stats;
   TraceRecorder trace(options.trace);
-  ChipContext ctx{arch,    &program, options.functional ? functional : nullptr,
-                  stats,   trace,    nullptr,
-                  nullptr, options.hang_unit};
-  if (ctx.functional) {
-    ctx.functional->set_matmul_kernels(&matmul_pass_int8_fast, &matmul_pass_bf16_fast);
-    ctx.functional->init_regions();
+  ChipContext ctx{arch, stats, trace, nullptr, nullptr, options.hang_unit};
+  std::vector<const isa::Program*> progs;
+  std::vector<isa::Interpreter*> funcs;
+  for (const CoreProgram& cp : programs) {
+    progs.push_back(cp.program);
+    funcs.push_back(options.functional ? cp.functional : nullptr);
+    if (funcs.back()) {
+      funcs.back()->set_matmul_kernels(&matmul_pass_int8_fast, &matmul_pass_bf16_fast);
+      funcs.back()->init_regions();
+    }
   }
   ChipResult result;
   {
-    Chip chip("chip", ctx);
+    Chip chip("chip", ctx, progs, funcs);
     sc_core::sc_start();
     result.completed = chip.all_halted();
     int64_t end = result.completed ? chip.end_cycle() : now_cycle();
@@ -97,7 +117,9 @@ ChipResult run_chip(const arch::ArchConfig& arch, const isa::Program& program,
     result.cycles = end;
     stats.counter("chip.cycles") = end;
     stats.counter("chip.hbm.busy_cycles") = chip.hbm.busy_cycles();
-    result.ub_footprint_bytes = chip.cores[0]->ub.footprint_bytes();
+    for (const auto& c : chip.cores) {
+      result.ub_footprint_bytes = std::max(result.ub_footprint_bytes, c->ub.footprint_bytes());
+    }
     if (options.trace) {
       result.timeline_json = trace.chrome_json(arch.clock_mhz);
       result.waves_vcd = trace.vcd();

@@ -21,7 +21,10 @@ namespace tpu::sim {
 class Chip : public sc_core::sc_module {
  public:
   SC_HAS_PROCESS(Chip);
-  Chip(sc_core::sc_module_name name, ChipContext& ctx);
+  /// Core i runs programs[i] with functional[i] (both may be shorter than the core count).
+  Chip(sc_core::sc_module_name name, ChipContext& ctx,
+       const std::vector<const isa::Program*>& programs,
+       const std::vector<isa::Interpreter*>& functional);
   Hbm hbm;
   HostLink host_link;
   std::vector<std::unique_ptr<Core>> cores;
@@ -48,9 +51,21 @@ struct ChipResult {
   int64_t ub_footprint_bytes = 0;
 };
 
-/// Simulates `program` on core 0 of a chip built from `arch`. With options.functional, the
-/// caller's interpreter (regions initialised by this call) holds the final memory state.
-/// May be called repeatedly in one process (each call gets a fresh SystemC context).
+/// One core's work: its program and, in functional mode, the interpreter holding its state.
+/// The interpreters of one chip share off-chip memory (isa::OffChipMemory); programs of
+/// different cores must not write the same off-chip bytes (not checked).
+struct CoreProgram {
+  const isa::Program* program = nullptr;
+  isa::Interpreter* functional = nullptr;
+};
+
+/// Simulates programs[i] on core i of a chip built from `arch` (at most arch.cores). With
+/// options.functional, each interpreter (regions initialised by this call) holds its core's
+/// final state. May be called repeatedly in one process (each call gets a fresh SystemC
+/// context).
+ChipResult run_chip(const arch::ArchConfig& arch, const std::vector<CoreProgram>& programs,
+                    const ChipOptions& options);
+/// One program on core 0.
 ChipResult run_chip(const arch::ArchConfig& arch, const isa::Program& program,
                     isa::Interpreter* functional, const ChipOptions& options);
 

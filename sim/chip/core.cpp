@@ -22,8 +22,8 @@ std::string op_name(const Op& op) {
   return fmt::format("{} #{}", isa::opcode_spec(op.inst->op).mnemonic, op.index);
 }
 
-std::string note_of(const ChipContext& ctx, const Op& op) {
-  if (ctx.program && op.index < ctx.program->notes.size()) return ctx.program->notes[op.index];
+std::string note_of(const Core& core, const Op& op) {
+  if (core.program && op.index < core.program->notes.size()) return core.program->notes[op.index];
   return "";
 }
 
@@ -81,7 +81,7 @@ void Dma::act_thread() {
                         : ctx_.hbm->transfer(t, addr, bytes, !load);
     Transfer u = core_.ub.access(t, bytes, load);
     int64_t done = std::max(off.end, u.end);
-    if (ctx_.functional) ctx_.functional->execute_at(op->index);
+    if (core_.functional) core_.functional->execute_at(op->index);
     if (load) {
       for (const Access& a : op->accesses) {
         if (a.write) core_.ub.note_written(a.lo, a.hi);
@@ -90,7 +90,7 @@ void Dma::act_thread() {
     op->complete_at(done);
     if (ctx_.trace.enabled()) {
       ctx_.trace.span(act_track_, op_name(*op), load ? "dma_load" : "dma_store", t, done,
-                      note_of(ctx_, *op));
+                      note_of(core_, *op));
     }
     // Busy: the union of transfer intervals; a dependency wait counts only where nothing
     // was in flight.
@@ -121,11 +121,11 @@ void Dma::weight_thread() {
     bool from_ub = in.get(Fid::kLoadWeights_space) == static_cast<int>(isa::WeightSource::kUb);
     Transfer tr = from_ub ? core_.ub.access(t, bytes, false)
                           : ctx_.hbm->transfer(t, in.get(Fid::kLoadWeights_src), bytes, false);
-    if (ctx_.functional) ctx_.functional->execute_at(op->index);
+    if (core_.functional) core_.functional->execute_at(op->index);
     core_.wfifo[mxu]->push(tr.end);
     op->complete_at(tr.end);
     if (ctx_.trace.enabled()) {
-      ctx_.trace.span(weight_track_, op_name(*op), "load_weights", t, tr.end, note_of(ctx_, *op));
+      ctx_.trace.span(weight_track_, op_name(*op), "load_weights", t, tr.end, note_of(core_, *op));
     }
     int64_t free_from = std::max(arrive, weight_busy_until_);
     weight_.add(2, std::max<int64_t>(0, std::min(t_deps, t) - free_from));
@@ -187,7 +187,7 @@ void Mxu::thread() {
     int64_t extra = std::max<int64_t>(0, (ub.end - ub.start) - spec.m);
     spec.inputs_ready_cycle = ub.start + extra;
     PassTiming t = timer_.add(spec);
-    if (ctx_.functional) ctx_.functional->execute_at(op->index);
+    if (core_.functional) core_.functional->execute_at(op->index);
     core_.acc[index_]->wrote(t.acc_write_values);
     macs_ += t.useful_macs;
     ++passes_;
@@ -216,7 +216,7 @@ void Mxu::thread() {
     }
     if (ctx_.trace.enabled()) {
       ctx_.trace.span(track_, op_name(*op), "matmul", t.stream_start_cycle, t.last_output_cycle + 1,
-                      note_of(ctx_, *op));
+                      note_of(core_, *op));
     }
     last_ = t;
     any_pass_ = true;
@@ -319,7 +319,7 @@ void VectorUnit::thread() {
     if (in_bytes) busy_end = std::max(busy_end, core_.ub.access(t, in_bytes, false).end);
     if (out_bytes) busy_end = std::max(busy_end, core_.ub.access(t, out_bytes, true).end);
     int64_t done = busy_end + a.vector_unit.latency_cycles;
-    if (ctx_.functional) ctx_.functional->execute_at(op->index);
+    if (core_.functional) core_.functional->execute_at(op->index);
     for (const Access& acc : op->accesses) {
       if (acc.write && acc.space == Access::kUb) core_.ub.note_written(acc.lo, acc.hi);
     }
@@ -327,7 +327,7 @@ void VectorUnit::thread() {
     op->complete_at(done);
     if (ctx_.trace.enabled()) {
       ctx_.trace.span(track_, op_name(*op), isa::opcode_spec(in.op).mnemonic, t, done,
-                      note_of(ctx_, *op));
+                      note_of(core_, *op));
     }
     activity_.enter(kVpuBusy, t);
     state.set("executing instruction", static_cast<int64_t>(op->index));
@@ -372,7 +372,7 @@ void Sequencer::retire_done() {
 }
 
 void Sequencer::thread() {
-  const isa::Program* p = core_.index() == 0 ? ctx_.program : nullptr;
+  const isa::Program* p = core_.program;
   std::size_t n = p ? p->code.size() : 0;
   for (std::size_t i = 0; i < n; ++i) {
     const isa::Instruction& in = p->code[i];
@@ -395,7 +395,7 @@ void Sequencer::thread() {
           wait_done(o);
         }
       }
-      if (ctx_.functional) ctx_.functional->execute_at(i);
+      if (core_.functional) core_.functional->execute_at(i);
       continue;
     }
     auto op = std::make_unique<Op>();
@@ -452,8 +452,11 @@ void Sequencer::thread() {
 
 // ---------------------------------------------------------------- Core
 
-Core::Core(sc_core::sc_module_name name, ChipContext& ctx, int index)
+Core::Core(sc_core::sc_module_name name, ChipContext& ctx, int index, const isa::Program* prog,
+           isa::Interpreter* func)
     : sc_module(name),
+      program(prog),
+      functional(func),
       ub("ub", ctx.arch, ctx.stats),
       dma("dma", ctx, *this),
       vpu("vpu", ctx, *this),

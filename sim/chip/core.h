@@ -24,8 +24,6 @@ namespace tpu::sim {
 /// What every unit of a chip shares.
 struct ChipContext {
   const arch::ArchConfig& arch;
-  const isa::Program* program = nullptr;  ///< core 0's program
-  isa::Interpreter* functional = nullptr; ///< null when data does not move (--no-functional)
   Stats& stats;
   TraceRecorder& trace;
   Hbm* hbm = nullptr;
@@ -135,8 +133,13 @@ class Sequencer : public sc_core::sc_module {
 
 class Core : public sc_core::sc_module {
  public:
-  Core(sc_core::sc_module_name name, ChipContext& ctx, int index);
+  /// `prog` may be null (the core has nothing to run); `func` is null when data does not
+  /// move (--no-functional).
+  Core(sc_core::sc_module_name name, ChipContext& ctx, int index, const isa::Program* prog,
+       isa::Interpreter* func);
   int index() const { return index_; }
+  const isa::Program* program;
+  isa::Interpreter* functional;
   UnifiedBuffer ub;
   std::vector<std::unique_ptr<WeightFifo>> wfifo;
   std::vector<std::unique_ptr<Accumulators>> acc;

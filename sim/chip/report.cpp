@@ -39,14 +39,17 @@ int64_t sum_mxu(const std::map<std::string, int64_t>& c, const std::string& stat
 
 }  // namespace
 
-nlohmann::json make_report(const arch::ArchConfig& arch, const isa::Program& program,
+nlohmann::json make_report(const arch::ArchConfig& arch,
+                           const std::vector<const isa::Program*>& programs,
                            const std::string& program_name, const ChipResult& r,
                            bool functional) {
   const auto& c = r.counters;
   bool any_bf16 = false, any_int8 = false;
-  for (const auto& in : program.code) {
-    if (in.op == isa::Opcode::kMatmul) {
-      (in.get(isa::Fid::kMatmul_dtype) == 0 ? any_int8 : any_bf16) = true;
+  for (const isa::Program* program : programs) {
+    for (const auto& in : program->code) {
+      if (in.op == isa::Opcode::kMatmul) {
+        (in.get(isa::Fid::kMatmul_dtype) == 0 ? any_int8 : any_bf16) = true;
+      }
     }
   }
   std::string dtype = any_bf16 ? (any_int8 ? "mixed" : "bf16") : (any_int8 ? "int8" : "none");

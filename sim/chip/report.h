@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include <vector>
 
 #include "arch/arch_config.h"
 #include "isa/program.h"
@@ -15,7 +16,8 @@ namespace tpu::sim {
 inline constexpr int kReportSchemaVersion = 1;
 
 /// report.json for a program run (`tpusim exec`).
-nlohmann::json make_report(const arch::ArchConfig& arch, const isa::Program& program,
+nlohmann::json make_report(const arch::ArchConfig& arch,
+                           const std::vector<const isa::Program*>& programs,
                            const std::string& program_name, const ChipResult& result,
                            bool functional);
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 
 #include "arch/arch_config.h"
 #include "arch/error.h"
@@ -87,60 +88,38 @@ int run_disasm(const DisasmOptions& o) {
   return 0;
 }
 
-int run_timed(const ExecOptions& o, const arch::ArchConfig& a, isa::Interpreter& interp,
-              const std::string& dir);
+namespace {
 
-int run_exec(const ExecOptions& o) {
-  arch::ArchConfig a = arch::load_arch(o.arch, o.sets);
-  isa::Interpreter interp(a, isa::load_program(o.program), o.program);
-  for (const auto& spec : o.inputs) {
-    std::size_t eq = spec.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
-      throw InputError(SourceLocation{"<command line>", 0, 0}, "--input", "NAME=FILE.npy",
-                       "'" + spec + "'");
+using Interpreters = std::vector<std::unique_ptr<isa::Interpreter>>;
+
+// Output regions of every core: NAME.npy for a single program, coreN.NAME.npy otherwise.
+void write_outputs(const Interpreters& cores, const std::string& dir) {
+  for (std::size_t c = 0; c < cores.size(); ++c) {
+    for (const auto& name : cores[c]->output_names()) {
+      isa::NpyArray out = cores[c]->read_region(name);
+      std::string file = cores.size() == 1 ? name : fmt::format("core{}.{}", c, name);
+      std::string path = dir + "/" + file + ".npy";
+      isa::write_npy(path, out);
+      std::cout << fmt::format("  output {:<19} fnv1a {}  -> {}\n", file, digest(out.data), path);
     }
-    interp.set_input(spec.substr(0, eq), isa::read_npy(spec.substr(eq + 1)));
   }
-  std::string dir = o.out_dir.empty() ? "runs/" + fs::path(o.program).stem().string() : o.out_dir;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw InputError(SourceLocation{dir, 0, 0}, "cannot create run directory: " + ec.message());
-  write_file(dir + "/config.resolved.yaml", arch::dump_arch(a) + arch::dump_derived(a));
-  if (!o.functional_only) return run_timed(o, a, interp, dir);
-  interp.run();
-
-  const auto& s = interp.stats();
-  uint64_t total = 0;
-  for (uint64_t n : s.executed) total += n;
-  std::cout << fmt::format("tpusim exec (functional) {} on {} [{}]\n", o.program, a.name,
-                           a.fingerprint);
-  std::cout << fmt::format("  {:<22}{:>16}\n", "instructions", total);
-  for (int i = 0; i < isa::kOpcodeCount; ++i) {
-    if (s.executed[i] == 0) continue;
-    std::cout << fmt::format("    {:<20}{:>16}\n",
-                             isa::opcode_spec(static_cast<isa::Opcode>(i)).mnemonic,
-                             s.executed[i]);
-  }
-  std::cout << fmt::format("  {:<22}{:>16}\n", "MACs", s.macs);
-  std::cout << fmt::format("  {:<22}{:>16}\n", "DMA bytes", s.dma_bytes);
-  std::cout << fmt::format("  {:<22}{:>16}\n", "weight bytes", s.weight_bytes);
-  for (const auto& name : interp.output_names()) {
-    isa::NpyArray out = interp.read_region(name);
-    std::string path = dir + "/" + name + ".npy";
-    isa::write_npy(path, out);
-    std::cout << fmt::format("  output {:<15} fnv1a {}  -> {}\n", name, digest(out.data), path);
-  }
-  return 0;
 }
 
-int run_timed(const ExecOptions& o, const arch::ArchConfig& a, isa::Interpreter& interp,
+int run_timed(const ExecOptions& o, const arch::ArchConfig& a, const Interpreters& cores,
               const std::string& dir) {
   sim::ChipOptions opt;
   opt.functional = !o.no_functional;
   opt.trace = o.trace || o.vcd;
   opt.hang_unit = o.hang_unit;
-  sim::ChipResult r = sim::run_chip(a, interp.program(), &interp, opt);
-  nlohmann::json report = sim::make_report(a, interp.program(), o.program, r, opt.functional);
+  std::vector<sim::CoreProgram> programs;
+  std::vector<const isa::Program*> listing;
+  for (const auto& c : cores) {
+    programs.push_back({&c->program(), c.get()});
+    listing.push_back(&c->program());
+  }
+  sim::ChipResult r = sim::run_chip(a, programs, opt);
+  std::string name = o.programs.size() == 1 ? o.programs[0] : fmt::format("{}", fmt::join(o.programs, " "));
+  nlohmann::json report = sim::make_report(a, listing, name, r, opt.functional);
   write_file(dir + "/report.json", report.dump(2) + "\n");
   if (!r.completed) {
     std::string msg = "tpusim: error: the watchdog stopped the run at cycle " +
@@ -152,15 +131,75 @@ int run_timed(const ExecOptions& o, const arch::ArchConfig& a, isa::Interpreter&
   if (o.trace) write_file(dir + "/timeline.json", r.timeline_json);
   if (o.vcd) write_file(dir + "/waves.vcd", r.waves_vcd);
   std::cout << sim::summary_text(report);
-  if (opt.functional) {
-    for (const auto& name : interp.output_names()) {
-      isa::NpyArray out = interp.read_region(name);
-      std::string path = dir + "/" + name + ".npy";
-      isa::write_npy(path, out);
-      std::cout << fmt::format("  output {:<19} fnv1a {}  -> {}\n", name, digest(out.data), path);
-    }
-  }
+  if (opt.functional) write_outputs(cores, dir);
   std::cout << fmt::format("  run directory: {}\n", dir);
+  return 0;
+}
+
+}  // namespace
+
+int run_exec(const ExecOptions& o) {
+  arch::ArchConfig a = arch::load_arch(o.arch, o.sets);
+  if (o.programs.size() > static_cast<std::size_t>(a.cores)) {
+    throw InputError(SourceLocation{"<command line>", 0, 0}, "exec",
+                     fmt::format("at most one program per core ({} on {})", a.cores, a.name),
+                     fmt::format("{} programs", o.programs.size()));
+  }
+  // One interpreter per core, all sharing the chip's off-chip and host memory.
+  auto offchip = std::make_shared<isa::OffChipMemory>(a);
+  Interpreters cores;
+  for (const auto& path : o.programs) {
+    cores.push_back(std::make_unique<isa::Interpreter>(a, isa::load_program(path), path, offchip));
+  }
+  for (const auto& spec : o.inputs) {
+    std::size_t eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+      throw InputError(SourceLocation{"<command line>", 0, 0}, "--input",
+                       "NAME=FILE.npy or coreN.NAME=FILE.npy", "'" + spec + "'");
+    }
+    std::string name = spec.substr(0, eq);
+    std::size_t core = 0;
+    if (name.compare(0, 4, "core") == 0 && name.find('.') != std::string::npos) {
+      std::string index = name.substr(4, name.find('.') - 4);
+      if (index.empty() || index.size() > 3 || index.find_first_not_of("0123456789") != std::string::npos ||
+          std::stoul(index) >= cores.size()) {
+        throw InputError(SourceLocation{"<command line>", 0, 0}, "--input " + name,
+                         fmt::format("coreN with N below {}", cores.size()), "'" + index + "'");
+      }
+      core = std::stoul(index);
+      name = name.substr(name.find('.') + 1);
+    }
+    cores[core]->set_input(name, isa::read_npy(spec.substr(eq + 1)));
+  }
+  std::string dir =
+      o.out_dir.empty() ? "runs/" + fs::path(o.programs[0]).stem().string() : o.out_dir;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw InputError(SourceLocation{dir, 0, 0}, "cannot create run directory: " + ec.message());
+  write_file(dir + "/config.resolved.yaml", arch::dump_arch(a) + arch::dump_derived(a));
+  if (!o.functional_only) return run_timed(o, a, cores, dir);
+
+  // The golden interpreter alone: the cores' programs touch disjoint memory, so running
+  // them one after the other gives the chip's results.
+  for (auto& c : cores) c->run();
+  for (std::size_t i = 0; i < cores.size(); ++i) {
+    const auto& s = cores[i]->stats();
+    uint64_t total = 0;
+    for (uint64_t n : s.executed) total += n;
+    std::cout << fmt::format("tpusim exec (functional) {} on {} [{}]{}\n", o.programs[i], a.name,
+                             a.fingerprint, cores.size() > 1 ? fmt::format(" core {}", i) : "");
+    std::cout << fmt::format("  {:<22}{:>16}\n", "instructions", total);
+    for (int k = 0; k < isa::kOpcodeCount; ++k) {
+      if (s.executed[k] == 0) continue;
+      std::cout << fmt::format("    {:<20}{:>16}\n",
+                               isa::opcode_spec(static_cast<isa::Opcode>(k)).mnemonic,
+                               s.executed[k]);
+    }
+    std::cout << fmt::format("  {:<22}{:>16}\n", "MACs", s.macs);
+    std::cout << fmt::format("  {:<22}{:>16}\n", "DMA bytes", s.dma_bytes);
+    std::cout << fmt::format("  {:<22}{:>16}\n", "weight bytes", s.weight_bytes);
+  }
+  write_outputs(cores, dir);
   return 0;
 }
 

@@ -31,9 +31,9 @@ int run_disasm(const DisasmOptions& o);
 
 struct ExecOptions {
   std::string arch;
-  std::string program;
+  std::vector<std::string> programs;  ///< program i runs on core i
   std::vector<std::string> sets;
-  std::vector<std::string> inputs;  ///< NAME=FILE.npy
+  std::vector<std::string> inputs;  ///< NAME=FILE.npy or coreN.NAME=FILE.npy
   std::string out_dir;
   bool functional_only = false;  ///< golden interpreter only, no timing
   bool no_functional = false;    ///< timing only, no data moves

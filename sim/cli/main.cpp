@@ -40,11 +40,12 @@ int main(int argc, char** argv) {
   ExecOptions ex;
   auto* e = app.add_subcommand("exec", "Run a program (assembly or binary)");
   e->add_option("--arch", ex.arch, "Architecture YAML")->required()->check(CLI::ExistingFile);
-  e->add_option("program", ex.program, "Program (.tasm or .tbin)")
+  e->add_option("programs", ex.programs, "Programs (.tasm or .tbin); program i runs on core i")
       ->required()
       ->check(CLI::ExistingFile);
   e->add_option("--set", ex.sets, "Architecture override (repeatable)")->allow_extra_args(false);
-  e->add_option("--input", ex.inputs, "NAME=FILE.npy for an input region (repeatable)")->allow_extra_args(false);
+  e->add_option("--input", ex.inputs,
+                "NAME=FILE.npy (or coreN.NAME=FILE.npy) for an input region (repeatable)")->allow_extra_args(false);
   e->add_option("--out", ex.out_dir, "Run directory (default runs/<program name>)");
   e->add_flag("--functional-only", ex.functional_only,
               "Run the golden functional interpreter only (no timing)");

@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "arch/arch_config.h"
@@ -111,7 +112,7 @@ TEST(Chip, CyclesAreNeverBelowTheComputeOrMemoryBound) {
     ChipOptions opt;
     opt.functional = false;
     ChipResult r = run_chip(c.arch, c.program, nullptr, opt);
-    nlohmann::json rep = make_report(c.arch, c.program, c.name, r, false);
+    nlohmann::json rep = make_report(c.arch, {&c.program}, c.name, r, false);
     double peak = static_cast<double>(rep["arch"]["peak_macs_per_cycle"].get<int64_t>());
     double compute_bound = static_cast<double>(rep["macs"].get<int64_t>()) / peak;
     double hbm_bytes = static_cast<double>(rep["memory"]["hbm_read_bytes"].get<int64_t>() +
@@ -160,7 +161,7 @@ TEST(Chip, LargeMatmulWithResidentDataReachesTheArrayBound) {
   ChipOptions opt;
   opt.functional = false;
   ChipResult r = run_chip(a, p, nullptr, opt);
-  nlohmann::json rep = make_report(a, p, "big", r, false);
+  nlohmann::json rep = make_report(a, {&p}, "big", r, false);
   EXPECT_GE(rep["utilization"].get<double>(), 0.95) << r.cycles;
   // And exactly as the fast model says: the array is busy one cycle per streamed vector.
   EXPECT_EQ(r.counters.at("chip.core0.mxu0.busy_cycles"), 16 * 4096);
@@ -256,6 +257,46 @@ TEST(Chip, ProgramsRunOnEveryPresetWithGoldenNumerics) {
     EXPECT_EQ(r.counters.at("chip.core0.seq.count.matmul"), a.mxu.count);
     EXPECT_GT(r.cycles, 0);
   }
+}
+
+TEST(Chip, TwoCoresRunTheirOwnProgramsConcurrentlyOverSharedMemory) {
+  arch::ArchConfig a = arch::load_arch(source_path("configs/arch/tpu_v4.yaml"));
+  ASSERT_EQ(a.cores, 2);
+  auto program = [](uint64_t base, int seed) {
+    return isa::assemble(fmt::format(R"(
+.region x addr={x} dtype=bf16 shape=512x128 role=input init=random seed={s}
+.region w addr={w} dtype=bf16 shape=128x128 role=data init=random seed={s2}
+.region y addr={y} dtype=bf16 shape=512x128 role=output
+    dma_load src=x ub=0 rows=512 row_bytes=256
+    load_weights src=w k=128 n=128 dtype=bf16
+    matmul dtype=bf16 ub=0 acc=0 rows=512 k=128 n=128 pop=1
+    activate acc=0 rows=512 n=128 ub=0x20000 mode=bf16 func=tanh
+    dma_store dst=y ub=0x20000 rows=512 row_bytes=256
+)",
+                                     fmt::arg("x", base), fmt::arg("w", base + 0x40000),
+                                     fmt::arg("y", base + 0x80000), fmt::arg("s", seed),
+                                     fmt::arg("s2", seed + 1)),
+                         "core.tasm");
+  };
+  isa::Program p0 = program(0, 10), p1 = program(0x1000000, 20);
+  isa::Interpreter g0(a, p0, "p0"), g1(a, p1, "p1");
+  g0.run();
+  g1.run();
+  auto shared = std::make_shared<isa::OffChipMemory>(a);
+  isa::Interpreter t0(a, p0, "p0", shared), t1(a, p1, "p1", shared);
+  ChipResult both = run_chip(a, {{&p0, &t0}, {&p1, &t1}}, ChipOptions{});
+  ASSERT_TRUE(both.completed);
+  EXPECT_EQ(t0.read_region("y").data, g0.read_region("y").data);
+  EXPECT_EQ(t1.read_region("y").data, g1.read_region("y").data);
+  EXPECT_EQ(both.counters.at("chip.core0.mxu0.busy_cycles"), 512);
+  EXPECT_EQ(both.counters.at("chip.core1.mxu0.busy_cycles"), 512);
+  ChipOptions timing;
+  timing.functional = false;
+  ChipResult one = run_chip(a, p0, nullptr, timing);
+  // The cores overlap (less than two runs back to back) but share HBM (not free).
+  EXPECT_LT(both.cycles, 2 * one.cycles);
+  EXPECT_GT(both.cycles, one.cycles);
+  EXPECT_THROW(run_chip(a, {{&p0, nullptr}, {&p1, nullptr}, {&p0, nullptr}}, timing), InputError);
 }
 
 TEST(Chip, WatchdogNamesEveryStuckUnit) {

@@ -155,6 +155,33 @@ TEST_F(Cli, TimedExecWritesTheRunDirectoryAndMatchesTheTraceTable) {
   EXPECT_FALSE(std::filesystem::exists(path("t/y.npy")));
 }
 
+TEST_F(Cli, ProgramsRunOnePerCore) {
+  std::string arch = src("configs/arch/tpu_v4.yaml");  // 2 cores
+  std::string prog = src("traces/example_matmul/prog.tasm");
+  write("moved.tasm", [&] {
+    // The same program with its tensors 16 MiB higher, so the two cores use disjoint memory.
+    std::string text = test::read_text(prog);
+    for (const char* from : {"addr=0x00000", "addr=0x10000", "addr=0x20000", "addr=0x30000"}) {
+      std::string f(from), to = "addr=0x10" + f.substr(7);
+      text.replace(text.find(f), f.size(), to);
+    }
+    return text;
+  }());
+  Result r = run("exec --arch " + arch + " " + prog + " " + path("moved.tasm") + " --out " + path("two"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  // Same inputs (same seeds) on both cores: the same outputs, equal to the golden digest.
+  YAML::Node expected = YAML::LoadFile(src("traces/example_matmul/expected.yaml"));
+  for (const char* f : {"two/core0.y.npy", "two/core1.y.npy"}) {
+    isa::NpyArray y = isa::read_npy(path(f));
+    EXPECT_EQ(arch::fnv1a_hex(std::string(y.data.begin(), y.data.end())),
+              expected["outputs"]["y"].as<std::string>())
+        << f;
+  }
+  Result three = run("exec --arch " + arch + " " + prog + " " + prog + " " + prog);
+  EXPECT_EQ(three.code, 2) << three.out;
+  EXPECT_NE(three.out.find("at most one program per core"), std::string::npos) << three.out;
+}
+
 TEST_F(Cli, WatchdogStopsAStuckRunWithExitCode1AndNamesTheUnits) {
   Result r = run("exec --arch " + src("configs/arch/tpu_v4.yaml") + " " +
                  src("traces/example_matmul/prog.tasm") +
