@@ -39,6 +39,25 @@ Interpreter::Interpreter(const arch::ArchConfig& arch, Program program, std::str
       mxus_(static_cast<std::size_t>(arch.mxu.count)) {
   numerics_.flush_subnormals = arch.numerics.flush_subnormals;
   verify_program(program_, arch_, file_);
+  // Bound what a functional run may allocate, whatever the config or program says.
+  uint64_t cells = static_cast<uint64_t>(arch.accumulators.entries) *
+                   static_cast<uint64_t>(arch.mxu.cols) * static_cast<uint64_t>(arch.mxu.count);
+  if (cells > kMaxAccumulatorValues) {
+    throw InputError(SourceLocation{file_, 0, 0}, "accumulators.entries",
+                     fmt::format("at most {} accumulator values per core (entries x mxu.cols x "
+                                 "mxu.count) for a functional run; use --no-functional",
+                                 kMaxAccumulatorValues),
+                     fmt::format("{}", cells));
+  }
+  uint64_t data = 0;
+  for (const Region& r : program_.regions) data += r.bytes();
+  if (data > kMaxRegionDataBytes) {
+    throw InputError(SourceLocation{file_, 0, 0}, "regions",
+                     fmt::format("at most {} bytes of region data for a functional run; use "
+                                 "--no-functional",
+                                 kMaxRegionDataBytes),
+                     fmt::format("{} bytes", data));
+  }
 }
 
 void Interpreter::fail(const std::string& field, const std::string& expected,

@@ -41,6 +41,11 @@ using MatmulInt8Kernel = void (*)(const int8_t*, std::size_t, const int8_t*, std
 using MatmulBf16Kernel = void (*)(const uint16_t*, std::size_t, const uint16_t*, std::size_t, int,
                                   int, int, float*, std::size_t, bool, const NumericsOptions&);
 
+/// Limits of a functional run (bit-exact data is held in host memory): accumulator values
+/// per core, and bytes of all regions of a program together.
+inline constexpr uint64_t kMaxAccumulatorValues = uint64_t{1} << 26;
+inline constexpr uint64_t kMaxRegionDataBytes = uint64_t{2} << 30;
+
 class Interpreter {
  public:
   /// Verifies the program against the architecture (InputError on failure). `offchip` is

@@ -293,6 +293,18 @@ TEST(Interpreter, BadProgramsAreRejectedWithTheInstructionAndReason) {
     EXPECT_NE(e.key().find(c.key), std::string::npos) << e.what();
     EXPECT_NE(e.found().find(c.found), std::string::npos) << e.what();
   }
+  // Functional runs refuse configs and programs that would need unbounded host memory.
+  InputError big = expect_input_error([&] {
+    Interpreter(small_arch({"accumulators.entries=1048576", "mxu.cols=4096"}),
+                assemble("halt\n", "t.tasm"), "t.tasm");
+  });
+  EXPECT_EQ(big.key(), "accumulators.entries");
+  arch::ArchConfig v4 = arch::load_arch(test::source_path("configs/arch/tpu_v4.yaml"));
+  big = expect_input_error([&] {
+    Interpreter(v4, assemble(".region big addr=0 dtype=fp32 shape=1024x1024x1024 role=data "
+                               "init=random\n", "t.tasm"), "t.tasm");
+  });
+  EXPECT_EQ(big.key(), "regions") << big.what();
   // bf16 on an int8-only architecture, and a program bound to another architecture.
   arch::ArchConfig int8_only = small_arch({"mxu.dtypes=[int8]"});
   InputError e = expect_input_error([&] {
