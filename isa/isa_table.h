@@ -24,6 +24,8 @@ inline constexpr int kElemTypeBytes[] = {1, 2, 4, 4};
 /// Matrix operand types (the MXU multiplies these).
 enum class MatType : uint8_t { kInt8, kBf16 };
 inline constexpr const char* kMatTypeNames[] = {"int8", "bf16"};
+/// Bytes of one element of a matrix operand type given as its field value (0 int8, 1 bf16).
+inline constexpr int mat_bytes(int64_t mat_type) { return mat_type == 0 ? 1 : 2; }
 
 /// Memories a DMA reads or writes besides the unified buffer.
 enum class Space : uint8_t { kMem, kHost };

@@ -13,7 +13,4 @@ namespace tpu::isa {
 /// the field, what was expected and what was found. `file` names the program in messages.
 void verify_program(const Program& p, const arch::ArchConfig& arch, const std::string& file);
 
-/// Element size of a matrix operand type in bytes.
-inline int mat_bytes(int64_t dtype) { return dtype == 0 ? 1 : 2; }
-
 }  // namespace tpu::isa

@@ -16,8 +16,6 @@ using isa::Opcode;
 
 namespace {
 
-int elem_bytes(int64_t mat_type) { return mat_type == 0 ? 1 : 2; }
-
 std::string op_name(const Op& op) {
   return fmt::format("{} #{}", isa::opcode_spec(op.inst->op).mnemonic, op.index);
 }
@@ -117,7 +115,7 @@ void Dma::weight_thread() {
     core_.wfifo[mxu]->take_slot();
     int64_t t = now_cycle();
     uint64_t bytes = in.get(Fid::kLoadWeights_k) * in.get(Fid::kLoadWeights_n) *
-                     elem_bytes(in.get(Fid::kLoadWeights_dtype));
+                     isa::mat_bytes(in.get(Fid::kLoadWeights_dtype));
     bool from_ub = in.get(Fid::kLoadWeights_space) == static_cast<int>(isa::WeightSource::kUb);
     Transfer tr = from_ub ? core_.ub.access(t, bytes, false)
                           : ctx_.hbm->transfer(t, in.get(Fid::kLoadWeights_src), bytes, false);
@@ -182,7 +180,7 @@ void Mxu::thread() {
     }
     // Input vectors stream from a buffer port; if the port is slower than the array, the
     // stream's start is held back by the difference (the array never starves mid-pass).
-    uint64_t bytes = static_cast<uint64_t>(spec.m) * spec.k * elem_bytes(in.get(Fid::kMatmul_dtype));
+    uint64_t bytes = static_cast<uint64_t>(spec.m) * spec.k * isa::mat_bytes(in.get(Fid::kMatmul_dtype));
     Transfer ub = core_.ub.access(t_deps, bytes, false);
     int64_t extra = std::max<int64_t>(0, (ub.end - ub.start) - spec.m);
     spec.inputs_ready_cycle = ub.start + extra;
@@ -211,7 +209,7 @@ void Mxu::thread() {
       if (ctx_.trace.enabled()) {
         ctx_.trace.span(weight_track_, fmt::format("weight shift #{}", op->index), "weight_shift",
                         t.shift_start_cycle,
-                        t.shift_start_cycle + array_config_from_arch(ctx_.arch).shift_cycles());
+                        t.shift_start_cycle + timer_.config().shift_cycles());
       }
     }
     if (ctx_.trace.enabled()) {
@@ -223,12 +221,6 @@ void Mxu::thread() {
     state.set("streaming instruction", static_cast<int64_t>(op->index));
     wait_until(t.window_end);
   }
-}
-
-int64_t Mxu::drained_cycle() const {
-  if (!any_pass_) return 0;
-  PassTiming last = last_;
-  return timer_.finish(&last);
 }
 
 void Mxu::close(int64_t end) {
@@ -297,7 +289,7 @@ void VectorUnit::thread() {
         break;
       }
       case Opcode::kPool: {
-        int eb = elem_bytes(in.get(Fid::kPool_dtype));
+        int eb = isa::mat_bytes(in.get(Fid::kPool_dtype));
         int64_t c = in.get(Fid::kPool_channels);
         int64_t outs = in.get(Fid::kPool_out_h) * in.get(Fid::kPool_out_w) * c;
         elements = outs * in.get(Fid::kPool_win_h) * in.get(Fid::kPool_win_w);
@@ -306,7 +298,7 @@ void VectorUnit::thread() {
         break;
       }
       default: {  // vector
-        int eb = elem_bytes(in.get(Fid::kVector_dtype));
+        int eb = isa::mat_bytes(in.get(Fid::kVector_dtype));
         elements = in.get(Fid::kVector_count);
         bool binary = isa::is_binary(static_cast<isa::VectorOp>(in.get(Fid::kVector_op)));
         in_bytes = static_cast<uint64_t>(elements * eb * (binary ? 2 : 1));

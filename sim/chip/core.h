@@ -73,8 +73,6 @@ class Mxu : public sc_core::sc_module {
   WaitState state;
   /// Ends the pass sequence (final drain) and accounts idle cycles up to `end`.
   void close(int64_t end);
-  /// Cycle the last result of the last pass leaves the array.
-  int64_t drained_cycle() const;
 
  private:
   void thread();

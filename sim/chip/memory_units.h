@@ -87,8 +87,6 @@ class WeightFifo : public sc_core::sc_module {
   void push(int64_t arrival);
   /// MXU: waits for a tile and pops it; returns its arrival cycle.
   int64_t pop();
-  bool empty() const { return tiles_.empty(); }
-  int64_t occupancy() const { return occupancy_; }
 
  private:
   int64_t depth_;

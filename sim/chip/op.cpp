@@ -14,8 +14,6 @@ uint64_t extent(uint64_t rows, uint64_t stride, uint64_t row_bytes) {
   return (rows - 1) * stride + row_bytes;
 }
 
-int elem_bytes(int64_t mat_type) { return mat_type == 0 ? 1 : 2; }
-
 Access range(Access::Space s, uint64_t lo, uint64_t bytes, bool write, int mxu = 0) {
   Access a;
   a.space = s;
@@ -68,7 +66,7 @@ std::vector<Access> accesses_of(const isa::Instruction& in) {
       break;
     }
     case isa::Opcode::kLoadWeights: {
-      uint64_t rb = in.get(Fid::kLoadWeights_n) * elem_bytes(in.get(Fid::kLoadWeights_dtype));
+      uint64_t rb = in.get(Fid::kLoadWeights_n) * isa::mat_bytes(in.get(Fid::kLoadWeights_dtype));
       bool ub = in.get(Fid::kLoadWeights_space) == static_cast<int>(isa::WeightSource::kUb);
       out.push_back(range(ub ? Access::kUb : Access::kMem, in.get(Fid::kLoadWeights_src),
                           extent(in.get(Fid::kLoadWeights_k), in.get(Fid::kLoadWeights_stride), rb),
@@ -76,7 +74,7 @@ std::vector<Access> accesses_of(const isa::Instruction& in) {
       break;
     }
     case isa::Opcode::kMatmul: {
-      uint64_t vec = in.get(Fid::kMatmul_k) * elem_bytes(in.get(Fid::kMatmul_dtype));
+      uint64_t vec = in.get(Fid::kMatmul_k) * isa::mat_bytes(in.get(Fid::kMatmul_dtype));
       uint64_t vectors = in.get(Fid::kMatmul_out_w) == 0
                              ? static_cast<uint64_t>(in.get(Fid::kMatmul_rows))
                              : static_cast<uint64_t>(in.get(Fid::kMatmul_in_h) * in.get(Fid::kMatmul_in_w));
@@ -101,7 +99,7 @@ std::vector<Access> accesses_of(const isa::Instruction& in) {
       break;
     }
     case isa::Opcode::kPool: {
-      uint64_t eb = elem_bytes(in.get(Fid::kPool_dtype)), c = in.get(Fid::kPool_channels);
+      uint64_t eb = isa::mat_bytes(in.get(Fid::kPool_dtype)), c = in.get(Fid::kPool_channels);
       out.push_back(range(Access::kUb, in.get(Fid::kPool_src),
                           in.get(Fid::kPool_in_h) * in.get(Fid::kPool_in_w) * c * eb, false));
       out.push_back(range(Access::kUb, in.get(Fid::kPool_dst),
@@ -109,7 +107,7 @@ std::vector<Access> accesses_of(const isa::Instruction& in) {
       break;
     }
     case isa::Opcode::kVector: {
-      uint64_t bytes = in.get(Fid::kVector_count) * elem_bytes(in.get(Fid::kVector_dtype));
+      uint64_t bytes = in.get(Fid::kVector_count) * isa::mat_bytes(in.get(Fid::kVector_dtype));
       out.push_back(range(Access::kUb, in.get(Fid::kVector_a), bytes, false));
       if (isa::is_binary(static_cast<isa::VectorOp>(in.get(Fid::kVector_op)))) {
         out.push_back(range(Access::kUb, in.get(Fid::kVector_b), bytes, false));

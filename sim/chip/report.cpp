@@ -22,6 +22,11 @@ int64_t sum_matching(const std::map<std::string, int64_t>& c, const std::string&
 
 double ratio(double a, double b) { return b > 0 ? a / b : 0.0; }
 
+int64_t counter(const std::map<std::string, int64_t>& c, const std::string& path) {
+  auto it = c.find(path);
+  return it == c.end() ? 0 : it->second;
+}
+
 // Sum of one state's cycles over every MXU of the chip ("chip.coreN.mxuM.<state>_cycles").
 int64_t sum_mxu(const std::map<std::string, int64_t>& c, const std::string& state) {
   std::string suffix = "." + state + "_cycles";
@@ -69,8 +74,8 @@ nlohmann::json make_report(const arch::ArchConfig& arch,
   double useful = ratio(static_cast<double>(macs), static_cast<double>(peak_macs) * cycles);
   double weight_stall = mxu_frac("weight_stall");
   double weight_shift = mxu_frac("weight_shift_stall");
-  int64_t hbm_read = c.count("chip.hbm.read_bytes") ? c.at("chip.hbm.read_bytes") : 0;
-  int64_t hbm_write = c.count("chip.hbm.write_bytes") ? c.at("chip.hbm.write_bytes") : 0;
+  int64_t hbm_read = counter(c, "chip.hbm.read_bytes");
+  int64_t hbm_write = counter(c, "chip.hbm.write_bytes");
 
   nlohmann::json instructions = nlohmann::json::object();
   for (const auto& [path, v] : c) {
@@ -108,9 +113,9 @@ nlohmann::json make_report(const arch::ArchConfig& arch,
   j["memory"] = {{"hbm_read_bytes", hbm_read},
                  {"hbm_write_bytes", hbm_write},
                  {"hbm_achieved_gbps", ratio(static_cast<double>(hbm_read + hbm_write), seconds) / 1e9},
-                 {"hbm_busy_fraction", ratio(static_cast<double>(c.count("chip.hbm.busy_cycles") ? c.at("chip.hbm.busy_cycles") : 0), cycles)},
-                 {"host_to_device_bytes", c.count("chip.host_link.to_device_bytes") ? c.at("chip.host_link.to_device_bytes") : 0},
-                 {"device_to_host_bytes", c.count("chip.host_link.to_host_bytes") ? c.at("chip.host_link.to_host_bytes") : 0},
+                 {"hbm_busy_fraction", ratio(static_cast<double>(counter(c, "chip.hbm.busy_cycles")), cycles)},
+                 {"host_to_device_bytes", counter(c, "chip.host_link.to_device_bytes")},
+                 {"device_to_host_bytes", counter(c, "chip.host_link.to_host_bytes")},
                  {"ub_peak_bytes", r.ub_footprint_bytes},
                  {"ub_read_bytes", sum_matching(c, "chip.", ".ub.read_bytes")},
                  {"ub_write_bytes", sum_matching(c, "chip.", ".ub.write_bytes")}};

@@ -14,10 +14,6 @@ class Stats {
   /// The counter at `path`, created at 0 on first use. The reference stays valid for the
   /// registry's lifetime.
   int64_t& counter(const std::string& path) { return counters_[path]; }
-  int64_t get(const std::string& path) const {
-    auto it = counters_.find(path);
-    return it == counters_.end() ? 0 : it->second;
-  }
   const std::map<std::string, int64_t>& all() const { return counters_; }
 
  private:
