@@ -105,6 +105,10 @@ Schema<ArchConfig> build_schema() {
               1e6, "ns", "Latency of one off-chip access");
   s.add_int("memory.channels", [](C& c) -> int64_t& { return c.memory.channels; }, "1", 1, 1024,
             "", "Independent channels sharing the bandwidth equally");
+  s.add_int("memory.burst_bytes", [](C& c) -> int64_t& { return c.memory.burst_bytes; }, "256",
+            32, 1 << 20, "bytes",
+            "Channel interleave and arbitration unit: transfers are split into bursts that "
+            "alternate over channels and take turns with other transfers in time order");
 
   s.add_enum<HostLinkKind>("host_link.kind",
                            [](C& c) -> HostLinkKind& { return c.host_link.kind; }, "pcie",

@@ -64,6 +64,7 @@ struct MemoryConfig {
   double bandwidth_gbps = 0;  ///< GB/s (1e9 bytes per second), all channels together
   double latency_ns = 0;
   int64_t channels = 1;
+  int64_t burst_bytes = 256;  ///< channel interleave and arbitration unit
 };
 
 struct HostLinkConfig {
