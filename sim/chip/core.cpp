@@ -36,6 +36,29 @@ void maybe_hang(const ChipContext& ctx, const std::string& unit, WaitState& stat
 
 }  // namespace
 
+// ---------------------------------------------------------------- InOrderAccount
+
+int64_t InOrderAccount::begin(int64_t arrive, int64_t deps, int64_t start) {
+  pending_.push_back({arrive, deps, start, -1});
+  return first_ + static_cast<int64_t>(pending_.size()) - 1;
+}
+
+void InOrderAccount::end(int64_t ticket, int64_t end) {
+  pending_.at(static_cast<std::size_t>(ticket - first_)).end = end;
+  while (!pending_.empty() && pending_.front().end >= 0) {
+    const Entry& e = pending_.front();
+    int64_t free_from = std::max(e.arrive, busy_until_);
+    activity_.add(dependency_, std::max<int64_t>(0, std::min(e.deps, e.start) - free_from));
+    if (slot_ >= 0) {
+      activity_.add(slot_, std::max<int64_t>(0, e.start - std::max(e.deps, free_from)));
+    }
+    activity_.add(busy_, std::max<int64_t>(0, e.end - std::max(e.start, busy_until_)));
+    busy_until_ = std::max(busy_until_, e.end);
+    pending_.pop_front();
+    ++first_;
+  }
+}
+
 // ---------------------------------------------------------------- Dma
 
 Dma::Dma(sc_core::sc_module_name name, ChipContext& ctx, Core& core)
@@ -48,7 +71,11 @@ Dma::Dma(sc_core::sc_module_name name, ChipContext& ctx, Core& core)
       weight_track_(ctx.trace.track(std::string(this->name()) + ".weight")),
       act_(ctx.stats, std::string(this->name()) + ".act", {"idle", "busy", "dependency_stall"}),
       weight_(ctx.stats, std::string(this->name()) + ".weight",
-              {"idle", "busy", "dependency_stall", "fifo_full_stall"}) {
+              {"idle", "busy", "dependency_stall", "fifo_full_stall"}),
+      act_account_(act_, 1, 2, -1),
+      weight_account_(weight_, 1, 2, 3),
+      act_requester_(ctx.hbm->add_requester()),
+      weight_requester_(ctx.hbm->add_requester()) {
   SC_THREAD(act_thread);
   SC_THREAD(weight_thread);
 }
@@ -75,26 +102,31 @@ void Dma::act_thread() {
     bool host = in.get(load ? Fid::kDmaLoad_space : Fid::kDmaStore_space) ==
                 static_cast<int>(isa::Space::kHost);
     uint64_t addr = in.get(load ? Fid::kDmaLoad_src : Fid::kDmaStore_dst);
-    Transfer off = host ? ctx_.host->transfer(t, bytes, !load)
-                        : ctx_.hbm->transfer(t, addr, bytes, !load);
-    Transfer u = core_.ub.access(t, bytes, load);
-    int64_t done = std::max(off.end, u.end);
+    uint64_t ub_addr = in.get(load ? Fid::kDmaLoad_ub : Fid::kDmaStore_ub);
+    Transfer u = core_.ub.access(t, ub_addr, bytes, load);
+    int64_t ticket = act_account_.begin(arrive, t, t);
+    // Completes when the later of the two sides finishes (known once the off-chip side has
+    // reserved its last burst).
+    auto finish = [this, op, t, u, load, ticket](const Transfer& off) {
+      int64_t done = std::max(off.end, u.end);
+      op->complete_at(done);
+      if (ctx_.trace.enabled()) {
+        ctx_.trace.span(act_track_, op_name(*op), load ? "dma_load" : "dma_store", t, done,
+                        note_of(core_, *op));
+      }
+      act_account_.end(ticket, done);
+    };
     if (core_.functional) core_.functional->execute_at(op->index);
     if (load) {
       for (const Access& a : op->accesses) {
         if (a.write) core_.ub.note_written(a.lo, a.hi);
       }
     }
-    op->complete_at(done);
-    if (ctx_.trace.enabled()) {
-      ctx_.trace.span(act_track_, op_name(*op), load ? "dma_load" : "dma_store", t, done,
-                      note_of(core_, *op));
+    if (host) {
+      finish(ctx_.host->transfer(t, bytes, !load));
+    } else {
+      ctx_.hbm->transfer(act_requester_, addr, bytes, !load, finish);
     }
-    // Busy: the union of transfer intervals; a dependency wait counts only where nothing
-    // was in flight.
-    act_.add(2, std::max<int64_t>(0, t - std::max(arrive, act_busy_until_)));
-    act_.add(1, std::max<int64_t>(0, done - std::max(t, act_busy_until_)));
-    act_busy_until_ = std::max(act_busy_until_, done);
     sc_core::wait(sc_core::sc_time(1, sc_core::SC_NS));  // one transfer issued per cycle
   }
 }
@@ -117,19 +149,23 @@ void Dma::weight_thread() {
     uint64_t bytes = in.get(Fid::kLoadWeights_k) * in.get(Fid::kLoadWeights_n) *
                      isa::mat_bytes(in.get(Fid::kLoadWeights_dtype));
     bool from_ub = in.get(Fid::kLoadWeights_space) == static_cast<int>(isa::WeightSource::kUb);
-    Transfer tr = from_ub ? core_.ub.access(t, bytes, false)
-                          : ctx_.hbm->transfer(t, in.get(Fid::kLoadWeights_src), bytes, false);
+    uint64_t src = in.get(Fid::kLoadWeights_src);
+    int64_t tile = core_.wfifo[mxu]->push();
+    int64_t ticket = weight_account_.begin(arrive, t_deps, t);
+    auto finish = [this, op, t, mxu, tile, ticket](const Transfer& tr) {
+      core_.wfifo[mxu]->arrive(tile, tr.end);
+      op->complete_at(tr.end);
+      if (ctx_.trace.enabled()) {
+        ctx_.trace.span(weight_track_, op_name(*op), "load_weights", t, tr.end, note_of(core_, *op));
+      }
+      weight_account_.end(ticket, tr.end);
+    };
     if (core_.functional) core_.functional->execute_at(op->index);
-    core_.wfifo[mxu]->push(tr.end);
-    op->complete_at(tr.end);
-    if (ctx_.trace.enabled()) {
-      ctx_.trace.span(weight_track_, op_name(*op), "load_weights", t, tr.end, note_of(core_, *op));
+    if (from_ub) {
+      finish(core_.ub.access(t, src, bytes, false));
+    } else {
+      ctx_.hbm->transfer(weight_requester_, src, bytes, false, finish);
     }
-    int64_t free_from = std::max(arrive, weight_busy_until_);
-    weight_.add(2, std::max<int64_t>(0, std::min(t_deps, t) - free_from));
-    weight_.add(3, std::max<int64_t>(0, t - std::max(t_deps, free_from)));
-    weight_.add(1, std::max<int64_t>(0, tr.end - std::max(t, weight_busy_until_)));
-    weight_busy_until_ = std::max(weight_busy_until_, tr.end);
     sc_core::wait(sc_core::sc_time(1, sc_core::SC_NS));
   }
 }
@@ -174,16 +210,18 @@ void Mxu::thread() {
     spec.n = static_cast<int>(in.get(Fid::kMatmul_n));
     spec.load = in.get(Fid::kMatmul_pop) != 0;
     spec.accumulate = in.get(Fid::kMatmul_accumulate) != 0;
+    // Input vectors stream from a buffer port; if the port is slower than the array, the
+    // stream's start is held back by the difference (the array never starves mid-pass). The
+    // port is reserved now, before waiting for the tile, so that buffer reservations stay in
+    // time order.
+    uint64_t bytes = static_cast<uint64_t>(spec.m) * spec.k * isa::mat_bytes(in.get(Fid::kMatmul_dtype));
+    Transfer ub = core_.ub.access(t_deps, in.get(Fid::kMatmul_ub), bytes, false);
+    int64_t extra = std::max<int64_t>(0, (ub.end - ub.start) - spec.m);
+    spec.inputs_ready_cycle = ub.start + extra;
     if (spec.load) {
       state.set("a tile in the weight FIFO for instruction", static_cast<int64_t>(op->index));
       spec.weights_ready_cycle = core_.wfifo[index_]->pop();
     }
-    // Input vectors stream from a buffer port; if the port is slower than the array, the
-    // stream's start is held back by the difference (the array never starves mid-pass).
-    uint64_t bytes = static_cast<uint64_t>(spec.m) * spec.k * isa::mat_bytes(in.get(Fid::kMatmul_dtype));
-    Transfer ub = core_.ub.access(t_deps, bytes, false);
-    int64_t extra = std::max<int64_t>(0, (ub.end - ub.start) - spec.m);
-    spec.inputs_ready_cycle = ub.start + extra;
     PassTiming t = timer_.add(spec);
     if (core_.functional) core_.functional->execute_at(op->index);
     core_.acc[index_]->wrote(t.acc_write_values);
@@ -276,7 +314,7 @@ void VectorUnit::thread() {
     int64_t t = now_cycle();
     const isa::Instruction& in = *op->inst;
     int64_t elements = 0;
-    uint64_t in_bytes = 0, out_bytes = 0;
+    uint64_t in_bytes = 0, out_bytes = 0, in_addr = 0, out_addr = 0;
     switch (in.op) {
       case Opcode::kActivate: {
         bool int8 = in.get(Fid::kActivate_mode) == 0;
@@ -285,6 +323,8 @@ void VectorUnit::thread() {
         int ob = int8 ? 1 : (in.get(Fid::kActivate_out_fp32) ? 4 : 2);
         out_bytes = static_cast<uint64_t>(elements) * ob;
         in_bytes = (int8 || in.get(Fid::kActivate_bias)) ? static_cast<uint64_t>(n) * (int8 ? 12 : 4) : 0;
+        in_addr = in.get(Fid::kActivate_params);
+        out_addr = in.get(Fid::kActivate_ub);
         core_.acc[in.get(Fid::kActivate_mxu)]->read(elements);
         break;
       }
@@ -295,6 +335,8 @@ void VectorUnit::thread() {
         elements = outs * in.get(Fid::kPool_win_h) * in.get(Fid::kPool_win_w);
         in_bytes = static_cast<uint64_t>(in.get(Fid::kPool_in_h) * in.get(Fid::kPool_in_w) * c * eb);
         out_bytes = static_cast<uint64_t>(outs * eb);
+        in_addr = in.get(Fid::kPool_src);
+        out_addr = in.get(Fid::kPool_dst);
         break;
       }
       default: {  // vector
@@ -303,13 +345,15 @@ void VectorUnit::thread() {
         bool binary = isa::is_binary(static_cast<isa::VectorOp>(in.get(Fid::kVector_op)));
         in_bytes = static_cast<uint64_t>(elements * eb * (binary ? 2 : 1));
         out_bytes = static_cast<uint64_t>(elements * eb);
+        in_addr = in.get(Fid::kVector_a);  // both operands as one stream from the first
+        out_addr = in.get(Fid::kVector_dst);
         break;
       }
     }
     int64_t compute = (elements * ops_per_element(in) + per_cycle - 1) / per_cycle;
     int64_t busy_end = t + compute;
-    if (in_bytes) busy_end = std::max(busy_end, core_.ub.access(t, in_bytes, false).end);
-    if (out_bytes) busy_end = std::max(busy_end, core_.ub.access(t, out_bytes, true).end);
+    if (in_bytes) busy_end = std::max(busy_end, core_.ub.access(t, in_addr, in_bytes, false).end);
+    if (out_bytes) busy_end = std::max(busy_end, core_.ub.access(t, out_addr, out_bytes, true).end);
     int64_t done = busy_end + a.vector_unit.latency_cycles;
     if (core_.functional) core_.functional->execute_at(op->index);
     for (const Access& acc : op->accesses) {

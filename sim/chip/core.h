@@ -6,6 +6,7 @@
 
 #include <systemc>
 
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,6 +47,33 @@ struct WaitState {
 
 class Core;
 
+/// Busy, dependency-stall and slot-stall accounting of a DMA engine whose transfers start in
+/// order but learn their ends later, possibly out of order (long HBM transfers end when
+/// their last turn is reserved). A transfer is accounted once it and every earlier one have
+/// an end; busy is the union of the transfer intervals, and a wait counts only where
+/// nothing was in flight.
+class InOrderAccount {
+ public:
+  /// States of `activity`: busy, dependency stall, and a slot stall (or -1 for none).
+  InOrderAccount(Activity& activity, int busy, int dependency, int slot)
+      : activity_(activity), busy_(busy), dependency_(dependency), slot_(slot) {}
+  /// A transfer that reached the engine at `arrive`, had its producers done at `deps` and
+  /// started at `start`; returns its ticket for end().
+  int64_t begin(int64_t arrive, int64_t deps, int64_t start);
+  /// Transfer `ticket` completes at `end`.
+  void end(int64_t ticket, int64_t end);
+
+ private:
+  struct Entry {
+    int64_t arrive, deps, start, end;
+  };
+  Activity& activity_;
+  int busy_, dependency_, slot_;
+  std::deque<Entry> pending_;
+  int64_t first_ = 0;  // ticket of pending_.front()
+  int64_t busy_until_ = 0;
+};
+
 class Dma : public sc_core::sc_module {
  public:
   SC_HAS_PROCESS(Dma);
@@ -62,7 +90,8 @@ class Dma : public sc_core::sc_module {
   Core& core_;
   int act_track_, weight_track_;
   Activity act_, weight_;
-  int64_t act_busy_until_ = 0, weight_busy_until_ = 0;
+  InOrderAccount act_account_, weight_account_;
+  int act_requester_, weight_requester_;  // HBM requesters
 };
 
 class Mxu : public sc_core::sc_module {

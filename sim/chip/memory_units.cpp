@@ -1,5 +1,8 @@
-// Timing of off-chip memory, host link, buffer ports, weight FIFOs and accumulators.
+// Timing of off-chip memory (bursts taking turns), host link, buffer ports and banks, weight
+// FIFOs and accumulators.
 #include "sim/chip/memory_units.h"
+
+#include "sim/chip/clock.h"
 
 #include <algorithm>
 #include <cmath>
@@ -26,47 +29,107 @@ std::string path(const sc_core::sc_module& m, const char* counter) {
 
 Hbm::Hbm(sc_core::sc_module_name name, const arch::ArchConfig& arch, Stats& stats)
     : sc_module(name),
-      channels_(static_cast<std::size_t>(arch.memory.channels)),
-      share_(static_cast<std::size_t>(arch.memory.channels)),
+      free_(static_cast<std::size_t>(arch.memory.channels), 0.0),
+      busy_(static_cast<std::size_t>(arch.memory.channels), 0.0),
       bytes_per_cycle_per_channel_(arch.derived.memory_bytes_per_cycle /
                                    static_cast<double>(arch.memory.channels)),
+      burst_bytes_(static_cast<uint64_t>(arch.memory.burst_bytes)),
+      turn_bytes_(static_cast<uint64_t>(arch.memory.burst_bytes) *
+                  static_cast<uint64_t>(arch.memory.channels) * kTurnBursts),
       latency_cycles_(ns_to_cycles(arch.memory.latency_ns, arch.clock_mhz)),
       read_bytes_(stats.counter(path(*this, "read_bytes"))),
-      write_bytes_(stats.counter(path(*this, "write_bytes"))) {}
+      write_bytes_(stats.counter(path(*this, "write_bytes"))) {
+  SC_THREAD(scheduler);
+}
 
-Transfer Hbm::transfer(int64_t earliest, uint64_t addr, uint64_t bytes, bool write) {
+int Hbm::add_requester() {
+  requesters_.emplace_back();
+  return static_cast<int>(requesters_.size()) - 1;
+}
+
+void Hbm::transfer(int requester, uint64_t addr, uint64_t bytes, bool write, Done done) {
   (write ? write_bytes_ : read_bytes_) += static_cast<int64_t>(bytes);
-  std::size_t n = channels_.size();
-  // Bytes per channel under kInterleaveBytes interleaving of [addr, addr + bytes).
-  std::vector<uint64_t>& share = share_;
-  uint64_t first = addr / kInterleaveBytes, last = (addr + bytes - 1) / kInterleaveBytes;
-  uint64_t chunks = last - first + 1;
-  for (std::size_t c = 0; c < n; ++c) {
-    uint64_t offset = (c + n - first % n) % n;  // index of the first chunk on channel c
-    uint64_t count = offset < chunks ? (chunks - offset + n - 1) / n : 0;
-    share[c] = bytes * count / chunks;
+  Requester& r = requesters_.at(static_cast<std::size_t>(requester));
+  Job job;
+  job.next = addr;
+  job.end = addr + bytes;
+  job.done = std::move(done);
+  bool idle = r.jobs.empty();
+  r.jobs.push_back(std::move(job));
+  if (!idle) return;  // starts when the requester's earlier transfers have had their turns
+  serve(r, now_cycle());
+  if (!r.jobs.empty()) wake_.notify(sc_core::SC_ZERO_TIME);
+}
+
+bool Hbm::turn(Job& job, int64_t now, int64_t* wake) {
+  double t = static_cast<double>(now);
+  if (job.next == job.end) {  // an empty transfer
+    job.start = job.last = t;
+    return true;
   }
+  // This turn: up to the next turn boundary, so a full turn puts kTurnBursts bursts on
+  // every channel.
+  uint64_t lo = job.next, hi = std::min(job.end, (lo / turn_bytes_ + 1) * turn_bytes_);
+  job.next = hi;
+  std::size_t n = free_.size();
+  uint64_t bytes = hi - lo, first = lo / burst_bytes_, last = (hi - 1) / burst_bytes_;
+  uint64_t bursts = last - first + 1;
+  double first_end = -1;
   uint64_t assigned = 0;
-  for (uint64_t s : share) assigned += s;
-  share[first % n] += bytes - assigned;
-  Transfer t{earliest, earliest};
-  bool any = false;
-  for (std::size_t c = 0; c < n; ++c) {
-    if (share[c] == 0) continue;
-    int64_t dur = cycles_for(share[c], bytes_per_cycle_per_channel_);
-    int64_t start = channels_.at(c).reserve(earliest, dur);
-    t.start = any ? std::min(t.start, start) : start;
-    t.end = std::max(t.end, start + dur);
-    any = true;
+  for (std::size_t k = 0; k < n && k < bursts; ++k) {
+    // Channel of the k-th burst of the turn, and the bytes of the turn it carries (the
+    // partial first and last bursts are spread evenly, as a burst-granular approximation).
+    std::size_t c = static_cast<std::size_t>((first + k) % n);
+    uint64_t count = (bursts - k + n - 1) / n;
+    uint64_t share = k + 1 == std::min<uint64_t>(n, bursts) ? bytes - assigned : bytes * count / bursts;
+    assigned += share;
+    double start = std::max(t, free_[c]);
+    double dur = static_cast<double>(share) / bytes_per_cycle_per_channel_;
+    free_[c] = start + dur;
+    busy_[c] += dur;
+    job.start = job.started ? std::min(job.start, start) : start;
+    job.started = true;
+    job.last = std::max(job.last, start + dur);
+    first_end = first_end < 0 ? start + dur : std::min(first_end, start + dur);
   }
-  t.end += latency_cycles_;
-  return t;
+  // The next turn is taken in the cycle the first channel of this one runs dry, so a lone
+  // stream keeps every channel busy and a competing stream that asked earlier goes first.
+  *wake = std::max(now + 1, static_cast<int64_t>(std::floor(first_end)));
+  return job.next == job.end;
+}
+
+void Hbm::serve(Requester& r, int64_t now) {
+  while (!r.jobs.empty()) {
+    Job& job = r.jobs.front();
+    if (!turn(job, now, &r.wake)) return;
+    Transfer t{static_cast<int64_t>(std::floor(job.start + 1e-9)),
+               static_cast<int64_t>(std::ceil(job.last - 1e-9)) + latency_cycles_};
+    Done done = std::move(job.done);
+    r.jobs.pop_front();
+    done(t);
+  }
+}
+
+void Hbm::scheduler() {
+  while (true) {
+    int64_t now = now_cycle();
+    int64_t next = -1;
+    for (Requester& r : requesters_) {
+      if (!r.jobs.empty() && r.wake <= now) serve(r, now);
+      if (!r.jobs.empty()) next = next < 0 ? r.wake : std::min(next, r.wake);
+    }
+    if (next < 0) {
+      sc_core::wait(wake_);
+    } else {
+      sc_core::wait(sc_core::sc_time(static_cast<double>(next - now), sc_core::SC_NS), wake_);
+    }
+  }
 }
 
 int64_t Hbm::busy_cycles() const {
-  int64_t busy = 0;
-  for (std::size_t c = 0; c < channels_.size(); ++c) busy = std::max(busy, channels_.at(c).busy_cycles());
-  return busy;
+  double busy = 0;
+  for (double b : busy_) busy = std::max(busy, b);
+  return static_cast<int64_t>(std::ceil(busy - 1e-9));
 }
 
 HostLink::HostLink(sc_core::sc_module_name name, const arch::ArchConfig& arch, Stats& stats)
@@ -88,14 +151,66 @@ UnifiedBuffer::UnifiedBuffer(sc_core::sc_module_name name, const arch::ArchConfi
     : sc_module(name),
       ports_(static_cast<std::size_t>(arch.unified_buffer.ports)),
       port_bytes_(arch.unified_buffer.port_bytes_per_cycle),
+      banks_(arch.unified_buffer.banks),
       read_bytes_(stats.counter(path(*this, "read_bytes"))),
-      write_bytes_(stats.counter(path(*this, "write_bytes"))) {}
+      write_bytes_(stats.counter(path(*this, "write_bytes"))),
+      bank_stall_cycles_(stats.counter(path(*this, "bank_stall_cycles"))) {}
 
-Transfer UnifiedBuffer::access(int64_t earliest, uint64_t bytes, bool write) {
+int64_t UnifiedBuffer::bank_of(uint64_t addr) const {
+  return static_cast<int64_t>((addr / static_cast<uint64_t>(port_bytes_)) %
+                              static_cast<uint64_t>(banks_));
+}
+
+int64_t UnifiedBuffer::phase(int64_t bank, int64_t start) const {
+  return ((bank - start) % banks_ + banks_) % banks_;
+}
+
+int64_t UnifiedBuffer::first_conflict_free(const std::vector<Stream>& live, int64_t from,
+                                           int64_t dur, int64_t bank) const {
+  auto collides = [&](int64_t s) {
+    int64_t p = phase(bank, s);
+    for (const Stream& o : live) {
+      if (o.phase == p && o.start < s + dur && s < o.end) return true;
+    }
+    return false;
+  };
+  int64_t s = from;
+  while (true) {
+    // Each cycle of delay moves the stream to the next phase; at most as many tries as
+    // there are colliding streams, unless every phase is taken.
+    for (int64_t k = 0; k < banks_; ++k) {
+      if (!collides(s + k)) return s + k;
+    }
+    // Every phase is taken by a stream that overlaps any start before the first of them
+    // ends: the next candidate is that end.
+    int64_t next = -1;
+    for (const Stream& o : live) {
+      if (o.end > s) next = next < 0 ? o.end : std::min(next, o.end);
+    }
+    s = next;
+  }
+}
+
+Transfer UnifiedBuffer::access(int64_t earliest, uint64_t addr, uint64_t bytes, bool write) {
   (write ? write_bytes_ : read_bytes_) += static_cast<int64_t>(bytes);
   int64_t dur = cycles_for(bytes, static_cast<double>(port_bytes_));
-  TimelineSet::Grant g = ports_.reserve(earliest, dur);
-  return {g.start, g.end};
+  std::size_t port = ports_.first_free(earliest);
+  int64_t from = std::max(earliest, ports_.at(port).next_free());
+  int64_t start = from;
+  if (dur > 0) {
+    std::vector<Stream>& live = live_[write ? 1 : 0];
+    // Callers reserve at their current cycle, so a stream ended by `earliest` never
+    // collides again.
+    live.erase(std::remove_if(live.begin(), live.end(),
+                              [&](const Stream& o) { return o.end <= earliest; }),
+               live.end());
+    int64_t bank = bank_of(addr);
+    start = first_conflict_free(live, from, dur, bank);
+    live.push_back({start, start + dur, phase(bank, start)});
+    bank_stall_cycles_ += start - from;
+  }
+  ports_.at(port).reserve(start, dur);
+  return {start, start + dur};
 }
 
 void UnifiedBuffer::note_written(uint64_t lo, uint64_t hi) {
@@ -130,15 +245,21 @@ void WeightFifo::take_slot() {
   max_occupancy_ = std::max(max_occupancy_, occupancy_);
 }
 
-void WeightFifo::push(int64_t arrival) {
-  tiles_.push_back(arrival);
+int64_t WeightFifo::push() {
+  tiles_.push_back(-1);
+  return popped_ + static_cast<int64_t>(tiles_.size()) - 1;
+}
+
+void WeightFifo::arrive(int64_t ticket, int64_t arrival) {
+  tiles_.at(static_cast<std::size_t>(ticket - popped_)) = arrival;
   changed_.notify(sc_core::SC_ZERO_TIME);
 }
 
 int64_t WeightFifo::pop() {
-  while (tiles_.empty()) sc_core::wait(changed_);
+  while (tiles_.empty() || tiles_.front() < 0) sc_core::wait(changed_);
   int64_t arrival = tiles_.front();
   tiles_.pop_front();
+  ++popped_;
   --occupancy_;
   changed_.notify(sc_core::SC_ZERO_TIME);
   return arrival;

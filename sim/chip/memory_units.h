@@ -1,12 +1,13 @@
 // The chip's storage-side units: off-chip memory (Hbm), the host link, the unified buffer's
-// ports, the weight FIFOs and the accumulators. Each is an sc_module for naming and
-// statistics; none has a process of its own: transfers reserve their timelines.
+// ports and banks, the weight FIFOs and the accumulators. Each is an sc_module for naming and
+// statistics; only Hbm has a process of its own (it hands out the turns of long transfers).
 #pragma once
 
 #include <systemc>
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -23,24 +24,54 @@ struct Transfer {
   int64_t end = 0;
 };
 
-/// Off-chip memory: `channels` timelines sharing the bandwidth equally; addresses interleave
-/// over channels every kInterleaveBytes. A transfer reserves each channel it touches for its
-/// share of the bytes (first come, first served) and completes `latency` after the last
-/// channel finishes.
+/// Off-chip memory: `memory.channels` channels sharing the bandwidth equally; addresses
+/// interleave over channels every `memory.burst_bytes`. A transfer is split into bursts; a
+/// requester (a DMA engine) runs its transfers in the order it starts them, and the
+/// requesters take turns on the channels in time order, kTurnBursts bursts per channel per
+/// turn, so that concurrent streams share the bandwidth instead of waiting for each other.
+/// Channel time is kept in fractional cycles (no rounding per burst).
 class Hbm : public sc_core::sc_module {
  public:
-  static constexpr uint64_t kInterleaveBytes = 256;
+  SC_HAS_PROCESS(Hbm);
+  /// Bursts per channel that one turn reserves: the granule of fairness between concurrent
+  /// transfers, chosen for host cost (one SystemC wake-up per turn of a long transfer).
+  static constexpr uint64_t kTurnBursts = 16;
+  using Done = std::function<void(const Transfer&)>;
   Hbm(sc_core::sc_module_name name, const arch::ArchConfig& arch, Stats& stats);
-  Transfer transfer(int64_t earliest, uint64_t addr, uint64_t bytes, bool write);
+  /// Registers a requester; its transfers are served in the order they are started.
+  int add_requester();
+  /// Starts a transfer of [addr, addr + bytes) at the current cycle. `done` receives the
+  /// cycle its first burst started and the cycle its last byte arrived (latency included)
+  /// as soon as its last burst is reserved: before this call returns when the requester is
+  /// free and the transfer fits in one turn, otherwise later from the memory's own thread
+  /// (`done` must not wait).
+  void transfer(int requester, uint64_t addr, uint64_t bytes, bool write, Done done);
   int64_t busy_cycles() const;
 
  private:
-  TimelineSet channels_;
-  std::vector<uint64_t> share_;  // scratch: bytes per channel of the current transfer
+  struct Job {
+    uint64_t next = 0, end = 0;  // byte cursor and end of [addr, addr + bytes)
+    Done done;
+    bool started = false;
+    double start = 0, last = 0;  // first burst start, last byte (fractional cycles)
+  };
+  struct Requester {
+    std::deque<Job> jobs;
+    int64_t wake = 0;  // cycle at which the head job takes its next turn
+  };
+  /// Reserves the next turn of `r`'s head job at `now`; finishes and starts jobs as needed.
+  void serve(Requester& r, int64_t now);
+  /// Reserves one turn of `job` at `now`; returns true when it was the job's last.
+  bool turn(Job& job, int64_t now, int64_t* wake);
+  void scheduler();
+  std::vector<double> free_, busy_;  // per channel: next free and busy time (cycles)
+  std::vector<Requester> requesters_;
   double bytes_per_cycle_per_channel_;
+  uint64_t burst_bytes_, turn_bytes_;
   int64_t latency_cycles_;
   int64_t& read_bytes_;
   int64_t& write_bytes_;
+  sc_core::sc_event wake_;
 };
 
 /// The host link: one timeline per direction.
@@ -57,21 +88,40 @@ class HostLink : public sc_core::sc_module {
   int64_t& write_bytes_;
 };
 
-/// Unified-buffer ports shared by DMA, MXU input reads and the vector unit.
+/// The unified buffer: `unified_buffer.ports` ports shared by DMA, MXU input reads and the
+/// vector unit, and `unified_buffer.banks` banks interleaved every line (the
+/// port_bytes_per_cycle a port moves per cycle). An access streams one line per cycle through
+/// consecutive banks; each bank reads one line and writes one line per cycle (1R1W). Two
+/// streams in the same direction collide iff they overlap in time and sit at the same bank
+/// phase ((first bank - start cycle) mod banks); the later one then starts a cycle later.
 class UnifiedBuffer : public sc_core::sc_module {
  public:
   UnifiedBuffer(sc_core::sc_module_name name, const arch::ArchConfig& arch, Stats& stats);
-  /// Reserves a port for `bytes`; returns when the port streams them.
-  Transfer access(int64_t earliest, uint64_t bytes, bool write);
+  /// Reserves a port and the bank cycles for streaming `bytes` from `addr`, starting no
+  /// earlier than `earliest` (the caller's current cycle: reservations are in time order).
+  Transfer access(int64_t earliest, uint64_t addr, uint64_t bytes, bool write);
+  /// The bank holding byte `addr`.
+  int64_t bank_of(uint64_t addr) const;
   /// Records that [lo, hi) holds data (for the occupancy high-water mark).
   void note_written(uint64_t lo, uint64_t hi);
   int64_t footprint_bytes() const { return footprint_; }
 
  private:
+  struct Stream {
+    int64_t start, end, phase;
+  };
+  /// The first cycle >= `from` at which a stream of `dur` cycles from `bank` collides with no
+  /// stream of `live`.
+  int64_t first_conflict_free(const std::vector<Stream>& live, int64_t from, int64_t dur,
+                              int64_t bank) const;
+  int64_t phase(int64_t bank, int64_t start) const;
   TimelineSet ports_;
   int64_t port_bytes_;
+  int64_t banks_;
+  std::vector<Stream> live_[2];  // streams not yet ended, per direction (0 read, 1 write)
   int64_t& read_bytes_;
   int64_t& write_bytes_;
+  int64_t& bank_stall_cycles_;
   std::map<uint64_t, uint64_t> written_;  // disjoint [lo, hi) ranges
   int64_t footprint_ = 0;
 };
@@ -83,15 +133,19 @@ class WeightFifo : public sc_core::sc_module {
   WeightFifo(sc_core::sc_module_name name, const arch::ArchConfig& arch, Stats& stats);
   /// Weight DMA: waits (in simulated time) for a free slot and takes it.
   void take_slot();
-  /// Weight DMA: the tile's last byte arrives at `arrival`.
-  void push(int64_t arrival);
-  /// MXU: waits for a tile and pops it; returns its arrival cycle.
+  /// Weight DMA: appends the tile of the slot it took, its arrival not yet known; returns
+  /// the tile's ticket for arrive().
+  int64_t push();
+  /// Weight DMA: the last byte of tile `ticket` arrives at `arrival`.
+  void arrive(int64_t ticket, int64_t arrival);
+  /// MXU: waits for the oldest tile's arrival to be known, pops it and returns that cycle.
   int64_t pop();
 
  private:
   int64_t depth_;
   int64_t occupancy_ = 0;
-  std::deque<int64_t> tiles_;
+  std::deque<int64_t> tiles_;  // arrival cycles in load order, -1 while not known
+  int64_t popped_ = 0;         // tickets popped so far (the ticket of tiles_.front())
   sc_core::sc_event changed_;
   int64_t& max_occupancy_;
 };

@@ -37,13 +37,18 @@ class TimelineSet {
     std::size_t index;
   };
   Grant reserve(int64_t earliest, int64_t duration) {
+    std::size_t best = first_free(earliest);
+    int64_t start = lines_[best].reserve(earliest, duration);
+    return {start, start + duration, best};
+  }
+  /// The timeline that can start a request at `earliest` first (lowest index on ties).
+  std::size_t first_free(int64_t earliest) const {
     std::size_t best = 0;
     for (std::size_t i = 1; i < lines_.size(); ++i) {
       if (std::max(earliest, lines_[i].next_free()) < std::max(earliest, lines_[best].next_free()))
         best = i;
     }
-    int64_t start = lines_[best].reserve(earliest, duration);
-    return {start, start + duration, best};
+    return best;
   }
   std::size_t size() const { return lines_.size(); }
   const Timeline& at(std::size_t i) const { return lines_[i]; }
