@@ -183,6 +183,101 @@ TEST(Chip, HbmBoundCopyReachesTheConfiguredBandwidth) {
   EXPECT_LE(achieved, a.derived.memory_bytes_per_cycle * 1.0000001);
 }
 
+// Start cycle of the span named `name` in a timeline.json (spans are in microseconds).
+int64_t span_start(const ChipResult& r, const std::string& name, double clock_mhz) {
+  nlohmann::json tl = nlohmann::json::parse(r.timeline_json);
+  for (const auto& e : tl["traceEvents"]) {
+    if (e.value("ph", "") == "X" && e.value("name", "") == name) {
+      return std::llround(e["ts"].get<double>() * clock_mhz);
+    }
+  }
+  ADD_FAILURE() << "no span " << name;
+  return -1;
+}
+
+TEST(Chip, UnifiedBufferStreamsInTheSameBankPhaseSerialiseOthersOverlap) {
+  // Two MXUs read 256 x 128 bf16 inputs (64 KiB) through 64-byte ports: 1024 cycles each,
+  // 768 more than the array needs, so each stream starts 768 cycles after its port grant.
+  // The matmuls reach the buffer one cycle apart; a stream moves one bank per cycle, so the
+  // second collides with the first iff it starts one bank further (same phase).
+  auto run = [](int banks, uint64_t second_ub) {
+    arch::ArchConfig a = arch::load_arch(
+        source_path("configs/arch/tpu_v4.yaml"),
+        {"cores=1", "mxu.count=2", fmt::format("unified_buffer.banks={}", banks),
+         "unified_buffer.port_bytes_per_cycle=64"});
+    isa::Program p = isa::assemble(fmt::format(R"(
+.region x addr=0 dtype=bf16 shape=1024x128 role=input init=random seed=1
+.region w addr=0x100000 dtype=bf16 shape=128x128 role=data init=random seed=2
+    dma_load src=x ub=0 rows=1024 row_bytes=256
+    sync units=dma
+    load_weights src=w k=128 n=128 dtype=bf16 mxu=0
+    load_weights src=w k=128 n=128 dtype=bf16 mxu=1
+    matmul dtype=bf16 ub=0 acc=0 rows=256 k=128 n=128 pop=1 mxu=0
+    matmul dtype=bf16 ub={} acc=0 rows=256 k=128 n=128 pop=1 mxu=1
+)",
+                                               second_ub),
+                                   "banks.tasm");
+    ChipOptions opt;
+    opt.functional = false;
+    opt.trace = true;
+    ChipResult r = run_chip(a, p, nullptr, opt);
+    EXPECT_TRUE(r.completed);
+    int64_t first = span_start(r, "matmul #4", a.clock_mhz);
+    int64_t second = span_start(r, "matmul #5", a.clock_mhz);
+    return std::make_pair(second - first, r.counters.at("chip.core0.ub.bank_stall_cycles"));
+  };
+  // 16 banks, the second stream one bank behind the first: no collision, one cycle apart.
+  EXPECT_EQ(run(16, 0), std::make_pair(int64_t{1}, int64_t{0}));
+  // Far apart in another bank phase: the same.
+  EXPECT_EQ(run(16, 0x10000 + 5 * 64), std::make_pair(int64_t{1}, int64_t{0}));
+  // One bank ahead (64 bytes = one line): the same phase, so it waits one cycle and then
+  // trails the first stream by a bank.
+  EXPECT_EQ(run(16, 64), std::make_pair(int64_t{2}, int64_t{1}));
+  // 16 lines on is the first stream's own bank, entered a cycle later: one bank behind in
+  // phase, so no collision.
+  EXPECT_EQ(run(16, 16 * 64), std::make_pair(int64_t{1}, int64_t{0}));
+  // One bank: every read stream has the same phase; the second waits for the whole first
+  // stream (1024 cycles), though the second port is free.
+  EXPECT_EQ(run(1, 0x10000), std::make_pair(int64_t{1024}, int64_t{1023}));
+}
+
+TEST(Chip, ConcurrentHbmStreamsShareTheBandwidthAndFinishTogether) {
+  // Two cores each load 1 MiB from HBM at the same time; wide buffer ports make the copies
+  // HBM-bound. Taking turns burst by burst, each gets half the bandwidth: both finish at
+  // about twice the time of one copy alone, instead of one after the other.
+  arch::ArchConfig a = arch::load_arch(source_path("configs/arch/tpu_v4.yaml"),
+                                       {"unified_buffer.port_bytes_per_cycle=8192"});
+  auto program = [](uint64_t base) {
+    return isa::assemble(fmt::format(R"(
+.region x addr={} dtype=int8 shape=1024x1024 role=input init=zero
+    dma_load src=x ub=0 rows=1024 row_bytes=1024
+)",
+                                     base),
+                         "copy.tasm");
+  };
+  isa::Program p0 = program(0), p1 = program(0x1000000);
+  ChipOptions opt;
+  opt.functional = false;
+  ChipResult alone = run_chip(a, p0, nullptr, opt);
+  ChipResult both = run_chip(a, {{&p0, nullptr}, {&p1, nullptr}}, opt);
+  ASSERT_TRUE(both.completed);
+  // Transfer times without the memory latency (each copy waits for it once at its end).
+  double latency = std::llround(a.memory.latency_ns * a.clock_mhz / 1000.0);
+  double one = static_cast<double>(alone.counters.at("chip.core0.dma.act.busy_cycles")) - latency;
+  double b0 = static_cast<double>(both.counters.at("chip.core0.dma.act.busy_cycles")) - latency;
+  double b1 = static_cast<double>(both.counters.at("chip.core1.dma.act.busy_cycles")) - latency;
+  double bytes = 1 << 20, ideal = bytes / a.derived.memory_bytes_per_cycle;
+  // Alone: the configured bandwidth.
+  EXPECT_NEAR(one / ideal, 1.0, 0.02) << one;
+  // Together: each copy takes about twice as long, and they end within a few turns of each
+  // other (first come, first served would give `one` and `2 * one`).
+  EXPECT_NEAR(b0 / one, 2.0, 0.05) << b0 << " " << b1 << " " << one;
+  EXPECT_NEAR(b1 / one, 2.0, 0.05) << b0 << " " << b1 << " " << one;
+  EXPECT_LE(std::abs(b0 - b1), 0.05 * one) << b0 << " " << b1;
+  // And the channels stay saturated: two copies take twice one copy's time.
+  EXPECT_NEAR((static_cast<double>(both.cycles) - latency) / ideal, 2.0, 0.04) << both.cycles;
+}
+
 TEST(Chip, TimelineIsChromeTraceJsonWithNonOverlappingLanes) {
   auto cases = trace_cases();
   ASSERT_FALSE(cases.empty());
