@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "arch/error.h"
@@ -203,6 +204,9 @@ void Interpreter::execute(const Instruction& in) {
     case Opcode::kVector:
       vector(in);
       break;
+    case Opcode::kRowOp:
+      rowop(in);
+      break;
     default:  // nop, sync: no functional effect
       break;
   }
@@ -236,16 +240,28 @@ void Interpreter::load_weights(const Instruction& in) {
   t.k = in.get(Fid::kLoadWeights_k);
   t.n = in.get(Fid::kLoadWeights_n);
   t.dtype = in.get(Fid::kLoadWeights_dtype);
-  uint64_t rb = static_cast<uint64_t>(t.n) * mat_bytes(t.dtype);
+  const int eb = mat_bytes(t.dtype);
+  uint64_t rb = static_cast<uint64_t>(t.n) * eb;
+  bool transpose = in.get(Fid::kLoadWeights_transpose) != 0;
+  // Source rows: k rows of n values, or with transpose n rows of k values.
+  int64_t src_rows = transpose ? t.n : t.k;
+  uint64_t src_rb = static_cast<uint64_t>(transpose ? t.k : t.n) * eb;
   uint64_t stride = in.get(Fid::kLoadWeights_stride);
-  if (stride == 0) stride = rb;
+  if (stride == 0) stride = src_rb;
   bool from_ub = in.get(Fid::kLoadWeights_space) == static_cast<int>(WeightSource::kUb);
   const SparseMemory& src = from_ub ? ub_ : offchip_->mem;
   uint64_t base = in.get(Fid::kLoadWeights_src);
   t.data.resize(static_cast<std::size_t>(t.k) * rb);
-  for (int64_t r = 0; r < t.k; ++r) {
-    auto row = read(src, base + r * stride, rb, "src");
-    std::memcpy(t.data.data() + r * rb, row.data(), rb);
+  for (int64_t r = 0; r < src_rows; ++r) {
+    auto row = read(src, base + r * stride, src_rb, "src");
+    if (!transpose) {
+      std::memcpy(t.data.data() + r * rb, row.data(), rb);
+      continue;
+    }
+    // Source row r is tile column r: w[kk][r] = src[r][kk].
+    for (int64_t kk = 0; kk < t.k; ++kk) {
+      std::memcpy(t.data.data() + kk * rb + r * eb, row.data() + kk * eb, eb);
+    }
   }
   stats_.weight_bytes += t.data.size();
   mxus_[in.get(Fid::kLoadWeights_mxu)].fifo.push_back(std::move(t));
@@ -447,6 +463,75 @@ void Interpreter::vector(const Instruction& in) {
     std::memcpy(out.data(), o16.data(), out.size());
   }
   ub_.write(in.get(Fid::kVector_dst), out.data(), out.size());
+}
+
+void Interpreter::rowop(const Instruction& in) {
+  auto kind = static_cast<RowOpKind>(in.get(Fid::kRowOp_kind));
+  bool int8 = in.get(Fid::kRowOp_dtype) == static_cast<int>(MatType::kInt8);
+  int rows = static_cast<int>(in.get(Fid::kRowOp_rows));
+  int cols = static_cast<int>(in.get(Fid::kRowOp_cols));
+  uint64_t count = static_cast<uint64_t>(rows) * static_cast<uint64_t>(cols);
+  int eb = int8 ? 1 : 2;
+  auto src = read(ub_, in.get(Fid::kRowOp_src), count * eb, "src");
+  uint64_t params = in.get(Fid::kRowOp_params);
+  std::vector<uint8_t> out(count * eb);
+
+  if (kind == RowOpKind::kLut) {
+    auto table = read(ub_, params, 256, "params");
+    lut_int8(reinterpret_cast<const int8_t*>(src.data()), reinterpret_cast<int8_t*>(out.data()),
+             count, reinterpret_cast<const int8_t*>(table.data()));
+    ub_.write(in.get(Fid::kRowOp_dst), out.data(), out.size());
+    return;
+  }
+  uint64_t bytes = rowop_params_bytes(kind, int8, static_cast<uint64_t>(cols));
+  std::vector<uint8_t> raw = bytes ? read(ub_, params, bytes, "params") : std::vector<uint8_t>{};
+  std::size_t at = 0;
+  auto next = [&] {
+    float v = load_le<float>(&raw[at]);
+    at += 4;
+    return v;
+  };
+  RowQuant q;
+  if (int8) {
+    q.in_scale = next();
+    q.in_zero_point = next();
+    q.out_scale = next();
+    q.out_zero_point = next();
+    auto bad_scale = [](float s) { return !(std::isfinite(s) && s > 0.0f); };
+    auto bad_zp = [](float z) { return !(z >= -128.0f && z <= 127.0f && z == std::nearbyint(z)); };
+    if (bad_scale(q.in_scale) || bad_scale(q.out_scale) || bad_zp(q.in_zero_point) ||
+        bad_zp(q.out_zero_point)) {
+      fail("params", "finite scales > 0 and integral zero points in [-128, 127]",
+           fmt::format("in_scale {}, in_zp {}, out_scale {}, out_zp {}", q.in_scale,
+                       q.in_zero_point, q.out_scale, q.out_zero_point));
+    }
+  }
+  float eps = 0.0f;
+  std::vector<float> gamma, beta;
+  if (kind == RowOpKind::kLayerNorm) {
+    eps = next();
+    for (int i = 0; i < cols; ++i) gamma.push_back(next());
+    for (int i = 0; i < cols; ++i) beta.push_back(next());
+  }
+  if (int8) {
+    const auto* x = reinterpret_cast<const int8_t*>(src.data());
+    auto* y = reinterpret_cast<int8_t*>(out.data());
+    if (kind == RowOpKind::kSoftmax) {
+      softmax_int8(x, y, rows, cols, q);
+    } else {
+      layer_norm_int8(x, y, rows, cols, q, eps, gamma.data(), beta.data());
+    }
+  } else {
+    std::vector<uint16_t> x(count), y(count);
+    std::memcpy(x.data(), src.data(), src.size());
+    if (kind == RowOpKind::kSoftmax) {
+      softmax_bf16(x.data(), y.data(), rows, cols, numerics_);
+    } else {
+      layer_norm_bf16(x.data(), y.data(), rows, cols, eps, gamma.data(), beta.data(), numerics_);
+    }
+    std::memcpy(out.data(), y.data(), out.size());
+  }
+  ub_.write(in.get(Fid::kRowOp_dst), out.data(), out.size());
 }
 
 NpyArray Interpreter::read_region(const std::string& name) const {

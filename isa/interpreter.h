@@ -111,6 +111,7 @@ class Interpreter {
   void activate(const Instruction& in);
   void pool(const Instruction& in);
   void vector(const Instruction& in);
+  void rowop(const Instruction& in);
 
   const arch::ArchConfig& arch_;
   Program program_;

@@ -42,6 +42,12 @@ static rule below, checked by the verifier before anything runs.
 - `activate` in int8 mode: `func=none`, -128 <= act_min <= act_max <= 127, params holds n
   records of {bias, multiplier, shift} int32 little-endian with multiplier 0 or in
   [2^30, 2^31) and shift in [-31, 30].
+- `load_weights` with `transpose=1` reads n source rows of k values (`stride` bytes apart,
+  0: k x element size) and loads the tile `w[k][n] = src[n][k]`.
+- `rowop`: rows > 0, cols > 0, rows x cols <= 2^28; `kind=lut` needs `dtype=int8`; src, dst
+  and the parameter block lie inside the UB; dst equals src (in place) or does not overlap
+  it. When it runs, int8 softmax/layer_norm parameters need finite scales > 0 and integral
+  zero points in [-128, 127].
 
 ## Convolution-window addressing (`matmul` with `out_w > 0`)
 

@@ -27,6 +27,17 @@ inline constexpr const char* kMatTypeNames[] = {"int8", "bf16"};
 /// Bytes of one element of a matrix operand type given as its field value (0 int8, 1 bf16).
 inline constexpr int mat_bytes(int64_t mat_type) { return mat_type == 0 ? 1 : 2; }
 
+/// Bytes of a rowop's parameter block (docs/numerics.md section 8): int8 softmax/layer_norm
+/// start with 4 fp32 quantization values (16 bytes); layer_norm adds fp32 eps, cols gamma and
+/// cols beta; lut is 256 int8 entries; bf16 softmax reads none.
+inline constexpr uint64_t rowop_params_bytes(RowOpKind kind, bool int8, uint64_t cols) {
+  if (kind == RowOpKind::kLut) return 256;
+  uint64_t quant = int8 ? 16 : 0;
+  return kind == RowOpKind::kLayerNorm ? quant + 4 + 8 * cols : quant;
+}
+/// Largest rows x cols of one rowop.
+inline constexpr uint64_t kRowOpMaxElements = uint64_t{1} << 28;
+
 /// Memories a DMA reads or writes besides the unified buffer.
 enum class Space : uint8_t { kMem, kHost };
 inline constexpr const char* kSpaceNames[] = {"mem", "host"};
@@ -59,8 +70,8 @@ enum class FieldKind : uint8_t {
     "Copies `rows` rows of `row_bytes` bytes from the unified buffer to off-chip or host "     \
     "memory.")                                                                                 \
   I(LoadWeights, "load_weights", kDma,                                                          \
-    "Reads a k x n weight tile (row-major, `stride` bytes between rows) and pushes it onto "   \
-    "the weight FIFO of MXU `mxu`.")                                                           \
+    "Reads a k x n weight tile (row-major, `stride` bytes between rows; with transpose=1 "     \
+    "stored as its n x k transpose) and pushes it onto the weight FIFO of MXU `mxu`.")         \
   I(Matmul, "matmul", kMxu,                                                                     \
     "Streams `rows` input vectors of k values from the unified buffer through MXU `mxu` and "  \
     "writes (or adds) the k x n products into accumulator rows acc..acc+rows-1. With pop=1 "   \
@@ -72,7 +83,10 @@ enum class FieldKind : uint8_t {
   I(Pool, "pool", kVector,                                                                      \
     "Max or average pooling of one NHWC image in the unified buffer into another.")            \
   I(Vector, "vector", kVector,                                                                  \
-    "Elementwise op over `count` elements of the unified buffer: dst = a OP b (or OP a).")
+    "Elementwise op over `count` elements of the unified buffer: dst = a OP b (or OP a).")     \
+  I(RowOp, "rowop", kVector,                                                                    \
+    "Row-wise op over `rows` contiguous rows of `cols` values in the unified buffer: softmax, " \
+    "layer_norm or an int8 lookup table (docs/numerics.md section 8).")
 
 // F(opcode, field, kind, bits, default ("" = required), names, description)
 #define TPU_ISA_FIELDS(F)                                                                      \
@@ -100,9 +114,12 @@ enum class FieldKind : uint8_t {
   F(LoadWeights, k, kUnsigned, 16, "", nullptr, "Tile rows (reduction size, <= mxu.rows).")    \
   F(LoadWeights, n, kUnsigned, 16, "", nullptr, "Tile columns (outputs, <= mxu.cols).")        \
   F(LoadWeights, stride, kUnsigned, 32, "0", nullptr,                                          \
-    "Bytes between weight rows (0: n x element size).")                                        \
+    "Bytes between source rows (0: n x element size; with transpose=1, k x element size).")    \
   F(LoadWeights, dtype, kEnum, 1, "", kMatTypeNames, "Weight type.")                           \
   F(LoadWeights, mxu, kUnsigned, 6, "0", nullptr, "Target MXU of the core.")                   \
+  F(LoadWeights, transpose, kFlag, 1, "0", nullptr,                                            \
+    "1: the source holds the tile transposed, n rows of k values; the tile is "                \
+    "w[k][n] = src[n][k].")                                                                    \
   F(Matmul, mxu, kUnsigned, 6, "0", nullptr, "MXU of the core.")                               \
   F(Matmul, dtype, kEnum, 1, "", kMatTypeNames, "Operand type (must equal the tile's).")       \
   F(Matmul, ub, kUnsigned, 32, "", nullptr, "Unified-buffer byte address of input vector 0.")  \
@@ -166,7 +183,19 @@ enum class FieldKind : uint8_t {
   F(Vector, a, kUnsigned, 32, "", nullptr, "Unified-buffer address of operand a.")             \
   F(Vector, b, kUnsigned, 32, "0", nullptr, "Unified-buffer address of operand b (binary ops).") \
   F(Vector, dst, kUnsigned, 32, "", nullptr, "Unified-buffer address of the result.")          \
-  F(Vector, count, kUnsigned, 32, "", nullptr, "Elements (> 0).")
+  F(Vector, count, kUnsigned, 32, "", nullptr, "Elements (> 0).")                             \
+  F(RowOp, kind, kEnum, 2, "", kRowOpKindNames, "softmax, layer_norm or lut (int8 only).")     \
+  F(RowOp, dtype, kEnum, 1, "", kMatTypeNames, "Element type of src and dst.")                 \
+  F(RowOp, src, kUnsigned, 32, "", nullptr, "Unified-buffer address of row 0 of the input.")   \
+  F(RowOp, dst, kUnsigned, 32, "", nullptr,                                                    \
+    "Unified-buffer address of row 0 of the output (= src, or disjoint from it).")             \
+  F(RowOp, rows, kUnsigned, 24, "", nullptr,                                                   \
+    "Rows (> 0); row r starts at src + r x cols x element size.")                              \
+  F(RowOp, cols, kUnsigned, 20, "", nullptr, "Values per row (> 0).")                          \
+  F(RowOp, params, kUnsigned, 32, "0", nullptr,                                                \
+    "Unified-buffer address of the parameter block (int8: 4 fp32 in_scale, in_zp, out_scale, " \
+    "out_zp first; layer_norm: fp32 eps, cols gamma, cols beta; lut: 256 int8; bf16 softmax: " \
+    "unused).")
 
 enum class Opcode : uint8_t {
 #define TPU_ISA_OPCODE_ENUM(name, mnemonic, unit, summary) k##name,

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 namespace tpu::isa {
 
@@ -232,6 +233,112 @@ void elementwise_bf16(VectorOp op, const uint16_t* a, const uint16_t* b, uint16_
     }
     out[i] = fp32_to_bf16(r, opt);
   }
+}
+
+void softmax_row_fp32(const float* x, float* y, int cols) {
+  // The max: the first NaN sticks; otherwise a strictly greater value replaces it.
+  float m = x[0];
+  for (int i = 1; i < cols; ++i) {
+    if (!std::isnan(m) && (std::isnan(x[i]) || x[i] > m)) m = x[i];
+  }
+  if (std::isnan(m)) {
+    // Defined here rather than left to the host's NaN propagation rules.
+    for (int i = 0; i < cols; ++i) y[i] = m;
+    return;
+  }
+  float s = 0.0f;
+  for (int i = 0; i < cols; ++i) {
+    const float d = x[i] - m;
+    y[i] = std::exp(d);  // float overload: glibc expf
+    s = s + y[i];
+  }
+  for (int i = 0; i < cols; ++i) y[i] = y[i] / s;
+}
+
+void layer_norm_row_fp32(const float* x, float* y, int cols, float eps, const float* gamma,
+                         const float* beta) {
+  const float n = static_cast<float>(cols);
+  float sum = 0.0f;
+  for (int i = 0; i < cols; ++i) sum = sum + x[i];
+  const float mean = sum / n;
+  float sq = 0.0f;
+  for (int i = 0; i < cols; ++i) {
+    const float d = x[i] - mean;
+    const float d2 = d * d;
+    sq = sq + d2;
+  }
+  const float var = sq / n;
+  const float var_eps = var + eps;
+  const float root = std::sqrt(var_eps);  // float overload: sqrtf (IEEE, correctly rounded)
+  const float r = 1.0f / root;
+  for (int i = 0; i < cols; ++i) {
+    const float d = x[i] - mean;
+    const float normed = d * r;
+    const float scaled = normed * gamma[i];
+    y[i] = scaled + beta[i];
+  }
+}
+
+int8_t quantize_row_output(float y, const RowQuant& q) {
+  const float scaled = y / q.out_scale;
+  const float rounded = std::nearbyint(scaled);  // float overload; round to nearest even
+  const float v = rounded + q.out_zero_point;
+  if (std::isnan(v)) return static_cast<int8_t>(q.out_zero_point);
+  if (v <= -128.0f) return -128;
+  if (v >= 127.0f) return 127;
+  return static_cast<int8_t>(v);
+}
+
+namespace {
+
+float dequantize(int8_t v, const RowQuant& q) {
+  const float shifted = static_cast<float>(v) - q.in_zero_point;
+  return shifted * q.in_scale;
+}
+
+}  // namespace
+
+void softmax_bf16(const uint16_t* in, uint16_t* out, int rows, int cols,
+                  const NumericsOptions& opt) {
+  std::vector<float> x(static_cast<std::size_t>(cols)), y(static_cast<std::size_t>(cols));
+  for (int r = 0; r < rows; ++r) {
+    for (int i = 0; i < cols; ++i) x[i] = bf16_to_fp32(in[idx(r, cols, i)], opt);
+    softmax_row_fp32(x.data(), y.data(), cols);
+    for (int i = 0; i < cols; ++i) out[idx(r, cols, i)] = fp32_to_bf16(y[i], opt);
+  }
+}
+
+void layer_norm_bf16(const uint16_t* in, uint16_t* out, int rows, int cols, float eps,
+                     const float* gamma, const float* beta, const NumericsOptions& opt) {
+  std::vector<float> x(static_cast<std::size_t>(cols)), y(static_cast<std::size_t>(cols));
+  for (int r = 0; r < rows; ++r) {
+    for (int i = 0; i < cols; ++i) x[i] = bf16_to_fp32(in[idx(r, cols, i)], opt);
+    layer_norm_row_fp32(x.data(), y.data(), cols, eps, gamma, beta);
+    for (int i = 0; i < cols; ++i) out[idx(r, cols, i)] = fp32_to_bf16(y[i], opt);
+  }
+}
+
+void softmax_int8(const int8_t* in, int8_t* out, int rows, int cols, const RowQuant& q) {
+  std::vector<float> x(static_cast<std::size_t>(cols)), y(static_cast<std::size_t>(cols));
+  for (int r = 0; r < rows; ++r) {
+    for (int i = 0; i < cols; ++i) x[i] = dequantize(in[idx(r, cols, i)], q);
+    softmax_row_fp32(x.data(), y.data(), cols);
+    for (int i = 0; i < cols; ++i) out[idx(r, cols, i)] = quantize_row_output(y[i], q);
+  }
+}
+
+void layer_norm_int8(const int8_t* in, int8_t* out, int rows, int cols, const RowQuant& q,
+                     float eps, const float* gamma, const float* beta) {
+  std::vector<float> x(static_cast<std::size_t>(cols)), y(static_cast<std::size_t>(cols));
+  for (int r = 0; r < rows; ++r) {
+    for (int i = 0; i < cols; ++i) x[i] = dequantize(in[idx(r, cols, i)], q);
+    layer_norm_row_fp32(x.data(), y.data(), cols, eps, gamma, beta);
+    for (int i = 0; i < cols; ++i) out[idx(r, cols, i)] = quantize_row_output(y[i], q);
+  }
+}
+
+void lut_int8(const int8_t* in, int8_t* out, std::size_t count, const int8_t* table) {
+  for (std::size_t i = 0; i < count; ++i) out[i] = table[static_cast<int>(in[i]) + 128];
 }
 
 }  // namespace tpu::isa

@@ -1,5 +1,5 @@
 // Reference kernels: plain loop nests that state the numerics contract of every compute
-// instruction (matrix pass, activation, pooling, elementwise). They are the golden model;
+// instruction (matrix pass, activation, pooling, elementwise, row ops). They are the golden model;
 // fast paths elsewhere must reproduce their bits exactly. See docs/numerics.md.
 #pragma once
 
@@ -85,5 +85,54 @@ void elementwise_int8(VectorOp op, const int8_t* a, const int8_t* b, int8_t* out
 /// NaN (a's if both are NaN) and keep a on equal values; relu is x < 0 ? 0 : x.
 void elementwise_bf16(VectorOp op, const uint16_t* a, const uint16_t* b, uint16_t* out,
                       std::size_t count, const NumericsOptions& opt = {});
+
+// ---- Row ops (rowop): softmax, layer_norm, lookup table over rows of a matrix ----
+
+enum class RowOpKind : uint8_t { kSoftmax, kLayerNorm, kLut };
+inline constexpr const char* kRowOpKindNames[] = {"softmax", "layer_norm", "lut"};
+inline constexpr int kRowOpKindCount = 3;
+
+/// Affine int8 quantization of a row op's input and output: real = (q - zero_point) * scale.
+/// Zero points hold exact integers in [-128, 127]; scales are finite and > 0.
+struct RowQuant {
+  float in_scale = 1.0f, in_zero_point = 0.0f, out_scale = 1.0f, out_zero_point = 0.0f;
+};
+
+/// Softmax of one row of fp32 values, every operation one fp32 rounding:
+/// m = max_i x[i] (the first NaN of the row, if any, is the max and every y[i] is that NaN);
+/// e[i] = expf(x[i] - m); s = +0.0f, s = s + e[i] for i = 0..cols-1; y[i] = e[i] / s.
+void softmax_row_fp32(const float* x, float* y, int cols);
+
+/// Layer normalization of one row of fp32 values: sum = +0.0f, sum += x[i] in order;
+/// mean = sum / (float)cols; sq = +0.0f, d = x[i] - mean, sq += d * d in order;
+/// var = sq / (float)cols; r = 1.0f / sqrtf(var + eps); y[i] = ((x[i] - mean) * r) * gamma[i]
+/// + beta[i].
+void layer_norm_row_fp32(const float* x, float* y, int cols, float eps, const float* gamma,
+                         const float* beta);
+
+/// int8 output quantization of one fp32 value: v = nearbyintf(y / out_scale) (ties to even)
+/// + out_zero_point, clamped to [-128, 127]; a NaN v gives out_zero_point.
+int8_t quantize_row_output(float y, const RowQuant& q);
+
+/// bf16 softmax over `rows` contiguous rows of `cols` values: widen (bf16_to_fp32),
+/// softmax_row_fp32, round each result with fp32_to_bf16.
+void softmax_bf16(const uint16_t* in, uint16_t* out, int rows, int cols,
+                  const NumericsOptions& opt = {});
+
+/// bf16 layer_norm over contiguous rows: widen, layer_norm_row_fp32 (one gamma/beta of `cols`
+/// fp32 values shared by every row), round to bf16.
+void layer_norm_bf16(const uint16_t* in, uint16_t* out, int rows, int cols, float eps,
+                     const float* gamma, const float* beta, const NumericsOptions& opt = {});
+
+/// int8 softmax: x = ((float)q - in_zero_point) * in_scale (two fp32 roundings),
+/// softmax_row_fp32, quantize_row_output.
+void softmax_int8(const int8_t* in, int8_t* out, int rows, int cols, const RowQuant& q);
+
+/// int8 layer_norm: dequantize as softmax_int8, layer_norm_row_fp32, quantize_row_output.
+void layer_norm_int8(const int8_t* in, int8_t* out, int rows, int cols, const RowQuant& q,
+                     float eps, const float* gamma, const float* beta);
+
+/// int8 table lookup: out[i] = table[in[i] + 128] (table has 256 entries).
+void lut_int8(const int8_t* in, int8_t* out, std::size_t count, const int8_t* table);
 
 }  // namespace tpu::isa

@@ -157,11 +157,15 @@ class Verifier {
           fail("n", fmt::format("a tile width in [1, mxu.cols = {}]", a_.mxu.cols),
                std::to_string(n));
         }
-        uint64_t rb = static_cast<uint64_t>(n) * mat_bytes(in.get(Fid::kLoadWeights_dtype));
+        // The source holds k rows of n values, or (transpose=1) n rows of k values.
+        bool transpose = in.get(Fid::kLoadWeights_transpose) != 0;
+        uint64_t src_rows = static_cast<uint64_t>(transpose ? n : k);
+        uint64_t rb =
+            static_cast<uint64_t>(transpose ? k : n) * mat_bytes(in.get(Fid::kLoadWeights_dtype));
         uint64_t st = in.get(Fid::kLoadWeights_stride);
         bool from_ub = in.get(Fid::kLoadWeights_space) == static_cast<int>(WeightSource::kUb);
         if (!from_ub) offchip(Space::kMem);
-        range("src", in.get(Fid::kLoadWeights_src), k, st ? st : rb, rb,
+        range("src", in.get(Fid::kLoadWeights_src), src_rows, st ? st : rb, rb,
               from_ub ? ub_size() : space_size(Space::kMem), from_ub ? "unified buffer" : "mem");
         auto& q = fifo_[in.get(Fid::kLoadWeights_mxu)];
         q.push_back({k, n, in.get(Fid::kLoadWeights_dtype)});
@@ -194,6 +198,9 @@ class Verifier {
         range("dst", in.get(Fid::kVector_dst), 1, 0, bytes, ub_size(), "unified buffer");
         return;
       }
+      case Opcode::kRowOp:
+        check_rowop(in);
+        return;
       case Opcode::kCount:
         break;
     }
@@ -305,6 +312,31 @@ class Verifier {
         static_cast<uint64_t>(in.get(Fid::kPool_out_h)) * in.get(Fid::kPool_out_w) * c * eb;
     range("src", in.get(Fid::kPool_src), 1, 0, in_bytes, ub_size(), "unified buffer");
     range("dst", in.get(Fid::kPool_dst), 1, 0, out_bytes, ub_size(), "unified buffer");
+  }
+
+  void check_rowop(const Instruction& in) {
+    mat_dtype(in, Fid::kRowOp_dtype);
+    positive(in, Fid::kRowOp_rows);
+    positive(in, Fid::kRowOp_cols);
+    auto kind = static_cast<RowOpKind>(in.get(Fid::kRowOp_kind));
+    bool int8 = in.get(Fid::kRowOp_dtype) == static_cast<int>(MatType::kInt8);
+    if (kind == RowOpKind::kLut && !int8) fail("dtype", "int8 for kind=lut", "bf16");
+    uint64_t rows = in.get(Fid::kRowOp_rows), cols = in.get(Fid::kRowOp_cols);
+    if (rows * cols > kRowOpMaxElements) {
+      fail("rows", fmt::format("rows x cols <= {}", kRowOpMaxElements),
+           fmt::format("{} x {} = {}", rows, cols, rows * cols));
+    }
+    uint64_t bytes = rows * cols * (int8 ? 1 : 2);
+    uint64_t src = in.get(Fid::kRowOp_src), dst = in.get(Fid::kRowOp_dst);
+    range("src", src, 1, 0, bytes, ub_size(), "unified buffer");
+    range("dst", dst, 1, 0, bytes, ub_size(), "unified buffer");
+    if (src != dst && src < dst + bytes && dst < src + bytes) {
+      fail("dst", "src itself (in place) or a range disjoint from src",
+           fmt::format("a partial overlap ([{:#x}, {:#x}) and [{:#x}, {:#x}))", src, src + bytes,
+                       dst, dst + bytes));
+    }
+    uint64_t pb = rowop_params_bytes(kind, int8, cols);
+    if (pb > 0) range("params", in.get(Fid::kRowOp_params), 1, 0, pb, ub_size(), "unified buffer");
   }
 
   const Program& p_;

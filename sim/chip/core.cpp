@@ -274,14 +274,29 @@ void Mxu::close(int64_t end) {
 
 namespace {
 // Operations per element on the vector unit (docs/chip.md): transcendental functions are
-// evaluated as a few polynomial steps.
+// evaluated as a few polynomial steps (4 ops).
+constexpr int kTranscendentalOps = 4;
 int ops_per_element(const isa::Instruction& in) {
   if (in.op == Opcode::kActivate) {
     auto f = static_cast<isa::Activation>(in.get(Fid::kActivate_func));
     return (f == isa::Activation::kSigmoid || f == isa::Activation::kTanh ||
             f == isa::Activation::kGelu)
-               ? 4
+               ? kTranscendentalOps
                : 1;
+  }
+  if (in.op == Opcode::kRowOp) {
+    // Passes over each row, one op per element each, the exp pass costing a transcendental:
+    // softmax = max (1) + subtract, exp and sum (4) + divide (1); layer_norm = sum (1) +
+    // squared deviations (1) + normalize, scale and shift (1); lut = one lookup. int8
+    // dequantization and requantization ride in the first and last pass.
+    switch (static_cast<isa::RowOpKind>(in.get(Fid::kRowOp_kind))) {
+      case isa::RowOpKind::kSoftmax:
+        return 1 + kTranscendentalOps + 1;
+      case isa::RowOpKind::kLayerNorm:
+        return 3;
+      case isa::RowOpKind::kLut:
+        return 1;
+    }
   }
   return 1;
 }
@@ -337,6 +352,18 @@ void VectorUnit::thread() {
         out_bytes = static_cast<uint64_t>(outs * eb);
         in_addr = in.get(Fid::kPool_src);
         out_addr = in.get(Fid::kPool_dst);
+        break;
+      }
+      case Opcode::kRowOp: {
+        auto kind = static_cast<isa::RowOpKind>(in.get(Fid::kRowOp_kind));
+        bool int8 = in.get(Fid::kRowOp_dtype) == 0;
+        int64_t cols = in.get(Fid::kRowOp_cols);
+        elements = in.get(Fid::kRowOp_rows) * cols;
+        // The rows are read once and written once (a row is held in the unit between
+        // passes), plus the parameter block, as activate reads its parameters.
+        in_bytes = static_cast<uint64_t>(elements) * (int8 ? 1 : 2) +
+                   isa::rowop_params_bytes(kind, int8, static_cast<uint64_t>(cols));
+        out_bytes = static_cast<uint64_t>(elements) * (int8 ? 1 : 2);
         break;
       }
       default: {  // vector

@@ -40,6 +40,7 @@ UnitKind unit_of(const isa::Instruction& in) {
     case isa::Opcode::kActivate:
     case isa::Opcode::kPool:
     case isa::Opcode::kVector:
+    case isa::Opcode::kRowOp:
       return UnitKind::kVector;
     default:
       return UnitKind::kNone;
@@ -66,11 +67,13 @@ std::vector<Access> accesses_of(const isa::Instruction& in) {
       break;
     }
     case isa::Opcode::kLoadWeights: {
-      uint64_t rb = in.get(Fid::kLoadWeights_n) * isa::mat_bytes(in.get(Fid::kLoadWeights_dtype));
+      // Source rows: k rows of n values, or with transpose n rows of k values.
+      bool transpose = in.get(Fid::kLoadWeights_transpose) != 0;
+      uint64_t k = in.get(Fid::kLoadWeights_k), n = in.get(Fid::kLoadWeights_n);
+      uint64_t rb = (transpose ? k : n) * isa::mat_bytes(in.get(Fid::kLoadWeights_dtype));
       bool ub = in.get(Fid::kLoadWeights_space) == static_cast<int>(isa::WeightSource::kUb);
       out.push_back(range(ub ? Access::kUb : Access::kMem, in.get(Fid::kLoadWeights_src),
-                          extent(in.get(Fid::kLoadWeights_k), in.get(Fid::kLoadWeights_stride), rb),
-                          false));
+                          extent(transpose ? n : k, in.get(Fid::kLoadWeights_stride), rb), false));
       break;
     }
     case isa::Opcode::kMatmul: {
@@ -113,6 +116,17 @@ std::vector<Access> accesses_of(const isa::Instruction& in) {
         out.push_back(range(Access::kUb, in.get(Fid::kVector_b), bytes, false));
       }
       out.push_back(range(Access::kUb, in.get(Fid::kVector_dst), bytes, true));
+      break;
+    }
+    case isa::Opcode::kRowOp: {
+      auto kind = static_cast<isa::RowOpKind>(in.get(Fid::kRowOp_kind));
+      bool int8 = in.get(Fid::kRowOp_dtype) == 0;
+      uint64_t cols = in.get(Fid::kRowOp_cols);
+      uint64_t bytes = in.get(Fid::kRowOp_rows) * cols * (int8 ? 1 : 2);
+      out.push_back(range(Access::kUb, in.get(Fid::kRowOp_src), bytes, false));
+      uint64_t pb = isa::rowop_params_bytes(kind, int8, cols);
+      if (pb > 0) out.push_back(range(Access::kUb, in.get(Fid::kRowOp_params), pb, false));
+      out.push_back(range(Access::kUb, in.get(Fid::kRowOp_dst), bytes, true));
       break;
     }
     default:

@@ -167,6 +167,62 @@ TEST(Chip, LargeMatmulWithResidentDataReachesTheArrayBound) {
   EXPECT_EQ(r.counters.at("chip.core0.mxu0.busy_cycles"), 16 * 4096);
 }
 
+TEST(Chip, RowOpTimeIsItsPassesOverTheLanesOrItsUnifiedBufferTraffic) {
+  // tpu_v4: 1024 lanes x 1 op, UB ports of 512 bytes per cycle (one for the reads, one for
+  // the writes). 64 rows x 1024 values: softmax counts 6 ops per element (max 1, exp and sum
+  // 4, divide 1), layer_norm 3, lut 1; reads are the rows plus the parameter block.
+  arch::ArchConfig a = one_mxu("tpu_v4");
+  ASSERT_EQ(a.vector_unit.lanes * a.vector_unit.ops_per_lane_per_cycle, 1024);
+  ASSERT_EQ(a.unified_buffer.port_bytes_per_cycle, 512);
+  struct Case {
+    const char* instruction;
+    int64_t busy;
+  };
+  const int64_t elements = 64 * 1024;
+  const Case cases[] = {
+      // compute 65536 x 6 / 1024 = 384 > UB 131072 / 512 = 256
+      {"rowop kind=softmax dtype=bf16 src=0 dst=0x100000 rows=64 cols=1024", elements * 6 / 1024},
+      // UB reads (131072 + 4 + 8 x 1024) / 512 = 272.01 -> 273 > compute 192
+      {"rowop kind=layer_norm dtype=bf16 src=0 dst=0x100000 rows=64 cols=1024 params=0x200000",
+       (2 * elements + 4 + 8 * 1024 + 511) / 512},
+      // UB reads (65536 + 256) / 512 -> 129 > compute 64
+      {"rowop kind=lut dtype=int8 src=0 dst=0x100000 rows=64 cols=1024 params=0x200000",
+       (elements + 256 + 511) / 512},
+      // int8 softmax: compute 384 > UB (65536 + 16) / 512
+      {"rowop kind=softmax dtype=int8 src=0 dst=0 rows=64 cols=1024 params=0x200000",
+       elements * 6 / 1024},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.instruction);
+    std::string prog = fmt::format(R"(
+.region x addr=0 dtype=bf16 shape=64x1024 role=input init=random seed=1
+.region p addr=0x100000 dtype=fp32 shape=4 role=data init=values
+.values p 0.05 0 0.00390625 -128
+    dma_load src=x ub=0 row_bytes=x_bytes
+    dma_load src=p ub=0x200000 row_bytes=16
+    dma_load src=x ub=0x200010 rows=1 row_bytes=65536
+    sync units=dma
+    {}
+    halt
+)",
+                                   c.instruction);
+    isa::Program p = isa::assemble(prog, "rowop.tasm");
+    ChipOptions off;
+    off.functional = false;
+    ChipResult r = run_chip(a, p, nullptr, off);
+    ASSERT_TRUE(r.completed);
+    EXPECT_EQ(r.counters.at("chip.core0.vpu.busy_cycles"), c.busy);
+    EXPECT_EQ(r.counters.at("chip.core0.vpu.elements"), elements);
+    // With data: the same cycles and counters, and the interpreter's bits.
+    isa::Interpreter golden(a, p, "rowop.tasm");
+    golden.run();
+    isa::Interpreter timed(a, p, "rowop.tasm");
+    ChipResult on = run_chip(a, p, &timed, ChipOptions{});
+    EXPECT_EQ(on.cycles, r.cycles);
+    EXPECT_EQ(on.counters, r.counters);
+  }
+}
+
 TEST(Chip, HbmBoundCopyReachesTheConfiguredBandwidth) {
   arch::ArchConfig a = one_mxu("tpu_v1");
   std::string prog = ".region x addr=0 dtype=int8 shape=64x131072 role=input init=zero\n";

@@ -2,6 +2,7 @@
 // binary decoder input never crashes.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <random>
 
 #include "isa/assembler.h"
@@ -59,8 +60,10 @@ Program random_program(std::mt19937_64& rng, int n_inst) {
 
 TEST(Encoding, AsmBinaryDisasmAsmRoundTripsRandomPrograms) {
   std::mt19937_64 rng(12345);
+  std::array<int, kOpcodeCount> seen{};
   for (int trial = 0; trial < 300; ++trial) {
     Program p = random_program(rng, 1 + trial % 40);
+    for (const Instruction& in : p.code) ++seen[static_cast<int>(in.op)];
     std::vector<uint8_t> bin = encode_program(p);
     Program decoded = decode_program(bin, "t.tbin");
     ASSERT_TRUE(decoded == p) << "trial " << trial;
@@ -69,6 +72,10 @@ TEST(Encoding, AsmBinaryDisasmAsmRoundTripsRandomPrograms) {
     ASSERT_TRUE(reassembled == p) << "trial " << trial << "\n" << text;
     EXPECT_EQ(encode_program(reassembled), bin);
     EXPECT_EQ(disassemble(reassembled), text);
+  }
+  // Every opcode (rowop and load_weights transpose=1 included) takes part.
+  for (int op = 0; op < kOpcodeCount; ++op) {
+    EXPECT_GT(seen[op], 20) << opcode_spec(static_cast<Opcode>(op)).mnemonic;
   }
 }
 

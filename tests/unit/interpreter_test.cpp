@@ -1,6 +1,7 @@
 // The golden interpreter against independent loop nests: tiled int8 matmul with TFLite
 // requantization, bf16 convolution through window addressing, pooling and elementwise ops;
-// plus the run-time diagnostics for bad programs.
+// row ops (softmax, layer_norm, lut) and transposed weight loads; plus the run-time
+// diagnostics for bad programs.
 #include <gtest/gtest.h>
 #include <fmt/format.h>
 
@@ -10,6 +11,7 @@
 #include "isa/assembler.h"
 #include "isa/interpreter.h"
 #include "isa/kernels.h"
+#include "isa/verifier.h"
 #include "test_util.h"
 
 namespace tpu::isa {
@@ -218,6 +220,147 @@ TEST(Interpreter, PoolAndVectorOpsUseTheReferenceKernels) {
   }
 }
 
+// Q @ K^T with K stored [seq, d] row-major: load_weights transpose=1 reads K as the tile
+// w[d][seq] = K[seq][d], from off-chip memory (contiguous) and from the UB (padded rows).
+TEST(Interpreter, TransposedWeightLoadMultipliesByTheTranspose) {
+  std::string prog = R"(
+.region q addr=0 dtype=bf16 shape=5x8 role=input init=random seed=21
+.region k addr=0x100 dtype=bf16 shape=6x8 role=input init=random seed=22
+.region s1 addr=0x200 dtype=fp32 shape=5x6 role=output
+.region s2 addr=0x300 dtype=fp32 shape=5x6 role=output
+    dma_load src=q ub=0 row_bytes=q_bytes
+    dma_load src=k ub=0x400 rows=6 row_bytes=16 ub_stride=40
+    load_weights src=k k=8 n=6 dtype=bf16 transpose=1
+    matmul dtype=bf16 ub=0 acc=0 rows=5 k=8 n=6 pop=1
+    activate acc=0 rows=5 n=6 ub=0x800 mode=bf16 out_fp32=1
+    load_weights space=ub src=0x400 k=8 n=6 stride=40 dtype=bf16 transpose=1 mxu=1
+    matmul mxu=1 dtype=bf16 ub=0 acc=0 rows=5 k=8 n=6 pop=1
+    activate mxu=1 acc=0 rows=5 n=6 ub=0x900 mode=bf16 out_fp32=1
+    dma_store dst=s1 ub=0x800 row_bytes=s1_bytes
+    dma_store dst=s2 ub=0x900 row_bytes=s2_bytes
+)";
+  arch::ArchConfig arch = small_arch();
+  Interpreter it(arch, assemble(prog, "qk.tasm"), "qk.tasm");
+  it.run();
+  auto q = as<uint16_t>(Interpreter::random_fill(it.program().regions[0], {}));
+  auto k = as<uint16_t>(Interpreter::random_fill(it.program().regions[1], {}));
+  std::vector<float> want(30);
+  for (int m = 0; m < 5; ++m) {
+    for (int n = 0; n < 6; ++n) {
+      float s = 0.0f;  // the pinned pass order, k ascending
+      for (int d = 0; d < 8; ++d) s = s + bf16_to_fp32(q[m * 8 + d]) * bf16_to_fp32(k[n * 8 + d]);
+      want[m * 6 + n] = s;
+    }
+  }
+  EXPECT_EQ(as<float>(it.read_region("s1")), want);
+  EXPECT_EQ(as<float>(it.read_region("s2")), want);
+  // The source extent is n rows of k values: n x stride must fit, not k x stride.
+  arch::ArchConfig a = small_arch();
+  std::string fits = "load_weights space=ub src=0xFFFF0 k=2 n=8 dtype=int8 stride=4\n";
+  EXPECT_NO_THROW(verify_program(assemble(fits, "t.tasm"), a, "t.tasm"));
+  InputError e = expect_input_error([&] {
+    verify_program(assemble("load_weights space=ub src=0xFFFF0 k=2 n=8 dtype=int8 stride=4 "
+                            "transpose=1\n",
+                            "t.tasm"),
+                   a, "t.tasm");
+  });
+  EXPECT_EQ(e.key(), "instruction 0 (load_weights) src");
+  EXPECT_NE(e.found().find("1048590"), std::string::npos) << e.what();
+}
+
+std::string fp32_values(const std::string& region, const std::vector<float>& v) {
+  std::string out = ".values " + region;
+  for (float x : v) out += fmt::format(" {}", x);
+  return out + "\n";
+}
+
+TEST(Interpreter, RowOpsUseTheReferenceKernels) {
+  const int rows = 3, cols = 5;
+  std::vector<float> ln = {1e-5f};  // eps, gamma, beta
+  for (int i = 0; i < cols; ++i) ln.push_back(0.5f + 0.25f * i);
+  for (int i = 0; i < cols; ++i) ln.push_back(-1.0f + 0.5f * i);
+  std::vector<float> qsm = {0.05f, 3.0f, 1.0f / 256.0f, -128.0f};
+  std::vector<float> qln = {0.1f, -2.0f, 0.02f, 5.0f};
+  qln.insert(qln.end(), ln.begin(), ln.end());
+  std::string table = ".values t";
+  for (int i = 0; i < 256; ++i) table += fmt::format(" {}", (i * 37) % 256 - 128);
+  std::string prog = R"(
+.region x addr=0 dtype=bf16 shape=3x5 role=input init=random seed=31
+.region xi addr=0x40 dtype=int8 shape=3x5 role=input init=random seed=32
+.region pln addr=0x100 dtype=fp32 shape=11 role=data init=values
+.region psm addr=0x200 dtype=fp32 shape=4 role=data init=values
+.region pqln addr=0x300 dtype=fp32 shape=15 role=data init=values
+.region t addr=0x400 dtype=int8 shape=256 role=data init=values
+.region ys addr=0x1000 dtype=bf16 shape=3x5 role=output
+.region yl addr=0x1100 dtype=bf16 shape=3x5 role=output
+.region yqs addr=0x1200 dtype=int8 shape=3x5 role=output
+.region yql addr=0x1300 dtype=int8 shape=3x5 role=output
+.region yt addr=0x1400 dtype=int8 shape=3x5 role=output
+)" + fp32_values("pln", ln) +
+                     fp32_values("psm", qsm) + fp32_values("pqln", qln) + table + R"(
+    dma_load src=x ub=0 row_bytes=x_bytes
+    dma_load src=xi ub=0x40 row_bytes=xi_bytes
+    dma_load src=pln ub=0x100 row_bytes=pln_bytes
+    dma_load src=psm ub=0x200 row_bytes=psm_bytes
+    dma_load src=pqln ub=0x300 row_bytes=pqln_bytes
+    dma_load src=t ub=0x400 row_bytes=t_bytes
+    rowop kind=softmax dtype=bf16 src=0 dst=0x1000 rows=3 cols=5
+    rowop kind=layer_norm dtype=bf16 src=0 dst=0x1100 rows=3 cols=5 params=0x100
+    rowop kind=softmax dtype=int8 src=0x40 dst=0x1200 rows=3 cols=5 params=0x200
+    rowop kind=layer_norm dtype=int8 src=0x40 dst=0x1300 rows=3 cols=5 params=0x300
+    dma_load src=xi ub=0x1400 row_bytes=xi_bytes
+    rowop kind=lut dtype=int8 src=0x1400 dst=0x1400 rows=3 cols=5 params=0x400
+    dma_store dst=ys ub=0x1000 row_bytes=ys_bytes
+    dma_store dst=yl ub=0x1100 row_bytes=yl_bytes
+    dma_store dst=yqs ub=0x1200 row_bytes=yqs_bytes
+    dma_store dst=yql ub=0x1300 row_bytes=yql_bytes
+    dma_store dst=yt ub=0x1400 row_bytes=yt_bytes
+)";
+  arch::ArchConfig arch = small_arch();
+  Interpreter it(arch, assemble(prog, "rowop.tasm"), "rowop.tasm");
+  it.run();
+  EXPECT_EQ(it.stats().executed[static_cast<int>(Opcode::kRowOp)], 5u);
+  auto x = as<uint16_t>(Interpreter::random_fill(it.program().regions[0], {}));
+  auto xi = as<int8_t>(Interpreter::random_fill(it.program().regions[1], {}));
+  std::vector<uint16_t> ys(15), yl(15);
+  softmax_bf16(x.data(), ys.data(), rows, cols);
+  layer_norm_bf16(x.data(), yl.data(), rows, cols, ln[0], &ln[1], &ln[1 + cols]);
+  EXPECT_EQ(as<uint16_t>(it.read_region("ys")), ys);
+  EXPECT_EQ(as<uint16_t>(it.read_region("yl")), yl);
+  // Independent sanity: every softmax row sums to about 1.
+  for (int r = 0; r < rows; ++r) {
+    float sum = 0;
+    for (int i = 0; i < cols; ++i) sum += bf16_to_fp32(ys[r * cols + i]);
+    EXPECT_NEAR(sum, 1.0f, 0.02f);
+  }
+  std::vector<int8_t> yqs(15), yql(15), yt(15);
+  RowQuant q{qsm[0], qsm[1], qsm[2], qsm[3]};
+  softmax_int8(xi.data(), yqs.data(), rows, cols, q);
+  RowQuant q2{qln[0], qln[1], qln[2], qln[3]};
+  layer_norm_int8(xi.data(), yql.data(), rows, cols, q2, qln[4], &qln[5], &qln[5 + cols]);
+  EXPECT_EQ(as<int8_t>(it.read_region("yqs")), yqs);
+  EXPECT_EQ(as<int8_t>(it.read_region("yql")), yql);
+  for (int i = 0; i < 15; ++i) yt[i] = static_cast<int8_t>(((xi[i] + 128) * 37) % 256 - 128);
+  EXPECT_EQ(as<int8_t>(it.read_region("yt")), yt);
+}
+
+TEST(Interpreter, RowOpInt8ParametersAreCheckedWhenRun) {
+  std::string prog = R"(
+.region x addr=0 dtype=int8 shape=4 role=input init=random seed=1
+.region p addr=0x10 dtype=fp32 shape=4 role=data init=values
+.values p 0.5 1.5 0.25 0
+    dma_load src=x ub=0 row_bytes=4
+    dma_load src=p ub=0x10 row_bytes=16
+    rowop kind=softmax dtype=int8 src=0 dst=0x40 rows=1 cols=4 params=0x10
+)";
+  InputError e = expect_input_error([&] {
+    Interpreter it(small_arch(), assemble(prog, "p.tasm"), "p.tasm");
+    it.run();
+  });
+  EXPECT_EQ(e.key(), "instruction 2 (rowop) params");
+  EXPECT_NE(e.found().find("in_zp 1.5"), std::string::npos) << e.what();
+}
+
 TEST(Interpreter, RunsAreDeterministic) {
   std::string prog = R"(
 .region a addr=0 dtype=bf16 shape=8x8 role=input init=random seed=1
@@ -281,6 +424,20 @@ TEST(Interpreter, BadProgramsAreRejectedWithTheInstructionAndReason) {
       {"output never written", "nop\n", "region o", "never written"},
       {"int8 activation function", "activate acc=0 rows=1 n=8 ub=0 mode=int8 func=relu\n",
        "instruction 0 (activate) func", "relu"},
+      {"lut on bf16", "rowop kind=lut dtype=bf16 src=0 dst=0x40 rows=1 cols=8 params=0x80\n",
+       "instruction 0 (rowop) dtype", "bf16"},
+      {"row op too large", "rowop kind=lut dtype=int8 src=0 dst=0 rows=16384 cols=32768\n",
+       "instruction 0 (rowop) rows", "536870912"},
+      {"row op outside the UB",
+       "rowop kind=softmax dtype=bf16 src=0xFFF00 dst=0 rows=2 cols=128\n",
+       "instruction 0 (rowop) src", "ending at byte 1048832"},
+      {"row op params outside the UB",
+       "rowop kind=layer_norm dtype=bf16 src=0 dst=0x100 rows=2 cols=8 params=0xFFFF0\n",
+       "instruction 0 (rowop) params", "ending at byte 1048628"},
+      {"row op partial overlap", "rowop kind=softmax dtype=int8 src=0 dst=4 rows=1 cols=8 params=0x80\n",
+       "instruction 0 (rowop) dst", "partial overlap"},
+      {"row op without rows", "rowop kind=softmax dtype=bf16 src=0 dst=0x100 rows=0 cols=8\n",
+       "instruction 0 (rowop) rows", "0"},
   };
   arch::ArchConfig arch = small_arch();
   for (const auto& c : cases) {

@@ -23,6 +23,7 @@ constexpr NumericsOptions kKeep{false};
 static_assert(std::size(kActivationNames) == kActivationCount);
 static_assert(std::size(kPoolKindNames) == kPoolKindCount);
 static_assert(std::size(kVectorOpNames) == kVectorOpCount);
+static_assert(std::size(kRowOpKindNames) == kRowOpKindCount);
 
 uint32_t bits_of(float x) {
   uint32_t b;
@@ -577,6 +578,202 @@ TEST(ElementwiseBf16, AddOverflowsToInfinityAndCopyQuietsAndFlushes) {
   EXPECT_EQ(out[1], 0x8000);
   elementwise_bf16(VectorOp::kCopy, special, nullptr, out, 2, kKeep);
   EXPECT_EQ(out[1], 0x8001);
+}
+
+// ---- Row ops ----
+
+uint16_t bf(float x) { return fp32_to_bf16(x, kKeep); }
+
+// bf16 spacing (one unit in the last place) at |x|, for tolerance checks against double.
+double bf16_ulp(double x) {
+  int e = 0;
+  std::frexp(x, &e);  // |x| in [2^(e-1), 2^e)
+  return std::ldexp(1.0, e - 1 - 7);
+}
+
+TEST(RowOpSoftmax, EqualValuesGiveExactFractionsWithoutOverflow) {
+  // 200 in every position: exp(200) overflows fp32, the max subtraction must keep it at 1.
+  std::vector<uint16_t> in = {bf(3.0f),   bf(3.0f),   bf(3.0f),  bf(3.0f),
+                              bf(200.0f), bf(200.0f), bf(-7.5f), bf(-7.5f)};
+  std::vector<uint16_t> out(8);
+  softmax_bf16(in.data(), out.data(), 2, 4, kFlush);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(out[i], 0x3E80) << i;  // 0.25
+  EXPECT_EQ(out[4], 0x3F00);                                   // 0.5
+  EXPECT_EQ(out[5], 0x3F00);
+  // exp(-207.5) underflows to +0 in fp32.
+  EXPECT_EQ(out[6], 0x0000);
+  EXPECT_EQ(out[7], 0x0000);
+}
+
+TEST(RowOpSoftmax, NegativeInfinityGivesZeroWeight) {
+  const uint16_t ninf = 0xFF80;
+  std::vector<uint16_t> in = {bf(0.0f), ninf, bf(0.0f), ninf};
+  std::vector<uint16_t> out(4);
+  softmax_bf16(in.data(), out.data(), 1, 4, kFlush);
+  EXPECT_EQ(out, (std::vector<uint16_t>{0x3F00, 0x0000, 0x3F00, 0x0000}));
+}
+
+TEST(RowOpSoftmax, FirstNanOfTheRowFillsTheRowAndOtherRowsAreUntouched) {
+  // 0x7F81 is a signalling NaN (quiet bit clear): the output is it, quieted (0x7FC1).
+  std::vector<uint16_t> in = {bf(1.0f), 0x7F81, 0xFFC5,   bf(2.0f), bf(2.0f),
+                              bf(2.0f), 0xFFC5, bf(1.0f), bf(1.0f)};
+  std::vector<uint16_t> out(9);
+  softmax_bf16(in.data(), out.data(), 3, 3, kFlush);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(out[i], 0x7FC1) << i;
+  for (int i = 3; i < 6; ++i) EXPECT_EQ(out[i], bf(1.0f / 3.0f)) << i;
+  for (int i = 6; i < 9; ++i) EXPECT_EQ(out[i], 0xFFC5) << i;
+}
+
+TEST(RowOpSoftmax, IsWithinOneBf16UlpOfTheExactSoftmax) {
+  std::mt19937 rng(41);
+  const int rows = 20, cols = 37;
+  std::vector<uint16_t> in(rows * cols), out(rows * cols);
+  for (auto& v : in) v = random_bf16(rng, 3);
+  softmax_bf16(in.data(), out.data(), rows, cols, kFlush);
+  for (int r = 0; r < rows; ++r) {
+    double m = -1e300, s = 0;
+    for (int i = 0; i < cols; ++i)
+      m = std::max(m, static_cast<double>(widen(in[r * cols + i], true)));
+    for (int i = 0; i < cols; ++i) s += std::exp(widen(in[r * cols + i], true) - m);
+    for (int i = 0; i < cols; ++i) {
+      double want = std::exp(widen(in[r * cols + i], true) - m) / s;
+      double got = widen(out[r * cols + i], true);
+      EXPECT_LE(std::fabs(got - want), bf16_ulp(want)) << r << " " << i;
+    }
+  }
+}
+
+TEST(RowOpSoftmax, Fp32RowIsTheDocumentedSequenceBitForBit) {
+  // An independent loop of docs/numerics.md 8.1 on random fp32 rows (sum order pinned).
+  std::mt19937 rng(42);
+  std::uniform_real_distribution<float> d(-30.0f, 30.0f);
+  for (int trial = 0; trial < 50; ++trial) {
+    const int cols = 1 + trial * 7;
+    std::vector<float> x(cols), y(cols);
+    for (auto& v : x) v = d(rng);
+    softmax_row_fp32(x.data(), y.data(), cols);
+    float m = *std::max_element(x.begin(), x.end());
+    std::vector<float> e(cols);
+    float s = 0.0f;
+    for (int i = 0; i < cols; ++i) {
+      e[i] = expf(x[i] - m);
+      s += e[i];
+    }
+    for (int i = 0; i < cols; ++i) EXPECT_EQ(bits_of(y[i]), bits_of(e[i] / s)) << trial << " " << i;
+  }
+}
+
+TEST(RowOpLayerNorm, SmallRowsGiveHandComputedValues) {
+  // Row 0: [1, 3]: mean 2, var 1, r = 1; normalized [-1, 1]; gamma [2, 0.5], beta [1, -1].
+  // Row 1: [5, 5]: var 0, with eps 0 r = 1 / sqrt(0) = inf and 0 * inf = NaN; see the eps
+  // test below.
+  std::vector<uint16_t> in = {bf(1.0f), bf(3.0f)};
+  std::vector<uint16_t> out(2);
+  const float gamma[] = {2.0f, 0.5f}, beta[] = {1.0f, -1.0f};
+  layer_norm_bf16(in.data(), out.data(), 1, 2, 0.0f, gamma, beta, kFlush);
+  EXPECT_EQ(out[0], bf(-1.0f));
+  EXPECT_EQ(out[1], bf(-0.5f));
+  // [2, 4, 6, 8] with eps 0.75: mean 5, var (9+1+1+9)/4 = 5, r = 1/sqrt(5.75) rounded once.
+  std::vector<uint16_t> in4 = {bf(2.0f), bf(4.0f), bf(6.0f), bf(8.0f)};
+  std::vector<uint16_t> out4(4);
+  const float g4[] = {1.0f, 1.0f, 1.0f, 1.0f}, b4[] = {0.0f, 0.0f, 0.0f, 10.0f};
+  layer_norm_bf16(in4.data(), out4.data(), 1, 4, 0.75f, g4, b4, kFlush);
+  const double r = 1.0 / std::sqrt(5.75);
+  EXPECT_NEAR(widen(out4[0], true), -3 * r, bf16_ulp(3 * r));
+  EXPECT_NEAR(widen(out4[1], true), -1 * r, bf16_ulp(r));
+  EXPECT_NEAR(widen(out4[2], true), 1 * r, bf16_ulp(r));
+  EXPECT_NEAR(widen(out4[3], true), 3 * r + 10, bf16_ulp(3 * r + 10));
+  EXPECT_EQ(widen(out4[1], true), -widen(out4[2], true));
+}
+
+TEST(RowOpLayerNorm, ConstantRowGivesBetaWithEpsAndNanWithout) {
+  std::vector<uint16_t> in = {bf(5.0f), bf(5.0f), bf(5.0f)};
+  std::vector<uint16_t> out(3);
+  const float gamma[] = {3.0f, 3.0f, 3.0f}, beta[] = {0.25f, -2.0f, 0.0f};
+  layer_norm_bf16(in.data(), out.data(), 1, 3, 1e-5f, gamma, beta, kFlush);
+  EXPECT_EQ(out, (std::vector<uint16_t>{bf(0.25f), bf(-2.0f), 0x0000}));
+  layer_norm_bf16(in.data(), out.data(), 1, 3, 0.0f, gamma, beta, kFlush);
+  for (uint16_t v : out) EXPECT_TRUE((v & 0x7F80) == 0x7F80 && (v & 0x7F) != 0) << v;
+}
+
+TEST(RowOpLayerNorm, Fp32RowIsTheDocumentedSequenceBitForBit) {
+  std::mt19937 rng(43);
+  std::uniform_real_distribution<float> d(-4.0f, 4.0f);
+  for (int trial = 0; trial < 50; ++trial) {
+    const int cols = 1 + trial * 5;
+    std::vector<float> x(cols), y(cols), g(cols), b(cols);
+    for (auto& v : x) v = d(rng);
+    for (auto& v : g) v = d(rng);
+    for (auto& v : b) v = d(rng);
+    const float eps = 1e-5f;
+    layer_norm_row_fp32(x.data(), y.data(), cols, eps, g.data(), b.data());
+    float sum = 0.0f;
+    for (float v : x) sum += v;
+    float mean = sum / static_cast<float>(cols);
+    float sq = 0.0f;
+    for (float v : x) sq += (v - mean) * (v - mean);
+    float r = 1.0f / sqrtf(sq / static_cast<float>(cols) + eps);
+    for (int i = 0; i < cols; ++i) {
+      EXPECT_EQ(bits_of(y[i]), bits_of((x[i] - mean) * r * g[i] + b[i])) << trial << " " << i;
+    }
+  }
+}
+
+TEST(RowOpInt8, OutputQuantizationRoundsTiesToEvenClampsAndMapsNanToTheZeroPoint) {
+  RowQuant q;
+  q.out_scale = 1.0f;
+  q.out_zero_point = 0.0f;
+  EXPECT_EQ(quantize_row_output(0.5f, q), 0);
+  EXPECT_EQ(quantize_row_output(1.5f, q), 2);
+  EXPECT_EQ(quantize_row_output(2.5f, q), 2);
+  EXPECT_EQ(quantize_row_output(-2.5f, q), -2);
+  EXPECT_EQ(quantize_row_output(-3.5f, q), -4);
+  EXPECT_EQ(quantize_row_output(1000.0f, q), 127);
+  EXPECT_EQ(quantize_row_output(-1000.0f, q), -128);
+  EXPECT_EQ(quantize_row_output(INFINITY, q), 127);
+  EXPECT_EQ(quantize_row_output(-INFINITY, q), -128);
+  q.out_zero_point = -5.0f;
+  EXPECT_EQ(quantize_row_output(NAN, q), -5);
+  q.out_scale = 0.25f;
+  EXPECT_EQ(quantize_row_output(1.0f, q), -1);      // 4 - 5
+  EXPECT_EQ(quantize_row_output(-31.0f, q), -128);  // -124 - 5 clamps
+}
+
+TEST(RowOpInt8, SoftmaxAndLayerNormOnHandComputedRows) {
+  RowQuant q;
+  q.in_scale = 1.0f;
+  q.in_zero_point = 10.0f;
+  q.out_scale = 1.0f / 256.0f;
+  q.out_zero_point = -128.0f;
+  // Row [5, 5, 5, 5] -> 0.25 -> 64 - 128; row [10, 10, 10, -128] -> x = [0, 0, 0, -138]
+  // -> exp(-138) underflows to 0: [1/3 x3, 0] -> 1/3 * 256 = 85.33 -> 85 - 128 = -43; -128.
+  std::vector<int8_t> in = {5, 5, 5, 5, 10, 10, 10, -128};
+  std::vector<int8_t> out(8);
+  softmax_int8(in.data(), out.data(), 2, 4, q);
+  EXPECT_EQ(out, (std::vector<int8_t>{-64, -64, -64, -64, -43, -43, -43, -128}));
+  // Layer norm: q = [1, 3], in_scale 0.5, in_zp -1 -> x = [1, 2]; mean 1.5, var 0.25,
+  // r = 2 -> [-1, 1]; gamma [1, 3], beta [0, 0.5] -> [-1, 3.5]; out_scale 0.25, zp 3:
+  // [-4 + 3, 14 + 3] = [-1, 17].
+  RowQuant ln;
+  ln.in_scale = 0.5f;
+  ln.in_zero_point = -1.0f;
+  ln.out_scale = 0.25f;
+  ln.out_zero_point = 3.0f;
+  std::vector<int8_t> in2 = {1, 3}, out2(2);
+  const float gamma[] = {1.0f, 3.0f}, beta[] = {0.0f, 0.5f};
+  layer_norm_int8(in2.data(), out2.data(), 1, 2, ln, 0.0f, gamma, beta);
+  EXPECT_EQ(out2, (std::vector<int8_t>{-1, 17}));
+}
+
+TEST(RowOpInt8, LookupTableCoversEveryInput) {
+  std::vector<int8_t> table(256), in(256), out(256);
+  for (int i = 0; i < 256; ++i) {
+    table[i] = static_cast<int8_t>(127 - i);  // entry for input i - 128
+    in[i] = static_cast<int8_t>(i - 128);
+  }
+  std::shuffle(in.begin(), in.end(), std::mt19937(44));
+  lut_int8(in.data(), out.data(), 256, table.data());
+  for (int i = 0; i < 256; ++i) EXPECT_EQ(out[i], static_cast<int8_t>(-1 - in[i])) << i;
 }
 
 }  // namespace
