@@ -238,9 +238,21 @@ class Assembler {
         int64_t s = eval(l, Token{value, t.column}, k);
         if (s < 0) fail(l, t, k, "a non-negative seed", value);
         r.seed = static_cast<uint64_t>(s);
+      } else if (key == "scale") {
+        char* end = nullptr;
+        double s = std::strtod(value.c_str(), &end);
+        float f = static_cast<float>(s);
+        if (value.empty() || *end != '\0' || !(f > 0.0f && f < 1e30f)) {
+          fail(l, t, k, "a positive finite number", "'" + value + "'");
+        }
+        r.scale = f;
       } else {
-        fail(l, t, k, "one of space addr dtype shape role init seed", "'" + key + "'");
+        fail(l, t, k, "one of space addr dtype shape role init seed scale", "'" + key + "'");
       }
+    }
+    if (r.scale != 1.0f && r.dtype != ElemType::kBf16 && r.dtype != ElemType::kFp32) {
+      fail(l, l.words[1], "region " + r.name, "scale= only on bf16/fp32 regions",
+           kElemTypeNames[static_cast<int>(r.dtype)]);
     }
     if (!have_addr || !have_dtype || !have_shape) {
       fail(l, l.words[1], "region " + r.name, "addr=, dtype= and shape=", "some missing");
@@ -488,6 +500,7 @@ std::string disassemble(const Program& p) {
                        kElemTypeNames[static_cast<int>(r.dtype)], shape,
                        kRegionRoleNames[static_cast<int>(r.role)],
                        kRegionInitNames[static_cast<int>(r.init)], r.seed);
+    if (r.scale != 1.0f) out.insert(out.size() - 1, fmt::format(" scale={:.9g}", r.scale));
     int eb = kElemTypeBytes[static_cast<int>(r.dtype)];
     for (std::size_t i = 0; i < r.values.size(); i += 16 * eb) {
       out += ".values " + r.name;

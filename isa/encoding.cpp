@@ -155,6 +155,9 @@ std::vector<uint8_t> encode_program(const Program& p) {
     put_le<uint8_t>(out, static_cast<uint8_t>(r.shape.size()));
     put_le<uint64_t>(out, r.addr);
     put_le<uint64_t>(out, r.seed);
+    uint32_t scale_bits = 0;
+    std::memcpy(&scale_bits, &r.scale, 4);
+    put_le<uint32_t>(out, scale_bits);
     for (uint64_t d : r.shape) put_le<uint64_t>(out, d);
     if (r.init == RegionInit::kValues) out.insert(out.end(), r.values.begin(), r.values.end());
   }
@@ -218,6 +221,13 @@ Program decode_program(const std::vector<uint8_t>& bytes, const std::string& fil
     reg.init = static_cast<RegionInit>(init);
     reg.addr = r.le<uint64_t>("region address");
     reg.seed = r.le<uint64_t>("region seed");
+    uint32_t scale_bits = r.le<uint32_t>("region scale");
+    std::memcpy(&reg.scale, &scale_bits, 4);
+    if (!(reg.scale > 0.0f && reg.scale < 1e30f) ||
+        (reg.scale != 1.0f && reg.dtype != ElemType::kBf16 && reg.dtype != ElemType::kFp32)) {
+      r.fail("region scale", "a positive finite fp32 (1 for integer regions)",
+             fmt::format("{:#010x}", scale_bits));
+    }
     uint64_t elems = 1;
     for (uint8_t d = 0; d < rank; ++d) {
       uint64_t dim = r.le<uint64_t>("region dimension");

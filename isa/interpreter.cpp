@@ -93,12 +93,12 @@ NpyArray Interpreter::random_fill(const Region& r, const NumericsOptions& opt) {
         break;
       }
       case ElemType::kBf16: {
-        uint16_t v = fp32_to_bf16(u * 4.0f - 2.0f, opt);
+        uint16_t v = fp32_to_bf16((u * 4.0f - 2.0f) * r.scale, opt);
         std::memcpy(&a.data[2 * i], &v, 2);
         break;
       }
       case ElemType::kFp32: {
-        float v = u * 4.0f - 2.0f;
+        float v = (u * 4.0f - 2.0f) * r.scale;
         std::memcpy(&a.data[4 * i], &v, 4);
         break;
       }
@@ -244,7 +244,8 @@ void Interpreter::load_weights(const Instruction& in) {
   uint64_t rb = static_cast<uint64_t>(t.n) * eb;
   bool transpose = in.get(Fid::kLoadWeights_transpose) != 0;
   // Source rows: k rows of n values, or with transpose n rows of k values.
-  int64_t src_rows = transpose ? t.n : t.k;
+  bool diag = in.get(Fid::kLoadWeights_diag) != 0;
+  int64_t src_rows = diag ? 1 : transpose ? t.n : t.k;
   uint64_t src_rb = static_cast<uint64_t>(transpose ? t.k : t.n) * eb;
   uint64_t stride = in.get(Fid::kLoadWeights_stride);
   if (stride == 0) stride = src_rb;
@@ -254,6 +255,11 @@ void Interpreter::load_weights(const Instruction& in) {
   t.data.resize(static_cast<std::size_t>(t.k) * rb);
   for (int64_t r = 0; r < src_rows; ++r) {
     auto row = read(src, base + r * stride, src_rb, "src");
+    if (diag) {
+      // w[i][i] = src[i], zeros elsewhere (n = k).
+      for (int64_t i = 0; i < t.k; ++i) std::memcpy(t.data.data() + i * rb + i * eb, row.data() + i * eb, eb);
+      continue;
+    }
     if (!transpose) {
       std::memcpy(t.data.data() + r * rb, row.data(), rb);
       continue;

@@ -71,6 +71,7 @@ or commas; optional fields take their default.
 .arch 0123456789abcdef            ; optional: the architecture fingerprint the program is for
 .region NAME addr=EXPR dtype=int8|bf16|int32|fp32 shape=AxBx.. [space=mem|host]
         [role=input|output|data] [init=none|zero|random|values] [seed=N]
+        [scale=X]
 .values NAME V V ...              ; literal elements of an init=values region, in order
 .equ NAME EXPR                    ; a constant
 label:                            ; the index of the next instruction
@@ -82,22 +83,23 @@ Values are decimal or `0x` hex integers, enum names, masks `a|b`, or expressions
 `.equ` constants and labels. `.values` elements are integers for int8/int32 and, for
 bf16/fp32, finite decimal numbers (rounded to nearest even, never flushed) or `bits:0xHEX`
 bit patterns (NaN, infinity and bf16 subnormals print this way). `init=random` fills from
-`seed`: int8 uniform in [-127, 127], int32 in [-32768, 32767], bf16/fp32 uniform in [-2, 2).
+`seed`: int8 uniform in [-127, 127], int32 in [-32768, 32767], bf16/fp32 uniform in [-2, 2) times
+`scale` (an fp32 factor, default 1, applied before rounding; weights are scaled to their fan-in).
 `tpusim disasm` prints the canonical form:
 `asm -> binary -> disasm -> asm` reproduces the binary exactly.
 
-## Binary format (version 1, little-endian)
+## Binary format (version 2, little-endian)
 
 | bytes | content |
 |---|---|
 | 4 | magic `TPUB` |
-| 2 | format version (1) |
+| 2 | format version (2) |
 | 2 | reserved, 0 |
 | 4 | ISA hash: FNV-1a of this table; a binary from another instruction set is refused |
 | 8 | architecture fingerprint (0: any) |
 | 4 | region count |
 | 4 | instruction count |
-| per region | name length (1 byte), name, space, dtype, role, init, rank (1 byte each), address (8), seed (8), rank dimensions (8 each), then for init=values the region's bytes |
+| per region | name length (1 byte), name, space, dtype, role, init, rank (1 byte each), address (8), seed (8), scale (fp32, 4), rank dimensions (8 each), then for init=values the region's bytes |
 | 32 per instruction | byte 0 the opcode; fields packed from bit 8 upward in table order, each in its width, signed fields in two's complement; unused bits zero |
 )";
 

@@ -120,6 +120,9 @@ enum class FieldKind : uint8_t {
   F(LoadWeights, transpose, kFlag, 1, "0", nullptr,                                            \
     "1: the source holds the tile transposed, n rows of k values; the tile is "                \
     "w[k][n] = src[n][k].")                                                                    \
+  F(LoadWeights, diag, kFlag, 1, "0", nullptr,                                                 \
+    "1: the source is one row of k values and the tile (n = k) is diagonal, w[i][i] = src[i], "\
+    "zeros elsewhere: depthwise convolution, k channels per pass.")                            \
   F(Matmul, mxu, kUnsigned, 6, "0", nullptr, "MXU of the core.")                               \
   F(Matmul, dtype, kEnum, 1, "", kMatTypeNames, "Operand type (must equal the tile's).")       \
   F(Matmul, ub, kUnsigned, 32, "", nullptr, "Unified-buffer byte address of input vector 0.")  \
@@ -178,7 +181,8 @@ enum class FieldKind : uint8_t {
   F(Pool, pad_left, kUnsigned, 8, "0", nullptr, "Columns of padding to the left.")             \
   F(Pool, out_h, kUnsigned, 16, "", nullptr, "Output height.")                                 \
   F(Pool, out_w, kUnsigned, 16, "", nullptr, "Output width.")                                  \
-  F(Vector, op, kEnum, 3, "", kVectorOpNames, "Operation.")                                    \
+  F(Vector, op, kEnum, 4, "", kVectorOpNames,                                                  \
+    "Operation (relu6, sigmoid, tanh, gelu: bf16 only, fp32 as in activate).")                                    \
   F(Vector, dtype, kEnum, 1, "", kMatTypeNames, "Element type.")                               \
   F(Vector, a, kUnsigned, 32, "", nullptr, "Unified-buffer address of operand a.")             \
   F(Vector, b, kUnsigned, 32, "0", nullptr, "Unified-buffer address of operand b (binary ops).") \

@@ -161,11 +161,24 @@ bool is_binary(VectorOp op) {
     case VectorOp::kMax:
     case VectorOp::kMin:
       return true;
-    case VectorOp::kRelu:
-    case VectorOp::kCopy:
+    default:
       return false;
   }
-  return false;
+}
+
+Activation vector_activation(VectorOp op) {
+  switch (op) {
+    case VectorOp::kRelu6:
+      return Activation::kRelu6;
+    case VectorOp::kSigmoid:
+      return Activation::kSigmoid;
+    case VectorOp::kTanh:
+      return Activation::kTanh;
+    case VectorOp::kGelu:
+      return Activation::kGelu;
+    default:
+      return Activation::kNone;
+  }
 }
 
 void elementwise_int8(VectorOp op, const int8_t* a, const int8_t* b, int8_t* out,
@@ -194,6 +207,9 @@ void elementwise_int8(VectorOp op, const int8_t* a, const int8_t* b, int8_t* out
         r = std::max(x, 0);
         break;
       case VectorOp::kCopy:
+        r = x;
+        break;
+      default:  // bf16-only functions (the verifier rejects them for int8)
         r = x;
         break;
     }
@@ -229,6 +245,9 @@ void elementwise_bf16(VectorOp op, const uint16_t* a, const uint16_t* b, uint16_
         break;
       case VectorOp::kCopy:
         r = x;
+        break;
+      default:
+        r = apply_activation(x, vector_activation(op));
         break;
     }
     out[i] = fp32_to_bf16(r, opt);

@@ -68,10 +68,16 @@ void pool_bf16(const uint16_t* in, uint16_t* out, const PoolShape& s, PoolKind k
 
 // ---- Elementwise vector ops ----
 
-enum class VectorOp : uint8_t { kAdd, kSub, kMul, kMax, kMin, kRelu, kCopy };
-inline constexpr const char* kVectorOpNames[] = {"add", "sub", "mul", "max",
-                                                 "min", "relu", "copy"};
-inline constexpr int kVectorOpCount = 7;
+enum class VectorOp : uint8_t {
+  kAdd, kSub, kMul, kMax, kMin, kRelu, kCopy, kRelu6, kSigmoid, kTanh, kGelu
+};
+inline constexpr const char* kVectorOpNames[] = {"add",  "sub",   "mul",     "max",
+                                                 "min",  "relu",  "copy",    "relu6",
+                                                 "sigmoid", "tanh", "gelu"};
+inline constexpr int kVectorOpCount = 11;
+
+/// The activation function of relu6/sigmoid/tanh/gelu (bf16 only), else kNone.
+Activation vector_activation(VectorOp op);
 
 /// True when the op reads a second operand.
 bool is_binary(VectorOp op);

@@ -23,7 +23,7 @@ uint64_t Region::elements() const {
 bool Region::operator==(const Region& o) const {
   return name == o.name && space == o.space && addr == o.addr && dtype == o.dtype &&
          shape == o.shape && role == o.role && init == o.init && seed == o.seed &&
-         values == o.values;
+         scale == o.scale && values == o.values;
 }
 
 const Region* Program::find_region(const std::string& name) const {

@@ -41,6 +41,9 @@ struct Region {
   RegionRole role = RegionRole::kData;
   RegionInit init = RegionInit::kNone;
   uint64_t seed = 0;
+  /// init=random, bf16/fp32 regions: every draw (uniform in [-2, 2)) is multiplied by this
+  /// fp32 factor before rounding (weights scaled to their fan-in). 1 for integer regions.
+  float scale = 1.0f;
   /// Literal contents (init=values): exactly bytes() bytes, little-endian elements.
   std::vector<uint8_t> values;
 

@@ -157,9 +157,15 @@ class Verifier {
           fail("n", fmt::format("a tile width in [1, mxu.cols = {}]", a_.mxu.cols),
                std::to_string(n));
         }
-        // The source holds k rows of n values, or (transpose=1) n rows of k values.
+        // The source holds k rows of n values, or (transpose=1) n rows of k values, or
+        // (diag=1) one row of k values.
         bool transpose = in.get(Fid::kLoadWeights_transpose) != 0;
-        uint64_t src_rows = static_cast<uint64_t>(transpose ? n : k);
+        bool diag = in.get(Fid::kLoadWeights_diag) != 0;
+        if (diag && (transpose || n != k)) {
+          fail("diag", "a diagonal tile with n = k and transpose=0",
+               fmt::format("k={} n={} transpose={}", k, n, transpose ? 1 : 0));
+        }
+        uint64_t src_rows = diag ? 1 : static_cast<uint64_t>(transpose ? n : k);
         uint64_t rb =
             static_cast<uint64_t>(transpose ? k : n) * mat_bytes(in.get(Fid::kLoadWeights_dtype));
         uint64_t st = in.get(Fid::kLoadWeights_stride);
@@ -196,6 +202,11 @@ class Verifier {
           range("b", in.get(Fid::kVector_b), 1, 0, bytes, ub_size(), "unified buffer");
         }
         range("dst", in.get(Fid::kVector_dst), 1, 0, bytes, ub_size(), "unified buffer");
+        if (in.get(Fid::kVector_dtype) == static_cast<int>(MatType::kInt8) &&
+            vector_activation(static_cast<VectorOp>(in.get(Fid::kVector_op))) != Activation::kNone) {
+          fail("op", "add|sub|mul|max|min|relu|copy for int8 (int8 functions: rowop kind=lut)",
+               kVectorOpNames[in.get(Fid::kVector_op)]);
+        }
         return;
       }
       case Opcode::kRowOp:

@@ -87,7 +87,8 @@ ChipResult run_chip(const arch::ArchConfig& arch, const std::vector<CoreProgram>
   fresh_context();
   Stats stats;
   TraceRecorder trace(options.trace);
-  ChipContext ctx{arch, stats, trace, nullptr, nullptr, options.hang_unit};
+  ChipContext ctx{arch, stats, trace, nullptr, nullptr, options.hang_unit,
+                  options.progress ? &options.progress : nullptr};
   std::vector<const isa::Program*> progs;
   std::vector<isa::Interpreter*> funcs;
   for (const CoreProgram& cp : programs) {
@@ -119,6 +120,18 @@ ChipResult run_chip(const arch::ArchConfig& arch, const std::vector<CoreProgram>
     stats.counter("chip.hbm.busy_cycles") = chip.hbm.busy_cycles();
     for (const auto& c : chip.cores) {
       result.ub_footprint_bytes = std::max(result.ub_footprint_bytes, c->ub.footprint_bytes());
+    }
+    if (options.record_instructions) {
+      for (const auto& c : chip.cores) {
+        std::vector<InstrTiming> v(c->program ? c->program->code.size() : 0);
+        for (const auto& op : c->seq.ops()) {
+          InstrTiming& t = v.at(op->index);
+          t.issue = op->issue_cycle;
+          t.done = op->scheduled ? op->done_cycle : -1;
+          t.mxu = op->mxu_cycles;
+        }
+        result.instructions.push_back(std::move(v));
+      }
     }
     if (options.trace) {
       result.timeline_json = trace.chrome_json(arch.clock_mhz);

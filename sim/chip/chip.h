@@ -4,6 +4,8 @@
 
 #include <systemc>
 
+#include <array>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -39,6 +41,16 @@ struct ChipOptions {
   bool functional = true;  ///< move real data (bit-exact with the golden interpreter)
   bool trace = false;      ///< record timeline.json / waves.vcd spans
   std::string hang_unit;   ///< test hook for the watchdog (a unit path, e.g. "chip.core0.mxu0")
+  bool record_instructions = false;  ///< fill ChipResult::instructions
+  /// Called with each instruction index of core 0 as it issues (progress display).
+  std::function<void(std::size_t)> progress;
+};
+
+/// When and how one instruction ran (ChipOptions::record_instructions).
+struct InstrTiming {
+  int64_t issue = -1, done = -1;  ///< -1: not issued (sync, nop, halt) or never completed
+  /// matmul only: busy, fill/drain, weight shift, weight stall, RAW stall, input stall cycles.
+  std::array<int64_t, 6> mxu{};
 };
 
 /// Everything a run produces.
@@ -49,6 +61,8 @@ struct ChipResult {
   std::map<std::string, int64_t> counters;  ///< every registered statistic by path
   std::string timeline_json, waves_vcd;     ///< when ChipOptions::trace
   int64_t ub_footprint_bytes = 0;
+  /// Per core, per instruction (when ChipOptions::record_instructions).
+  std::vector<std::vector<InstrTiming>> instructions;
 };
 
 /// One core's work: its program and, in functional mode, the interpreter holding its state.

@@ -146,7 +146,9 @@ void Dma::weight_thread() {
     weight_state.set("a free slot in its MXU's weight FIFO for instruction", static_cast<int64_t>(op->index));
     core_.wfifo[mxu]->take_slot();
     int64_t t = now_cycle();
-    uint64_t bytes = in.get(Fid::kLoadWeights_k) * in.get(Fid::kLoadWeights_n) *
+    // A diagonal tile reads one row of k values; the array still shifts in k rows.
+    uint64_t bytes = in.get(Fid::kLoadWeights_k) *
+                     (in.get(Fid::kLoadWeights_diag) ? 1 : in.get(Fid::kLoadWeights_n)) *
                      isa::mat_bytes(in.get(Fid::kLoadWeights_dtype));
     bool from_ub = in.get(Fid::kLoadWeights_space) == static_cast<int>(isa::WeightSource::kUb);
     uint64_t src = in.get(Fid::kLoadWeights_src);
@@ -241,6 +243,9 @@ void Mxu::thread() {
     activity_.add(dep_state, dep_wait);
     activity_.add(kMxuIdle, idle);
     activity_.add(kMxuInputStall, t.input_stall_cycles - dep_wait - idle);
+    op->mxu_cycles = {t.busy_cycles, t.fill_drain_cycles, t.weight_shift_stall_cycles,
+                      t.weight_stall_cycles, dep_state == kMxuRawStall ? dep_wait : 0,
+                      t.input_stall_cycles - idle - (dep_state == kMxuRawStall ? dep_wait : 0)};
 
     op->complete_at(t.last_output_cycle + 1);
     if (t.shift_start_cycle >= 0) {
@@ -279,6 +284,13 @@ constexpr int kTranscendentalOps = 4;
 int ops_per_element(const isa::Instruction& in) {
   if (in.op == Opcode::kActivate) {
     auto f = static_cast<isa::Activation>(in.get(Fid::kActivate_func));
+    return (f == isa::Activation::kSigmoid || f == isa::Activation::kTanh ||
+            f == isa::Activation::kGelu)
+               ? kTranscendentalOps
+               : 1;
+  }
+  if (in.op == Opcode::kVector) {
+    auto f = isa::vector_activation(static_cast<isa::VectorOp>(in.get(Fid::kVector_op)));
     return (f == isa::Activation::kSigmoid || f == isa::Activation::kTanh ||
             f == isa::Activation::kGelu)
                ? kTranscendentalOps
@@ -466,6 +478,7 @@ void Sequencer::thread() {
     op->inst = &in;
     op->unit = unit_of(in);
     op->issue_cycle = now_cycle();
+    if (ctx_.progress && core_.index() == 0) (*ctx_.progress)(i);
     op->accesses = accesses_of(in);
     for (Op* o : inflight_) {
       // Passes on one MXU run in order and their results reach the accumulators in order,

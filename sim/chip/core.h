@@ -7,6 +7,7 @@
 #include <systemc>
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,7 @@ struct ChipContext {
   Hbm* hbm = nullptr;
   HostLink* host = nullptr;
   std::string hang_unit;  ///< test hook: this unit never starts its first instruction
+  const std::function<void(std::size_t)>* progress = nullptr;  ///< core 0 issue callback
 };
 
 /// A unit's "what am I waiting for", for the watchdog's report. Set on the hot path, so it
@@ -142,6 +144,8 @@ class Sequencer : public sc_core::sc_module {
   bool halted() const { return halted_; }
   int64_t end_cycle() const { return end_cycle_; }
   void close(int64_t end) { activity_.close(end); }
+  /// Every instruction issued so far (sync/nop/halt excluded), in program order.
+  const std::vector<std::unique_ptr<Op>>& ops() const { return ops_; }
 
  private:
   void thread();

@@ -72,8 +72,9 @@ std::vector<Access> accesses_of(const isa::Instruction& in) {
       uint64_t k = in.get(Fid::kLoadWeights_k), n = in.get(Fid::kLoadWeights_n);
       uint64_t rb = (transpose ? k : n) * isa::mat_bytes(in.get(Fid::kLoadWeights_dtype));
       bool ub = in.get(Fid::kLoadWeights_space) == static_cast<int>(isa::WeightSource::kUb);
+      bool diag = in.get(Fid::kLoadWeights_diag) != 0;
       out.push_back(range(ub ? Access::kUb : Access::kMem, in.get(Fid::kLoadWeights_src),
-                          extent(transpose ? n : k, in.get(Fid::kLoadWeights_stride), rb), false));
+                          extent(diag ? 1 : transpose ? n : k, in.get(Fid::kLoadWeights_stride), rb), false));
       break;
     }
     case isa::Opcode::kMatmul: {

@@ -5,6 +5,7 @@
 
 #include <systemc>
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -43,6 +44,10 @@ struct Op {
   int64_t issue_cycle = 0;
   std::vector<Access> accesses;
   std::vector<Op*> deps;  ///< earlier instructions in flight with a conflicting access
+
+  /// Matrix passes: the array's cycles of this pass window by state (for per-layer reports):
+  /// busy, fill/drain, weight shift, weight stall, RAW stall, input stall (idle excluded).
+  std::array<int64_t, 6> mxu_cycles{};
 
   bool scheduled = false;  ///< done_cycle is known
   int64_t done_cycle = 0;  ///< first cycle at which the results are visible

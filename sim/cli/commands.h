@@ -2,6 +2,7 @@
 // tpu::InputError, which main() turns into one message and exit code 2.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -44,5 +45,27 @@ struct ExecOptions {
 int run_exec(const ExecOptions& o);
 
 int run_isa_markdown();
+
+struct CompileCmdOptions {
+  std::string arch, workload, output, dtype;
+  std::vector<std::string> sets;
+  int64_t batch = 0;  ///< 0: the workload's
+  bool no_fusion = false;
+  bool explain = false;
+};
+int run_compile(const CompileCmdOptions& o);
+
+struct RunOptions {
+  std::string arch, workload, out_dir, dtype;
+  std::vector<std::string> sets;
+  int64_t batch = 0;  ///< 0: the workload's
+  bool no_fusion = false;
+  bool no_functional = false;
+  bool ideal_memory = false;
+  bool trace = false;
+  bool vcd = false;
+  bool check = false;  ///< compare outputs with the reference network evaluator
+};
+int run_run(const RunOptions& o);
 
 }  // namespace tpu::cli

@@ -55,6 +55,37 @@ int main(int argc, char** argv) {
   e->add_option("--test-hang-unit", ex.hang_unit)->group("");  // watchdog test hook
   e->get_option("--functional-only")->excludes(e->get_option("--no-functional"));
 
+  RunOptions rn;
+  auto* r = app.add_subcommand("run", "Compile a workload and simulate it (the main job)");
+  r->add_option("--arch", rn.arch, "Architecture YAML")->required()->check(CLI::ExistingFile);
+  r->add_option("--workload", rn.workload, "Workload YAML or SCALE-Sim CSV topology")
+      ->required()
+      ->check(CLI::ExistingFile);
+  r->add_option("--dtype", rn.dtype, "int8|bf16 (default: the workload's, else the array's first)");
+  r->add_option("--batch", rn.batch, "Samples per run (default: the workload's)");
+  r->add_option("--out", rn.out_dir, "Run directory (default runs/<workload name>)");
+  r->add_option("--set", rn.sets, "Architecture override (repeatable)")->allow_extra_args(false);
+  r->add_flag("--no-functional", rn.no_functional, "Simulate time only; no data moves");
+  r->add_flag("--ideal-memory", rn.ideal_memory, "Off-chip memory and host link infinitely fast");
+  r->add_flag("--no-fusion", rn.no_fusion, "Do not fuse activations/elementwise ops into matrix ops");
+  r->add_flag("--check", rn.check, "Compare outputs bit for bit with the reference network evaluator (exit 1 if they differ)");
+  r->add_flag("--trace", rn.trace, "Write timeline.json (Chrome/Perfetto trace events)");
+  r->add_flag("--vcd", rn.vcd, "Write waves.vcd (unit activity)");
+  r->get_option("--check")->excludes(r->get_option("--no-functional"));
+
+  CompileCmdOptions cc;
+  auto* cm = app.add_subcommand("compile", "Compile a workload to an instruction stream");
+  cm->add_option("--arch", cc.arch, "Architecture YAML")->required()->check(CLI::ExistingFile);
+  cm->add_option("--workload", cc.workload, "Workload YAML or SCALE-Sim CSV topology")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cm->add_option("-o,--output", cc.output, "Program (.tasm assembly, .tbin binary); default stdout");
+  cm->add_option("--dtype", cc.dtype, "int8|bf16");
+  cm->add_option("--batch", cc.batch, "Samples per run");
+  cm->add_option("--set", cc.sets, "Architecture override (repeatable)")->allow_extra_args(false);
+  cm->add_flag("--no-fusion", cc.no_fusion, "Do not fuse activations/elementwise ops into matrix ops");
+  cm->add_flag("--explain", cc.explain, "Print each layer's tiling, loop order and traffic estimate");
+
   auto* i = app.add_subcommand("isa", "Print the ISA reference");
   bool isa_md = false;
   i->add_flag("--markdown", isa_md, "As Markdown (docs/isa.md)")->required();
@@ -76,6 +107,8 @@ int main(int argc, char** argv) {
     if (*d) return run_disasm(ds);
     if (*e) return run_exec(ex);
     if (*i) return run_isa_markdown();
+    if (*r) return run_run(rn);
+    if (*cm) return run_compile(cc);
   } catch (const tpu::InputError& err) {
     std::fprintf(stderr, "tpusim: error: %s\n", err.what());
     return 2;

@@ -1,0 +1,1216 @@
+#include "compiler/compiler.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "isa/interpreter.h"
+
+namespace tpu::compiler {
+
+using isa::Fid;
+using isa::Instruction;
+using isa::Opcode;
+
+namespace {
+
+constexpr uint64_t kAlign = 64;
+uint64_t align_up(uint64_t x, uint64_t a = kAlign) { return (x + a - 1) / a * a; }
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/// Where a tensor lives off chip.
+struct Tensor {
+  isa::Space space = isa::Space::kMem;
+  uint64_t addr = 0;
+  Shape shape;         ///< per sample
+  uint64_t bytes = 0;  ///< whole batch
+  std::string root;    ///< storage owner (reshape aliases share it)
+};
+
+/// Off-chip memory. Regions (inputs, outputs, weights, parameters) are initialised before the
+/// program runs, so no activation may ever have used their bytes: regions grow upward from 0,
+/// activations are allocated from the top down (highest fit first) and freed after their last
+/// reader, and a region is only placed below the lowest byte any activation ever used.
+/// What does not fit goes to host memory.
+class OffChipAllocator {
+ public:
+  explicit OffChipAllocator(uint64_t mem_bytes) : act_low_(mem_bytes) {
+    if (mem_bytes) free_[0] = mem_bytes;
+  }
+  /// A region: never reused.
+  std::pair<isa::Space, uint64_t> region(uint64_t bytes) {
+    bytes = align_up(std::max<uint64_t>(bytes, 1));
+    if (perm_next_ + bytes <= act_low_) {
+      auto it = free_.find(perm_next_);
+      if (it != free_.end() && it->second >= bytes) {
+        uint64_t addr = perm_next_, left = it->second - bytes;
+        free_.erase(it);
+        if (left) free_[addr + bytes] = left;
+        perm_next_ += bytes;
+        return {isa::Space::kMem, addr};
+      }
+    }
+    return host(bytes);
+  }
+  /// An activation tensor: freed with release().
+  std::pair<isa::Space, uint64_t> activation(uint64_t bytes) {
+    bytes = align_up(std::max<uint64_t>(bytes, 1));
+    for (auto it = free_.rbegin(); it != free_.rend(); ++it) {
+      if (it->second < bytes) continue;
+      uint64_t addr = it->first + it->second - bytes;
+      if (addr < perm_next_) continue;
+      uint64_t start = it->first, len = it->second;
+      free_.erase(std::next(it).base());
+      if (addr > start) free_[start] = addr - start;
+      (void)len;
+      used_[addr] = bytes;
+      act_low_ = std::min(act_low_, addr);
+      return {isa::Space::kMem, addr};
+    }
+    return host(bytes);
+  }
+  void release(isa::Space s, uint64_t addr) {
+    if (s != isa::Space::kMem) return;
+    auto u = used_.find(addr);
+    if (u == used_.end()) return;
+    uint64_t len = u->second;
+    used_.erase(u);
+    auto next = free_.lower_bound(addr);
+    if (next != free_.end() && next->first == addr + len) {
+      len += next->second;
+      free_.erase(next);
+    }
+    auto it = free_.lower_bound(addr);
+    if (it != free_.begin()) {
+      auto prev = std::prev(it);
+      if (prev->first + prev->second == addr) {
+        prev->second += len;
+        return;
+      }
+    }
+    free_[addr] = len;
+  }
+
+ private:
+  std::pair<isa::Space, uint64_t> host(uint64_t bytes) {
+    uint64_t addr = host_next_;
+    host_next_ += align_up(bytes, 4096);
+    return {isa::Space::kHost, addr};
+  }
+  std::map<uint64_t, uint64_t> free_, used_;
+  uint64_t perm_next_ = 0, act_low_ = 0, host_next_ = 0;
+};
+
+/// One matrix pass of a job: a weight tile and where its inputs start.
+struct PassDesc {
+  int64_t wrow = 0, wcol = 0;  ///< tile origin in the weight matrix
+  int k = 0;
+  int r = 0, s = 0;            ///< kernel tap
+  int64_t in_off = 0;          ///< first input channel
+};
+
+/// The passes that produce one block of output columns on one MXU.
+struct Job {
+  int64_t col0 = 0;
+  int n = 0;
+  int mxu = 0;
+  std::vector<PassDesc> passes;
+};
+
+/// The weight matrix a matrix op reads its tiles from.
+struct WeightMatrix {
+  isa::Space space = isa::Space::kMem;
+  uint64_t addr = 0;
+  int64_t rows = 0, pitch = 0;  ///< rows and elements per row
+  bool diag = false, transpose = false;
+  uint64_t per_image = 0;       ///< bytes between images (two-input matmul: b per sample)
+};
+
+/// A band of output rows (window mode) or matrix rows (plain mode) of one image.
+struct Band {
+  int64_t image = 0;
+  int64_t o0 = 0, on = 0;   ///< first output row / matrix row, count
+  int64_t r0 = 0, rn = 0;   ///< input rows loaded (window mode)
+  int64_t m = 0;            ///< accumulator rows (matrix rows streamed)
+};
+
+class Lowering {
+ public:
+  Lowering(const arch::ArchConfig& a, const Workload& w, const CompileOptions& o, isa::MatType dt)
+      : a_(a), w_(w), opt_(o), dt_(dt), eb_(isa::mat_bytes(static_cast<int>(dt))),
+        mem_(static_cast<uint64_t>(a.memory.kind == arch::MemoryKind::kNone ? 0 : a.memory.bytes)) {}
+
+  Compiled run();
+
+ private:
+  // ---- emission ----
+  void emit(Instruction in, std::string note = "") {
+    out_.program.code.push_back(in);
+    out_.program.lines.push_back(0);
+    out_.program.notes.push_back(std::move(note));
+    out_.layer_of.push_back(layer_);
+  }
+  [[noreturn]] void fail(const Op& op, const std::string& key, const std::string& expected,
+                         const std::string& found) const {
+    throw InputError(op.where, "ops." + op.name + (key.empty() ? "" : "." + key), expected, found);
+  }
+  uint64_t ub_alloc(const Op& op, uint64_t bytes) {
+    uint64_t at = ub_next_;
+    ub_next_ = align_up(ub_next_ + bytes);
+    if (ub_next_ > static_cast<uint64_t>(a_.unified_buffer.bytes)) {
+      fail(op, "", fmt::format("at most {} bytes of unified buffer", a_.unified_buffer.bytes),
+           fmt::format("{} bytes needed", ub_next_));
+    }
+    return at;
+  }
+  void dma_load(isa::Space sp, uint64_t src, uint64_t ub, int64_t rows, int64_t row_bytes,
+                int64_t src_stride, std::string note);
+  void dma_store(isa::Space sp, uint64_t dst, uint64_t ub, int64_t rows, int64_t row_bytes,
+                 int64_t dst_stride, int64_t ub_stride, std::string note);
+  uint64_t add_region(isa::Region r);
+  uint64_t values_region(const std::string& name, isa::ElemType t, std::vector<uint8_t> bytes);
+  /// Loads a parameter region into the UB; returns its UB address.
+  uint64_t load_params(const Op& op, const std::string& region);
+
+  // ---- layers ----
+  void lower_matrix(const Op& op, const std::vector<const Op*>& chain);
+  void lower_elementwise(const Op& op);
+  void lower_pool(const Op& op);
+  void lower_rowop(const Op& op);
+  void lower_concat(const Op& op);
+  void apply_unary(const Op& op, isa::Activation f, uint64_t ub, int64_t pixels, int64_t c,
+                   uint64_t lut_ub, const std::string& note);
+  uint64_t lut_for(const Op& op, isa::Activation f);
+
+  const Tensor& tensor(const std::string& name) const { return tensors_.at(name); }
+  void define_output(const Op& op);
+  void release_dead(std::size_t op_index);
+
+  const arch::ArchConfig& a_;
+  Workload w_;
+  CompileOptions opt_;
+  isa::MatType dt_;
+  int eb_;
+  OffChipAllocator mem_;
+  Compiled out_;
+  std::map<std::string, Tensor> tensors_;
+  std::map<std::string, std::size_t> last_use_;
+  std::set<std::string> pinned_;  ///< inputs and outputs: never freed
+  uint64_t ub_next_ = 0;
+  int layer_ = -1;
+  std::vector<int64_t> acc_slot_;  ///< per MXU: next accumulator slot
+  std::map<std::string, uint64_t> lut_regions_;
+};
+
+void Lowering::dma_load(isa::Space sp, uint64_t src, uint64_t ub, int64_t rows, int64_t row_bytes,
+                        int64_t src_stride, std::string note) {
+  // Contiguous copies larger than one row field are split into rows.
+  if (rows == 1 && src_stride == 0) {
+    while (row_bytes > (1 << 23) && row_bytes % 2 == 0) {
+      row_bytes /= 2;
+      rows *= 2;
+    }
+  }
+  Instruction in = Instruction::make(Opcode::kDmaLoad);
+  in.set(Fid::kDmaLoad_space, static_cast<int>(sp));
+  in.set(Fid::kDmaLoad_src, static_cast<int64_t>(src));
+  in.set(Fid::kDmaLoad_ub, static_cast<int64_t>(ub));
+  in.set(Fid::kDmaLoad_rows, rows);
+  in.set(Fid::kDmaLoad_row_bytes, row_bytes);
+  in.set(Fid::kDmaLoad_src_stride, src_stride == row_bytes ? 0 : src_stride);
+  emit(in, std::move(note));
+}
+
+void Lowering::dma_store(isa::Space sp, uint64_t dst, uint64_t ub, int64_t rows, int64_t row_bytes,
+                         int64_t dst_stride, int64_t ub_stride, std::string note) {
+  if (rows == 1 && dst_stride == 0 && ub_stride == 0) {
+    while (row_bytes > (1 << 23) && row_bytes % 2 == 0) {
+      row_bytes /= 2;
+      rows *= 2;
+    }
+  }
+  Instruction in = Instruction::make(Opcode::kDmaStore);
+  in.set(Fid::kDmaStore_space, static_cast<int>(sp));
+  in.set(Fid::kDmaStore_dst, static_cast<int64_t>(dst));
+  in.set(Fid::kDmaStore_ub, static_cast<int64_t>(ub));
+  in.set(Fid::kDmaStore_rows, rows);
+  in.set(Fid::kDmaStore_row_bytes, row_bytes);
+  in.set(Fid::kDmaStore_dst_stride, dst_stride == row_bytes ? 0 : dst_stride);
+  in.set(Fid::kDmaStore_ub_stride, ub_stride == row_bytes ? 0 : ub_stride);
+  emit(in, std::move(note));
+}
+
+uint64_t Lowering::add_region(isa::Region r) {
+  auto [sp, addr] = mem_.region(r.bytes());
+  r.space = sp;
+  r.addr = addr;
+  out_.program.regions.push_back(std::move(r));
+  return addr;
+}
+
+uint64_t Lowering::values_region(const std::string& name, isa::ElemType t, std::vector<uint8_t> bytes) {
+  isa::Region r;
+  r.name = name;
+  r.dtype = t;
+  r.shape = {bytes.size() / isa::kElemTypeBytes[static_cast<int>(t)]};
+  r.role = isa::RegionRole::kData;
+  r.init = isa::RegionInit::kValues;
+  r.values = std::move(bytes);
+  return add_region(std::move(r));
+}
+
+uint64_t Lowering::load_params(const Op& op, const std::string& region) {
+  const isa::Region* r = out_.program.find_region(region);
+  uint64_t ub = ub_alloc(op, r->bytes());
+  dma_load(r->space, r->addr, ub, 1, static_cast<int64_t>(r->bytes()), 0,
+           fmt::format("{}: parameters {}", op.name, region));
+  return ub;
+}
+
+uint64_t Lowering::lut_for(const Op& op, isa::Activation f) {
+  std::string name = std::string("lut_") + isa::kActivationNames[static_cast<int>(f)];
+  if (!out_.program.find_region(name)) {
+    auto t = int8_activation_table(f);
+    values_region(name, isa::ElemType::kInt8, std::vector<uint8_t>(t.begin(), t.end()));
+  }
+  return load_params(op, name);
+}
+
+// f applied in place to `pixels` x `c` values at `ub` (after requantization, in the UB).
+void Lowering::apply_unary(const Op& op, isa::Activation f, uint64_t ub, int64_t pixels, int64_t c,
+                           uint64_t lut_ub, const std::string& note) {
+  if (f == isa::Activation::kNone) return;
+  int64_t count = pixels * c;
+  if (dt_ == isa::MatType::kInt8 && f != isa::Activation::kRelu) {
+    Instruction in = Instruction::make(Opcode::kRowOp);
+    in.set(Fid::kRowOp_kind, static_cast<int>(isa::RowOpKind::kLut));
+    in.set(Fid::kRowOp_dtype, static_cast<int>(dt_));
+    in.set(Fid::kRowOp_src, static_cast<int64_t>(ub));
+    in.set(Fid::kRowOp_dst, static_cast<int64_t>(ub));
+    in.set(Fid::kRowOp_rows, pixels);
+    in.set(Fid::kRowOp_cols, c);
+    in.set(Fid::kRowOp_params, static_cast<int64_t>(lut_ub));
+    emit(in, note);
+    return;
+  }
+  (void)op;
+  Instruction in = Instruction::make(Opcode::kVector);
+  isa::VectorOp vop = isa::VectorOp::kRelu;
+  switch (f) {
+    case isa::Activation::kRelu6: vop = isa::VectorOp::kRelu6; break;
+    case isa::Activation::kSigmoid: vop = isa::VectorOp::kSigmoid; break;
+    case isa::Activation::kTanh: vop = isa::VectorOp::kTanh; break;
+    case isa::Activation::kGelu: vop = isa::VectorOp::kGelu; break;
+    default: break;
+  }
+  in.set(Fid::kVector_op, static_cast<int>(vop));
+  in.set(Fid::kVector_dtype, static_cast<int>(dt_));
+  in.set(Fid::kVector_a, static_cast<int64_t>(ub));
+  in.set(Fid::kVector_dst, static_cast<int64_t>(ub));
+  in.set(Fid::kVector_count, count);
+  emit(in, note);
+}
+
+void Lowering::define_output(const Op& op) {
+  Tensor t;
+  t.shape = op.out;
+  t.bytes = static_cast<uint64_t>(op.out.elements() * out_.batch * eb_);
+  t.root = op.name;
+  bool is_output = std::find(w_.outputs.begin(), w_.outputs.end(), op.name) != w_.outputs.end();
+  if (is_output) {
+    isa::Region r;
+    r.name = op.name;
+    r.dtype = dt_ == isa::MatType::kInt8 ? isa::ElemType::kInt8 : isa::ElemType::kBf16;
+    r.shape.push_back(static_cast<uint64_t>(out_.batch));
+    for (auto d : op.out.dims) r.shape.push_back(static_cast<uint64_t>(d));
+    r.role = isa::RegionRole::kOutput;
+    t.addr = add_region(r);
+    t.space = out_.program.regions.back().space;
+    pinned_.insert(op.name);
+    out_.outputs.emplace_back(op.name, op.name);
+  } else {
+    auto [sp, addr] = mem_.activation(t.bytes);
+    t.space = sp;
+    t.addr = addr;
+  }
+  tensors_[op.name] = t;
+}
+
+void Lowering::release_dead(std::size_t i) {
+  std::vector<std::string> dead;
+  for (const auto& [name, t] : tensors_) {
+    if (t.root != name || pinned_.count(name)) continue;
+    auto it = last_use_.find(name);
+    if (it != last_use_.end() && it->second == i) dead.push_back(name);
+  }
+  for (const auto& name : dead) mem_.release(tensors_[name].space, tensors_[name].addr);
+}
+
+// ---------------------------------------------------------------------------------------
+// Matrix ops: conv2d, depthwise_conv2d, fully_connected, matmul (one or two inputs).
+
+void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
+  LayerPlan& plan = out_.layers.back();
+  const Tensor& x = tensor(op.inputs[0]);
+  const Shape& xs = op.in[0];
+  const Shape& ys = op.out;
+  const int rows = static_cast<int>(a_.mxu.rows), cols = static_cast<int>(a_.mxu.cols);
+  const int64_t acc_entries = a_.accumulators.entries;
+  const bool int8 = dt_ == isa::MatType::kInt8;
+  const int64_t B = out_.batch;
+  const bool two_input = op.kind == OpKind::kMatmul && op.inputs.size() == 2;
+  const bool depthwise = op.kind == OpKind::kDepthwise && op.multiplier == 1;
+
+  // Geometry: window mode for real convolutions, plain rows otherwise (batch folded in).
+  bool window = (op.kind == OpKind::kConv2d || op.kind == OpKind::kDepthwise) &&
+                (op.kh != 1 || op.kw != 1 || op.sh != 1 || op.sw != 1 || op.pad_top ||
+                 op.pad_left || op.pad_bottom || op.pad_right);
+  int64_t images = window || two_input ? B : 1;
+  int64_t plain_rows = two_input ? xs.pixels() : B * xs.pixels();
+  if (window && ys.w > acc_entries / 2) {
+    fail(op, "", fmt::format("an output row of at most {} pixels (half the accumulators)", acc_entries / 2),
+         fmt::format("{} pixels", ys.w));
+  }
+
+  // Weights and jobs.
+  WeightMatrix wm;
+  std::vector<Job> jobs;
+  int njob = 0;
+  auto new_job = [&](int64_t col0, int n) {
+    Job j;
+    j.col0 = col0;
+    j.n = n;
+    j.mxu = njob++ % static_cast<int>(a_.mxu.count);
+    jobs.push_back(j);
+    return &jobs.back();
+  };
+  if (two_input) {
+    const Tensor& b = tensor(op.inputs[1]);
+    const Shape& bs = op.in[1];
+    int64_t K = xs.c / op.heads, N = ys.c / op.heads;
+    wm.space = b.space;
+    wm.addr = b.addr;
+    wm.pitch = bs.c;
+    wm.rows = bs.pixels();
+    wm.transpose = op.transpose_b;
+    wm.per_image = static_cast<uint64_t>(bs.elements() * eb_);
+    if (b.space != isa::Space::kMem) {
+      fail(op, "inputs", "b in off-chip memory (load_weights reads mem or ub)", "a tensor spilled to host memory");
+    }
+    for (int64_t h = 0; h < op.heads; ++h) {
+      for (int64_t n0 = 0; n0 < N; n0 += cols) {
+        Job* j = new_job(h * N + n0, static_cast<int>(std::min<int64_t>(cols, N - n0)));
+        for (int64_t k0 = 0; k0 < K; k0 += rows) {
+          PassDesc p;
+          p.k = static_cast<int>(std::min<int64_t>(rows, K - k0));
+          p.wrow = op.transpose_b ? n0 : k0;
+          p.wcol = op.transpose_b ? h * K + k0 : h * N + n0;
+          p.in_off = h * K + k0;
+          j->passes.push_back(p);
+        }
+      }
+    }
+  } else if (depthwise) {
+    wm.rows = int64_t{op.kh} * op.kw;
+    wm.pitch = xs.c;
+    wm.diag = true;
+    int T = std::min(rows, cols);
+    for (int64_t c0 = 0; c0 < xs.c; c0 += T) {
+      int n = static_cast<int>(std::min<int64_t>(T, xs.c - c0));
+      Job* j = new_job(c0, n);
+      for (int r = 0; r < op.kh; ++r) {
+        for (int s = 0; s < op.kw; ++s) {
+          PassDesc p;
+          p.k = n;
+          p.wrow = r * op.kw + s;
+          p.wcol = c0;
+          p.r = r;
+          p.s = s;
+          p.in_off = c0;
+          j->passes.push_back(p);
+        }
+      }
+    }
+  } else {
+    // conv2d (any groups; depthwise with a multiplier is conv2d with groups = C), FC.
+    int64_t groups = op.kind == OpKind::kConv2d ? op.groups : op.kind == OpKind::kDepthwise ? xs.c : 1;
+    int64_t cin_g = xs.c / groups, cout_g = ys.c / groups;
+    wm.rows = int64_t{op.kh} * op.kw * cin_g;
+    wm.pitch = ys.c;
+    for (int64_t g = 0; g < groups; ++g) {
+      for (int64_t n0 = 0; n0 < cout_g; n0 += cols) {
+        Job* j = new_job(g * cout_g + n0, static_cast<int>(std::min<int64_t>(cols, cout_g - n0)));
+        for (int r = 0; r < op.kh; ++r) {
+          for (int s = 0; s < op.kw; ++s) {
+            for (int64_t k0 = 0; k0 < cin_g; k0 += rows) {
+              PassDesc p;
+              p.k = static_cast<int>(std::min<int64_t>(rows, cin_g - k0));
+              p.wrow = (int64_t{r} * op.kw + s) * cin_g + k0;
+              p.wcol = g * cout_g + n0;
+              p.r = r;
+              p.s = s;
+              p.in_off = g * cin_g + k0;
+              j->passes.push_back(p);
+            }
+          }
+        }
+      }
+    }
+  }
+  if (!two_input) {
+    isa::Region wr = weight_region(w_, op, dt_);
+    wm.addr = add_region(wr);
+    wm.space = out_.program.regions.back().space;
+  }
+  uint64_t w_bytes = static_cast<uint64_t>(wm.rows * wm.pitch * eb_);
+
+  // Parameters: int8 requantization records, or bf16 biases.
+  std::string params_region;
+  if (int8) {
+    auto rq = requant_params(w_, op);
+    std::vector<uint8_t> bytes(rq.size() * 12);
+    for (std::size_t c = 0; c < rq.size(); ++c) {
+      std::memcpy(&bytes[12 * c], &rq[c].bias, 4);
+      std::memcpy(&bytes[12 * c + 4], &rq[c].multiplier, 4);
+      std::memcpy(&bytes[12 * c + 8], &rq[c].shift, 4);
+    }
+    params_region = op.name + "_q";
+    values_region(params_region, isa::ElemType::kInt32, std::move(bytes));
+  } else if (op.bias) {
+    params_region = op.name + "_b";
+    add_region(bias_region(w_, op));
+  }
+
+  // Activation handling: fused into activate where the hardware can (bf16 any function;
+  // int8 relu/relu6 as clamps), else a vector pass over the band in the UB.
+  isa::Activation act = op.activation;
+  isa::Activation act_func = isa::Activation::kNone;  // bf16 activate func
+  int act_min = -128, act_max = 127;
+  bool act_after = false;
+  if (act != isa::Activation::kNone) {
+    if (!int8) {
+      act_func = act;
+    } else if (act == isa::Activation::kRelu) {
+      act_min = 0;
+    } else if (act == isa::Activation::kRelu6) {
+      act_min = 0;
+      act_max = kInt8Relu6Max;
+    } else {
+      act_after = true;
+    }
+  }
+  // Binary ops of the fused chain read a second tensor band into a side buffer.
+  int side_tensors = 0;
+  for (const Op* f : chain) side_tensors += (f->kind == OpKind::kAdd || f->kind == OpKind::kMul) ? 1 : 0;
+
+  // ---- Band size and loop order ----
+  const uint64_t U = static_cast<uint64_t>(a_.unified_buffer.bytes);
+  uint64_t fixed = 0;
+  if (!params_region.empty()) fixed += align_up(out_.program.find_region(params_region)->bytes());
+  bool needs_lut = int8 && (act_after || std::any_of(chain.begin(), chain.end(), [](const Op* f) {
+                     isa::Activation g = f->kind == OpKind::kAdd || f->kind == OpKind::kMul
+                                             ? f->activation : activation_of(f->kind);
+                     return g != isa::Activation::kNone && g != isa::Activation::kRelu;
+                   }));
+  if (needs_lut) fixed += 2 * kAlign * 4 * (1 + chain.size());
+  const int64_t in_row_bytes = xs.w * xs.c * eb_;  // window: one input row
+  auto band_bytes = [&](int64_t on) -> uint64_t {
+    uint64_t inb, outb;
+    if (window) {
+      int64_t rn = std::min<int64_t>(xs.h, (on - 1) * op.sh + int64_t{op.kh - 1} * op.dh + 1);
+      inb = static_cast<uint64_t>(rn * in_row_bytes);
+      outb = static_cast<uint64_t>(on * ys.w * ys.c * eb_);
+    } else {
+      inb = static_cast<uint64_t>(on * xs.c * eb_);
+      outb = static_cast<uint64_t>(on * ys.c * eb_);
+    }
+    return 2 * (align_up(inb) + align_up(outb) + side_tensors * align_up(outb));
+  };
+  int64_t max_on = window ? ys.h : plain_rows;
+  int64_t acc_limit = window ? (acc_entries / 2) / ys.w : acc_entries / 2;
+  auto best_band = [&](uint64_t budget) -> int64_t {
+    int64_t lo = 0, hi = std::min(max_on, acc_limit);
+    while (lo < hi) {
+      int64_t mid = (lo + hi + 1) / 2;
+      if (fixed + band_bytes(mid) <= budget) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+  };
+  uint64_t out_bytes = static_cast<uint64_t>(B * ys.elements() * eb_);
+  auto input_bytes = [&](int64_t on) -> uint64_t {
+    if (!window) return static_cast<uint64_t>(B * xs.elements() * eb_);
+    int64_t total = 0;
+    for (int64_t o0 = 0; o0 < ys.h; o0 += on) {
+      int64_t n = std::min(on, ys.h - o0);
+      int64_t r0 = std::max<int64_t>(0, o0 * op.sh - op.pad_top);
+      int64_t r1 = std::min<int64_t>(xs.h, (o0 + n - 1) * op.sh - op.pad_top + int64_t{op.kh - 1} * op.dh + 1);
+      total += std::max<int64_t>(0, r1 - r0);
+    }
+    return static_cast<uint64_t>(B * total * in_row_bytes);
+  };
+  auto bands_of = [&](int64_t on) { return images * ceil_div(max_on, on); };
+  struct Choice {
+    std::string name;
+    int64_t on = 0;
+    bool staged = false;
+    int64_t groups = 1;  // job groups (weights staged per group)
+    uint64_t traffic = 0;
+    bool ok = false;
+  };
+  std::vector<Choice> choices;
+  {
+    Choice c{"stream weights per band", best_band(U), false, 1};
+    c.ok = c.on > 0 && wm.space == isa::Space::kMem;
+    if (c.ok) {
+      uint64_t wload = two_input ? w_bytes * static_cast<uint64_t>(images) * static_cast<uint64_t>(ceil_div(max_on, c.on))
+                                 : w_bytes * static_cast<uint64_t>(bands_of(c.on));
+      c.traffic = input_bytes(c.on) + out_bytes + wload;
+    }
+    choices.push_back(c);
+  }
+  if (!two_input) {
+    Choice c{"weights resident in the unified buffer", 0, true, 1};
+    if (w_bytes < U) c.on = best_band(U - align_up(w_bytes));
+    c.ok = c.on > 0;
+    if (c.ok) c.traffic = input_bytes(c.on) + out_bytes + w_bytes;
+    choices.push_back(c);
+    // Weight groups outer, inputs re-read per group (halves of the UB each).
+    if (chain.empty() && !act_after && jobs.size() > 1) {
+      Choice g{"weight groups outer, inputs re-read per group", best_band(U / 2), true, 0};
+      uint64_t per_job = static_cast<uint64_t>(wm.rows) * static_cast<uint64_t>(cols * eb_);
+      int64_t jobs_per_group = per_job ? static_cast<int64_t>((U - U / 2) / per_job) : 0;
+      if (g.on > 0 && jobs_per_group > 0) {
+        g.groups = ceil_div(static_cast<int64_t>(jobs.size()), jobs_per_group);
+        g.ok = g.groups > 1;
+        g.traffic = input_bytes(g.on) * static_cast<uint64_t>(g.groups) + out_bytes + w_bytes;
+      }
+      choices.push_back(g);
+    }
+  }
+  const Choice* pick = nullptr;
+  for (const auto& c : choices) {
+    plan.options.push_back(c.ok ? fmt::format("{}: {} bytes off chip, {} bands", c.name, c.traffic, bands_of(c.on))
+                                : fmt::format("{}: does not fit", c.name));
+    if (c.ok && (!pick || c.traffic < pick->traffic)) pick = &c;
+  }
+  if (!pick) {
+    fail(op, "", fmt::format("a layer whose smallest band fits the unified buffer ({} bytes)", U),
+         fmt::format("{} bytes for one output row", fixed + band_bytes(1)));
+  }
+  const int64_t on_max = pick->on;
+  plan.loop_order = pick->name;
+  plan.est_hbm_bytes = static_cast<int64_t>(pick->traffic);
+  plan.weights_in = pick->staged ? (wm.space == isa::Space::kHost ? "host -> ub" : "mem -> ub")
+                                 : "mem";
+  plan.n_tiles = static_cast<int64_t>(jobs.size());
+  plan.k_chunks = jobs.empty() ? 0 : static_cast<int64_t>(jobs[0].passes.size());
+
+  // ---- UB layout ----
+  ub_next_ = 0;
+  uint64_t params_ub = params_region.empty() ? 0 : load_params(op, params_region);
+  uint64_t lut_act = act_after ? lut_for(op, act) : 0;
+  int64_t jobs_per_group = pick->groups > 1 ? ceil_div(static_cast<int64_t>(jobs.size()), pick->groups)
+                                            : static_cast<int64_t>(jobs.size());
+  int64_t ngroups = ceil_div(static_cast<int64_t>(jobs.size()), jobs_per_group);
+  uint64_t inb = 0, outb = 0;
+  if (window) {
+    int64_t rn = std::min<int64_t>(xs.h, (on_max - 1) * op.sh + int64_t{op.kh - 1} * op.dh + 1);
+    inb = static_cast<uint64_t>(rn * in_row_bytes);
+    outb = static_cast<uint64_t>(on_max * ys.w * ys.c * eb_);
+  } else {
+    inb = static_cast<uint64_t>(on_max * xs.c * eb_);
+    outb = static_cast<uint64_t>(on_max * ys.c * eb_);
+  }
+  uint64_t in_ub[2], out_ub[2], side_ub[2] = {0, 0};
+  for (auto& b : in_ub) b = ub_alloc(op, inb);
+  for (auto& b : out_ub) b = ub_alloc(op, outb);
+  if (side_tensors) {
+    for (auto& b : side_ub) b = ub_alloc(op, outb);
+  }
+  std::vector<uint64_t> chain_luts(chain.size(), 0);
+  for (std::size_t i = 0; i < chain.size(); ++i) {
+    const Op* f = chain[i];
+    isa::Activation g = f->kind == OpKind::kAdd || f->kind == OpKind::kMul ? f->activation : activation_of(f->kind);
+    if (int8 && g != isa::Activation::kNone && g != isa::Activation::kRelu) chain_luts[i] = lut_for(*f, g);
+  }
+  uint64_t stage_ub = 0;
+  if (pick->staged) {
+    uint64_t stage_bytes = pick->groups > 1 ? static_cast<uint64_t>(wm.rows) * static_cast<uint64_t>(jobs_per_group * cols * eb_)
+                                            : w_bytes;
+    stage_ub = ub_alloc(op, stage_bytes);
+  }
+
+  // ---- Bands ----
+  std::vector<Band> bands;
+  for (int64_t im = 0; im < images; ++im) {
+    for (int64_t o0 = 0; o0 < max_on; o0 += on_max) {
+      Band b;
+      b.image = im;
+      b.o0 = o0;
+      b.on = std::min(on_max, max_on - o0);
+      if (window) {
+        b.r0 = std::max<int64_t>(0, o0 * op.sh - op.pad_top);
+        int64_t r1 = std::min<int64_t>(xs.h, (o0 + b.on - 1) * op.sh - op.pad_top + int64_t{op.kh - 1} * op.dh + 1);
+        b.rn = std::max<int64_t>(1, r1 - b.r0);
+        if (b.r0 >= xs.h) b.r0 = xs.h - 1;
+        b.m = b.on * ys.w;
+      } else {
+        b.m = b.on;
+      }
+      bands.push_back(b);
+    }
+  }
+  plan.bands = static_cast<int64_t>(bands.size());
+  const int64_t slot_rows = on_max * (window ? ys.w : 1);
+  const int64_t nslots = std::max<int64_t>(1, acc_entries / slot_rows);
+  const uint64_t y_pixel_bytes = static_cast<uint64_t>(ys.c * eb_);
+
+  auto load_band = [&](const Band& b, std::size_t bi) {
+    uint64_t dst = in_ub[bi % 2];
+    if (window) {
+      uint64_t src = x.addr + static_cast<uint64_t>(((b.image * xs.h + b.r0) * in_row_bytes));
+      dma_load(x.space, src, dst, b.rn, in_row_bytes, 0,
+               fmt::format("{}: input rows {}..{} of image {}", op.name, b.r0, b.r0 + b.rn - 1, b.image));
+    } else {
+      uint64_t row0 = static_cast<uint64_t>(b.image * xs.pixels() + b.o0);
+      dma_load(x.space, x.addr + row0 * static_cast<uint64_t>(xs.c * eb_), dst, 1, b.on * xs.c * eb_, 0,
+               fmt::format("{}: input rows {}..{}{}", op.name, b.o0, b.o0 + b.on - 1,
+                           two_input ? fmt::format(" of sample {}", b.image) : ""));
+    }
+  };
+  auto y_offset = [&](const Band& b) -> uint64_t {
+    int64_t pix = window ? (b.image * ys.h + b.o0) * ys.w : (two_input ? b.image * ys.pixels() + b.o0 : b.o0);
+    return static_cast<uint64_t>(pix) * y_pixel_bytes;
+  };
+  const Tensor& y = tensor(op.name);
+  const std::string& final_name = chain.empty() ? op.name : chain.back()->name;
+  const Tensor& yf = tensor(final_name);
+
+  for (int64_t g = 0; g < ngroups; ++g) {
+    std::size_t j0 = static_cast<std::size_t>(g * jobs_per_group);
+    std::size_t j1 = std::min(jobs.size(), static_cast<std::size_t>((g + 1) * jobs_per_group));
+    int64_t gcol0 = jobs[j0].col0, gcol1 = jobs[j1 - 1].col0 + jobs[j1 - 1].n;
+    int64_t stage_pitch = pick->groups > 1 ? gcol1 - gcol0 : wm.pitch;
+    if (pick->staged) {
+      if (pick->groups > 1) {
+        dma_load(wm.space, wm.addr + static_cast<uint64_t>(gcol0 * eb_), stage_ub, wm.rows,
+                 stage_pitch * eb_, wm.pitch * eb_,
+                 fmt::format("{}: weights, columns {}..{}", op.name, gcol0, gcol1 - 1));
+      } else {
+        dma_load(wm.space, wm.addr, stage_ub, 1, static_cast<int64_t>(w_bytes), 0,
+                 fmt::format("{}: all weights", op.name));
+      }
+    }
+    if (!bands.empty()) load_band(bands[0], 0);
+    for (std::size_t bi = 0; bi < bands.size(); ++bi) {
+      const Band& b = bands[bi];
+      if (bi + 1 < bands.size()) load_band(bands[bi + 1], bi + 1);
+      uint64_t in_base = in_ub[bi % 2], y_ub = out_ub[bi % 2];
+      for (std::size_t ji = j0; ji < j1; ++ji) {
+        const Job& j = jobs[ji];
+        int64_t slot = acc_slot_[static_cast<std::size_t>(j.mxu)]++ % nslots;
+        int64_t acc0 = slot * slot_rows;
+        for (std::size_t pi = 0; pi < j.passes.size(); ++pi) {
+          const PassDesc& p = j.passes[pi];
+          Instruction lw = Instruction::make(Opcode::kLoadWeights);
+          if (pick->staged) {
+            lw.set(Fid::kLoadWeights_space, static_cast<int>(isa::WeightSource::kUb));
+            lw.set(Fid::kLoadWeights_src, static_cast<int64_t>(stage_ub) + (p.wrow * stage_pitch + (p.wcol - (pick->groups > 1 ? gcol0 : 0))) * eb_);
+            lw.set(Fid::kLoadWeights_stride, stage_pitch * eb_);
+          } else {
+            uint64_t base = wm.addr + wm.per_image * static_cast<uint64_t>(b.image);
+            lw.set(Fid::kLoadWeights_space, static_cast<int>(isa::WeightSource::kMem));
+            lw.set(Fid::kLoadWeights_src, static_cast<int64_t>(base) + (p.wrow * wm.pitch + p.wcol) * eb_);
+            lw.set(Fid::kLoadWeights_stride, wm.pitch * eb_);
+          }
+          lw.set(Fid::kLoadWeights_k, p.k);
+          lw.set(Fid::kLoadWeights_n, j.n);
+          lw.set(Fid::kLoadWeights_dtype, static_cast<int>(dt_));
+          lw.set(Fid::kLoadWeights_mxu, j.mxu);
+          if (wm.transpose) lw.set(Fid::kLoadWeights_transpose, 1);
+          if (wm.diag) lw.set(Fid::kLoadWeights_diag, 1);
+          emit(lw);
+          Instruction mm = Instruction::make(Opcode::kMatmul);
+          mm.set(Fid::kMatmul_mxu, j.mxu);
+          mm.set(Fid::kMatmul_dtype, static_cast<int>(dt_));
+          mm.set(Fid::kMatmul_ub, static_cast<int64_t>(in_base) + p.in_off * eb_);
+          mm.set(Fid::kMatmul_ub_stride, xs.c * eb_);
+          mm.set(Fid::kMatmul_acc, acc0);
+          mm.set(Fid::kMatmul_rows, b.m);
+          mm.set(Fid::kMatmul_k, p.k);
+          mm.set(Fid::kMatmul_n, j.n);
+          mm.set(Fid::kMatmul_accumulate, pi > 0 ? 1 : 0);
+          mm.set(Fid::kMatmul_pop, 1);
+          if (window) {
+            mm.set(Fid::kMatmul_out_w, ys.w);
+            mm.set(Fid::kMatmul_in_h, b.rn);
+            mm.set(Fid::kMatmul_in_w, xs.w);
+            mm.set(Fid::kMatmul_stride_h, op.sh);
+            mm.set(Fid::kMatmul_stride_w, op.sw);
+            mm.set(Fid::kMatmul_off_h, b.o0 * op.sh - op.pad_top - b.r0 + int64_t{p.r} * op.dh);
+            mm.set(Fid::kMatmul_off_w, int64_t{p.s} * op.dw - op.pad_left);
+          }
+          emit(mm, fmt::format("{} tile cols {}..{} tap ({},{}) k {}..{}{}", op.name, j.col0,
+                               j.col0 + j.n - 1, p.r, p.s, p.in_off, p.in_off + p.k - 1,
+                               images > 1 ? fmt::format(" image {}", b.image) : ""));
+        }
+        Instruction ac = Instruction::make(Opcode::kActivate);
+        ac.set(Fid::kActivate_mxu, j.mxu);
+        ac.set(Fid::kActivate_acc, acc0);
+        ac.set(Fid::kActivate_rows, b.m);
+        ac.set(Fid::kActivate_n, j.n);
+        ac.set(Fid::kActivate_ub, static_cast<int64_t>(y_ub) + j.col0 * eb_);
+        ac.set(Fid::kActivate_ub_stride, ys.c * eb_);
+        ac.set(Fid::kActivate_mode, static_cast<int>(dt_));
+        if (int8) {
+          ac.set(Fid::kActivate_params, static_cast<int64_t>(params_ub) + j.col0 * 12);
+          ac.set(Fid::kActivate_act_min, act_min);
+          ac.set(Fid::kActivate_act_max, act_max);
+        } else {
+          ac.set(Fid::kActivate_func, static_cast<int>(act_func));
+          if (op.bias) {
+            ac.set(Fid::kActivate_bias, 1);
+            ac.set(Fid::kActivate_params, static_cast<int64_t>(params_ub) + j.col0 * 4);
+          }
+        }
+        emit(ac, fmt::format("{}: cols {}..{}", op.name, j.col0, j.col0 + j.n - 1));
+      }
+      int64_t pixels = b.m;
+      if (act_after) {
+        apply_unary(op, act, y_ub, pixels, ys.c, lut_act, fmt::format("{}: {}", op.name, isa::kActivationNames[static_cast<int>(act)]));
+      }
+      for (std::size_t ci = 0; ci < chain.size(); ++ci) {
+        const Op* f = chain[ci];
+        isa::Activation g = activation_of(f->kind);
+        if (f->kind == OpKind::kAdd || f->kind == OpKind::kMul) {
+          const std::string& other_name = f->inputs[0] == (ci == 0 ? op.name : chain[ci - 1]->name) ? f->inputs[1] : f->inputs[0];
+          const Tensor& other = tensor(other_name);
+          uint64_t side = side_ub[bi % 2];
+          dma_load(other.space, other.addr + y_offset(b), side, 1, pixels * ys.c * eb_, 0,
+                   fmt::format("{}: operand {}", f->name, other_name));
+          Instruction v = Instruction::make(Opcode::kVector);
+          v.set(Fid::kVector_op, static_cast<int>(f->kind == OpKind::kAdd ? isa::VectorOp::kAdd : isa::VectorOp::kMul));
+          v.set(Fid::kVector_dtype, static_cast<int>(dt_));
+          v.set(Fid::kVector_a, static_cast<int64_t>(y_ub));
+          v.set(Fid::kVector_b, static_cast<int64_t>(side));
+          v.set(Fid::kVector_dst, static_cast<int64_t>(y_ub));
+          v.set(Fid::kVector_count, pixels * ys.c);
+          emit(v, fmt::format("{} (fused)", f->name));
+          g = f->activation;
+        }
+        apply_unary(*f, g, y_ub, pixels, ys.c, chain_luts[ci], fmt::format("{} (fused)", f->name));
+      }
+      if (pick->groups > 1) {
+        dma_store(y.space, y.addr + y_offset(b) + static_cast<uint64_t>(gcol0 * eb_), y_ub + static_cast<uint64_t>(gcol0 * eb_),
+                  pixels, (gcol1 - gcol0) * eb_, ys.c * eb_, ys.c * eb_,
+                  fmt::format("{}: output cols {}..{}", op.name, gcol0, gcol1 - 1));
+      } else {
+        dma_store(yf.space, yf.addr + y_offset(b), y_ub, 1, pixels * ys.c * eb_, 0, 0,
+                  fmt::format("{}: output", final_name));
+      }
+    }
+  }
+  // Array work actually performed: every pass occupies k x n PEs for its rows.
+  for (const auto& j : jobs) {
+    for (const auto& p : j.passes) {
+      int64_t m_total = 0;
+      for (const auto& b : bands) m_total += b.m;
+      plan.array_macs += int64_t{p.k} * j.n * m_total;
+      plan.array_mac_slots += int64_t{rows} * cols * m_total;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Vector-unit layers.
+
+void Lowering::lower_elementwise(const Op& op) {
+  // add/mul/activation functions over whole pixels, in chunks that fit the UB.
+  const Shape& s = op.out;
+  int64_t pixels = out_.batch * s.pixels();
+  bool binary = op.kind == OpKind::kAdd || op.kind == OpKind::kMul;
+  isa::Activation f = binary ? op.activation : activation_of(op.kind);
+  ub_next_ = 0;
+  uint64_t lut = dt_ == isa::MatType::kInt8 && f != isa::Activation::kNone && f != isa::Activation::kRelu
+                     ? lut_for(op, f) : 0;
+  uint64_t U = static_cast<uint64_t>(a_.unified_buffer.bytes) - ub_next_;
+  uint64_t per_pixel = static_cast<uint64_t>(s.c * eb_) * (binary ? 2 : 1) * 2;
+  int64_t chunk = static_cast<int64_t>(std::min<uint64_t>(U / (per_pixel + 2 * kAlign), static_cast<uint64_t>(pixels)));
+  chunk = std::min<int64_t>(chunk, (int64_t{1} << 23) / std::max<int64_t>(1, s.c * eb_));
+  if (chunk < 1) fail(op, "", "one pixel's operands within the unified buffer", fmt::format("{} bytes", per_pixel));
+  uint64_t a_ub[2], b_ub[2] = {0, 0};
+  for (auto& x : a_ub) x = ub_alloc(op, static_cast<uint64_t>(chunk * s.c * eb_));
+  if (binary) {
+    for (auto& x : b_ub) x = ub_alloc(op, static_cast<uint64_t>(chunk * s.c * eb_));
+  }
+  const Tensor& a = tensor(op.inputs[0]);
+  const Tensor* b = binary ? &tensor(op.inputs[1]) : nullptr;
+  const Tensor& y = tensor(op.name);
+  int i = 0;
+  for (int64_t p0 = 0; p0 < pixels; p0 += chunk, ++i) {
+    int64_t n = std::min(chunk, pixels - p0);
+    uint64_t off = static_cast<uint64_t>(p0 * s.c * eb_);
+    int64_t bytes = n * s.c * eb_;
+    dma_load(a.space, a.addr + off, a_ub[i % 2], 1, bytes, 0, fmt::format("{}: {}", op.name, op.inputs[0]));
+    if (binary) {
+      dma_load(b->space, b->addr + off, b_ub[i % 2], 1, bytes, 0, fmt::format("{}: {}", op.name, op.inputs[1]));
+      Instruction v = Instruction::make(Opcode::kVector);
+      v.set(Fid::kVector_op, static_cast<int>(op.kind == OpKind::kAdd ? isa::VectorOp::kAdd : isa::VectorOp::kMul));
+      v.set(Fid::kVector_dtype, static_cast<int>(dt_));
+      v.set(Fid::kVector_a, static_cast<int64_t>(a_ub[i % 2]));
+      v.set(Fid::kVector_b, static_cast<int64_t>(b_ub[i % 2]));
+      v.set(Fid::kVector_dst, static_cast<int64_t>(a_ub[i % 2]));
+      v.set(Fid::kVector_count, n * s.c);
+      emit(v, op.name);
+    }
+    apply_unary(op, f, a_ub[i % 2], n, s.c, lut, op.name);
+    dma_store(y.space, y.addr + off, a_ub[i % 2], 1, bytes, 0, 0, fmt::format("{}: output", op.name));
+  }
+}
+
+void Lowering::lower_rowop(const Op& op) {
+  const Shape& s = op.out;
+  bool int8 = dt_ == isa::MatType::kInt8;
+  bool softmax = op.kind == OpKind::kSoftmax;
+  int64_t cols = softmax ? op.segment : s.c;
+  // Parameter block: int8 scales, then layer_norm's eps, gamma, beta (fp32).
+  std::vector<float> block;
+  if (int8) {
+    block = {static_cast<float>(kInt8ActScale), 0.0f, static_cast<float>(kInt8ActScale), 0.0f};
+  }
+  if (!softmax) {
+    std::vector<float> gamma, beta;
+    layer_norm_params(w_, op, &gamma, &beta);
+    block.push_back(static_cast<float>(op.eps));
+    block.insert(block.end(), gamma.begin(), gamma.end());
+    block.insert(block.end(), beta.begin(), beta.end());
+  }
+  ub_next_ = 0;
+  uint64_t params_ub = 0;
+  if (!block.empty()) {
+    std::vector<uint8_t> bytes(block.size() * 4);
+    std::memcpy(bytes.data(), block.data(), bytes.size());
+    values_region(op.name + "_p", isa::ElemType::kFp32, std::move(bytes));
+    params_ub = load_params(op, op.name + "_p");
+  }
+  int64_t total_rows = out_.batch * s.elements() / cols;
+  uint64_t U = static_cast<uint64_t>(a_.unified_buffer.bytes) - ub_next_;
+  uint64_t per_row = static_cast<uint64_t>(cols * eb_) * 2;
+  int64_t chunk = static_cast<int64_t>(std::min<uint64_t>(U / (per_row + kAlign), static_cast<uint64_t>(total_rows)));
+  chunk = std::min<int64_t>(chunk, (int64_t{1} << 23) / std::max<int64_t>(1, cols * eb_));
+  if (chunk < 1) fail(op, "", "one row within the unified buffer", fmt::format("{} bytes", per_row));
+  uint64_t buf[2];
+  for (auto& x : buf) x = ub_alloc(op, static_cast<uint64_t>(chunk * cols * eb_));
+  const Tensor& a = tensor(op.inputs[0]);
+  const Tensor& y = tensor(op.name);
+  int i = 0;
+  for (int64_t r0 = 0; r0 < total_rows; r0 += chunk, ++i) {
+    int64_t n = std::min(chunk, total_rows - r0);
+    uint64_t off = static_cast<uint64_t>(r0 * cols * eb_);
+    dma_load(a.space, a.addr + off, buf[i % 2], 1, n * cols * eb_, 0, fmt::format("{}: rows {}..{}", op.name, r0, r0 + n - 1));
+    Instruction in = Instruction::make(Opcode::kRowOp);
+    in.set(Fid::kRowOp_kind, static_cast<int>(softmax ? isa::RowOpKind::kSoftmax : isa::RowOpKind::kLayerNorm));
+    in.set(Fid::kRowOp_dtype, static_cast<int>(dt_));
+    in.set(Fid::kRowOp_src, static_cast<int64_t>(buf[i % 2]));
+    in.set(Fid::kRowOp_dst, static_cast<int64_t>(buf[i % 2]));
+    in.set(Fid::kRowOp_rows, n);
+    in.set(Fid::kRowOp_cols, cols);
+    in.set(Fid::kRowOp_params, static_cast<int64_t>(params_ub));
+    emit(in, op.name);
+    dma_store(y.space, y.addr + off, buf[i % 2], 1, n * cols * eb_, 0, 0, fmt::format("{}: output", op.name));
+  }
+}
+
+void Lowering::lower_pool(const Op& op) {
+  const Shape& xs = op.in[0];
+  const Shape& ys = op.out;
+  const Tensor& x = tensor(op.inputs[0]);
+  const Tensor& y = tensor(op.name);
+  ub_next_ = 0;
+  uint64_t U = static_cast<uint64_t>(a_.unified_buffer.bytes);
+  int64_t in_row = xs.w * xs.c * eb_, out_row = ys.w * ys.c * eb_;
+  auto rows_in = [&](int64_t on) { return std::min<int64_t>(xs.h, (on - 1) * op.sh + op.kh); };
+  int64_t lo = 0, hi = ys.h;
+  while (lo < hi) {
+    int64_t mid = (lo + hi + 1) / 2;
+    if (2 * (align_up(static_cast<uint64_t>(rows_in(mid) * in_row)) + align_up(static_cast<uint64_t>(mid * out_row))) <= U) lo = mid; else hi = mid - 1;
+  }
+  int64_t on_max = lo;
+  if (on_max < 1) fail(op, "", "one output row's window within the unified buffer", fmt::format("{} bytes", rows_in(1) * in_row));
+  uint64_t in_ub[2], out_ub[2];
+  for (auto& b : in_ub) b = ub_alloc(op, static_cast<uint64_t>(rows_in(on_max) * in_row));
+  for (auto& b : out_ub) b = ub_alloc(op, static_cast<uint64_t>(on_max * out_row));
+  int i = 0;
+  for (int64_t im = 0; im < out_.batch; ++im) {
+    for (int64_t o0 = 0; o0 < ys.h; o0 += on_max, ++i) {
+      int64_t on = std::min(on_max, ys.h - o0);
+      int64_t r0 = std::max<int64_t>(0, o0 * op.sh - op.pad_top);
+      int64_t r1 = std::min<int64_t>(xs.h, (o0 + on - 1) * op.sh - op.pad_top + op.kh);
+      if (r0 >= xs.h) r0 = xs.h - 1;
+      int64_t rn = std::max<int64_t>(1, r1 - r0);
+      dma_load(x.space, x.addr + static_cast<uint64_t>((im * xs.h + r0) * in_row), in_ub[i % 2], rn, in_row, 0,
+               fmt::format("{}: input rows {}..{} of image {}", op.name, r0, r0 + rn - 1, im));
+      Instruction p = Instruction::make(Opcode::kPool);
+      p.set(Fid::kPool_dtype, static_cast<int>(dt_));
+      p.set(Fid::kPool_kind, static_cast<int>(op.kind == OpKind::kMaxPool ? isa::PoolKind::kMax : isa::PoolKind::kAvg));
+      p.set(Fid::kPool_src, static_cast<int64_t>(in_ub[i % 2]));
+      p.set(Fid::kPool_dst, static_cast<int64_t>(out_ub[i % 2]));
+      p.set(Fid::kPool_in_h, rn);
+      p.set(Fid::kPool_in_w, xs.w);
+      p.set(Fid::kPool_channels, xs.c);
+      p.set(Fid::kPool_win_h, op.kh);
+      p.set(Fid::kPool_win_w, op.kw);
+      p.set(Fid::kPool_stride_h, op.sh);
+      p.set(Fid::kPool_stride_w, op.sw);
+      p.set(Fid::kPool_pad_top, r0 - o0 * op.sh + op.pad_top);
+      p.set(Fid::kPool_pad_left, op.pad_left);
+      p.set(Fid::kPool_out_h, on);
+      p.set(Fid::kPool_out_w, ys.w);
+      emit(p, op.name);
+      dma_store(y.space, y.addr + static_cast<uint64_t>((im * ys.h + o0) * out_row), out_ub[i % 2], 1, on * out_row, 0, 0,
+                fmt::format("{}: output rows {}..{}", op.name, o0, o0 + on - 1));
+    }
+  }
+}
+
+void Lowering::lower_concat(const Op& op) {
+  const Tensor& y = tensor(op.name);
+  int64_t C = op.out.c, pixels = out_.batch * op.out.pixels();
+  ub_next_ = 0;
+  uint64_t U = static_cast<uint64_t>(a_.unified_buffer.bytes);
+  int64_t c_off = 0;
+  int i = 0;
+  uint64_t buf[2] = {0, 0};
+  int64_t max_c = 0;
+  for (const auto& s : op.in) max_c = std::max(max_c, s.c);
+  int64_t chunk = std::min<int64_t>(pixels, static_cast<int64_t>(U / 2 / static_cast<uint64_t>(max_c * eb_ + 1)));
+  chunk = std::min<int64_t>(chunk, (int64_t{1} << 19));
+  if (chunk < 1) fail(op, "", "one pixel within the unified buffer", "more");
+  for (auto& b : buf) b = ub_alloc(op, static_cast<uint64_t>(chunk * max_c * eb_));
+  for (std::size_t k = 0; k < op.inputs.size(); ++k) {
+    const Tensor& x = tensor(op.inputs[k]);
+    int64_t ci = op.in[k].c;
+    for (int64_t p0 = 0; p0 < pixels; p0 += chunk, ++i) {
+      int64_t n = std::min(chunk, pixels - p0);
+      dma_load(x.space, x.addr + static_cast<uint64_t>(p0 * ci * eb_), buf[i % 2], 1, n * ci * eb_, 0,
+               fmt::format("{}: {}", op.name, op.inputs[k]));
+      dma_store(y.space, y.addr + static_cast<uint64_t>((p0 * C + c_off) * eb_), buf[i % 2], n, ci * eb_, C * eb_, 0,
+                fmt::format("{}: channels {}..{}", op.name, c_off, c_off + ci - 1));
+    }
+    c_off += ci;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+
+Compiled Lowering::run() {
+  out_.dtype = dt_;
+  out_.batch = w_.batch;
+  acc_slot_.assign(static_cast<std::size_t>(a_.mxu.count), 0);
+  isa::parse_fingerprint(a_.fingerprint, &out_.program.arch_fingerprint);
+
+  // Liveness: the last op reading each tensor (through reshape aliases).
+  std::map<std::string, std::string> root;
+  for (const auto& in : w_.inputs) root[in.name] = in.name;
+  for (std::size_t i = 0; i < w_.ops.size(); ++i) {
+    const Op& op = w_.ops[i];
+    for (const auto& n : op.inputs) last_use_[root.at(n)] = i;
+    root[op.name] = op.kind == OpKind::kReshape ? root.at(op.inputs[0]) : op.name;
+  }
+  for (const auto& in : w_.inputs) {
+    isa::Region r = input_region(w_, in, dt_, out_.batch);
+    Tensor t;
+    t.shape = in.shape;
+    t.bytes = r.bytes();
+    t.root = in.name;
+    t.addr = add_region(r);
+    t.space = out_.program.regions.back().space;
+    tensors_[in.name] = t;
+    pinned_.insert(in.name);
+  }
+
+  // Fusion groups: a matrix op followed by elementwise ops, each the only consumer of the
+  // previous one's result (and none of them a workload output except the last).
+  std::map<std::string, int> consumers;
+  for (const auto& op : w_.ops) {
+    for (const auto& n : op.inputs) consumers[n]++;
+  }
+  auto is_output = [&](const std::string& n) {
+    return std::find(w_.outputs.begin(), w_.outputs.end(), n) != w_.outputs.end();
+  };
+  std::vector<bool> absorbed(w_.ops.size(), false);
+  for (std::size_t i = 0; i < w_.ops.size(); ++i) {
+    if (absorbed[i]) continue;
+    const Op& op = w_.ops[i];
+    std::vector<const Op*> chain;
+    if (op.is_matrix() && opt_.fusion) {
+      std::string cur = op.name;
+      for (std::size_t k = i + 1; k < w_.ops.size(); ++k) {
+        const Op& f = w_.ops[k];
+        bool elementwise = f.kind == OpKind::kAdd || f.kind == OpKind::kMul ||
+                           activation_of(f.kind) != isa::Activation::kNone;
+        bool reads_cur = std::find(f.inputs.begin(), f.inputs.end(), cur) != f.inputs.end();
+        if (!elementwise || !reads_cur || consumers[cur] != 1 || is_output(cur)) break;
+        if (f.inputs.size() == 2 && f.inputs[0] == f.inputs[1]) break;
+        if (f.inputs.size() == 2) {
+          // The other operand must already be in off-chip memory.
+          const std::string& other = f.inputs[0] == cur ? f.inputs[1] : f.inputs[0];
+          if (!tensors_.count(other)) break;
+        }
+        chain.push_back(&f);
+        cur = f.name;
+      }
+    }
+    // --no-fusion: the activation of a matrix op becomes its own pass over off-chip memory.
+    Op lowered = op;
+    bool split_activation = !opt_.fusion && op.is_matrix() && op.activation != isa::Activation::kNone;
+    if (split_activation) lowered.activation = isa::Activation::kNone;
+
+    LayerPlan plan;
+    plan.name = op.name;
+    plan.op = op_kind_name(op.kind);
+    plan.shape = op.out.str();
+    plan.matrix = op.is_matrix();
+    plan.macs = op.macs * out_.batch;
+    plan.first = out_.program.code.size();
+    for (const Op* f : chain) {
+      plan.op += std::string("+") + op_kind_name(f->kind);
+      plan.fused.push_back(f->name);
+      plan.shape = f->out.str();
+    }
+    out_.layers.push_back(plan);
+    layer_ = static_cast<int>(out_.layers.size()) - 1;
+
+    if (op.kind == OpKind::kReshape) {
+      Tensor t = tensor(op.inputs[0]);
+      t.shape = op.out;
+      tensors_[op.name] = t;
+      if (is_output(op.name)) {
+        fail(op, "", "a workload output produced by a computing op", "a reshape");
+      }
+    } else {
+      if (chain.empty()) {
+        define_output(op);
+      } else {
+        // Fused intermediates never reach off-chip memory: they alias the group's result.
+        define_output(*chain.back());
+        tensors_[op.name] = tensors_[chain.back()->name];
+        for (const Op* f : chain) tensors_[f->name] = tensors_[chain.back()->name];
+      }
+      switch (op.kind) {
+        case OpKind::kConv2d:
+        case OpKind::kDepthwise:
+        case OpKind::kFullyConnected:
+        case OpKind::kMatmul:
+          lower_matrix(lowered, chain);
+          break;
+        case OpKind::kMaxPool:
+        case OpKind::kAvgPool:
+          lower_pool(op);
+          break;
+        case OpKind::kSoftmax:
+        case OpKind::kLayerNorm:
+          lower_rowop(op);
+          break;
+        case OpKind::kConcat:
+          lower_concat(op);
+          break;
+        default:
+          lower_elementwise(op);
+          break;
+      }
+    }
+    out_.layers.back().end = out_.program.code.size();
+    if (split_activation) {
+      // The activation as a separate layer reading and writing off-chip memory in place.
+      LayerPlan ap;
+      ap.name = op.name + "_act";
+      ap.op = isa::kActivationNames[static_cast<int>(op.activation)];
+      ap.shape = op.out.str();
+      ap.first = out_.program.code.size();
+      out_.layers.push_back(ap);
+      layer_ = static_cast<int>(out_.layers.size()) - 1;
+      Op act;
+      act.name = op.name;
+      act.kind = op.activation == isa::Activation::kRelu ? OpKind::kRelu
+               : op.activation == isa::Activation::kRelu6 ? OpKind::kRelu6
+               : op.activation == isa::Activation::kGelu ? OpKind::kGelu
+               : op.activation == isa::Activation::kSigmoid ? OpKind::kSigmoid : OpKind::kTanh;
+      act.inputs = {op.name};
+      act.in = {op.out};
+      act.out = op.out;
+      act.where = op.where;
+      lower_elementwise(act);
+      out_.layers.back().end = out_.program.code.size();
+    }
+    std::size_t last = i;
+    for (const Op* f : chain) {
+      std::size_t k = static_cast<std::size_t>(f - w_.ops.data());
+      absorbed[k] = true;
+      last = k;
+    }
+    for (std::size_t k = i; k <= last; ++k) release_dead(k);
+  }
+  emit(Instruction::make(Opcode::kHalt));
+  out_.workload = w_;
+  return std::move(out_);
+}
+
+}  // namespace
+
+isa::MatType resolve_dtype(const arch::ArchConfig& arch, const Workload& w,
+                           std::optional<isa::MatType> override_dtype) {
+  std::optional<isa::MatType> want = override_dtype ? override_dtype : w.dtype;
+  auto to_mat = [](arch::DType d) { return arch::dtype_name(d) == "int8" ? isa::MatType::kInt8 : isa::MatType::kBf16; };
+  auto supported = [&](isa::MatType t) {
+    return std::any_of(arch.mxu.dtypes.begin(), arch.mxu.dtypes.end(), [&](arch::DType d) { return to_mat(d) == t; });
+  };
+  if (!want) {
+    if (arch.mxu.dtypes.empty()) {
+      throw InputError(SourceLocation{w.file, 0, 0}, "dtype", "an architecture with an mxu dtype", "none");
+    }
+    return to_mat(arch.mxu.dtypes.front());
+  }
+  if (!supported(*want)) {
+    std::string have;
+    for (arch::DType d : arch.mxu.dtypes) have += (have.empty() ? "" : "|") + arch::dtype_name(d);
+    throw InputError(SourceLocation{override_dtype ? "<command line>" : w.file, 0, 0},
+                     override_dtype ? "--dtype" : "dtype",
+                     fmt::format("a dtype of {}'s array ({})", arch.name, have),
+                     isa::kMatTypeNames[static_cast<int>(*want)]);
+  }
+  return *want;
+}
+
+Compiled compile(const arch::ArchConfig& arch, const Workload& workload, const CompileOptions& opt) {
+  Workload w = workload;
+  if (opt.batch) {
+    w.batch = *opt.batch;
+    infer_shapes(w);
+  }
+  isa::MatType dt = resolve_dtype(arch, w, opt.dtype);
+  Lowering l(arch, w, opt, dt);
+  return l.run();
+}
+
+std::string Compiled::explain() const {
+  std::string s = fmt::format("{}: {} ops as {} layers, {} instructions, dtype {}, batch {}\n",
+                              workload.name, workload.ops.size(), layers.size(), program.code.size(),
+                              isa::kMatTypeNames[static_cast<int>(dtype)], batch);
+  for (const auto& l : layers) {
+    s += fmt::format("{} [{}] -> {}  instructions {}..{}\n", l.name, l.op, l.shape, l.first,
+                     l.end ? l.end - 1 : 0);
+    if (!l.matrix) continue;
+    s += fmt::format("  MACs {} (array occupied {}), bands {}, column tiles {}, passes per tile {}, "
+                     "weights from {}\n",
+                     l.macs, l.array_macs, l.bands, l.n_tiles, l.k_chunks, l.weights_in);
+    for (const auto& o : l.options) s += "    option: " + o + "\n";
+    s += fmt::format("  chosen: {} (estimated {} bytes off chip)\n", l.loop_order, l.est_hbm_bytes);
+  }
+  return s;
+}
+
+}  // namespace tpu::compiler

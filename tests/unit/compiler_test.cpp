@@ -1,0 +1,217 @@
+// The compiler against the reference network evaluator: every bundled workload (reduced in
+// size) compiled for int8 and bf16 arrays and run on the golden interpreter gives the
+// reference's outputs bit for bit; tiling corner cases on tiny architectures (many bands,
+// K chunks, column tiles, weight groups, host spill); fusion changes traffic, not bits.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "arch/arch_config.h"
+#include "arch/error.h"
+#include "compiler/compiler.h"
+#include "compiler/reference.h"
+#include "isa/interpreter.h"
+#include "isa/verifier.h"
+
+namespace tpu::compiler {
+namespace {
+
+const std::string kRoot = TPU_SOURCE_DIR;
+
+arch::ArchConfig preset(const std::string& name, std::vector<std::string> sets = {}) {
+  return arch::load_arch(kRoot + "/configs/arch/" + name + ".yaml", sets);
+}
+
+/// A bundled workload at a size the reference loops evaluate quickly: images at most
+/// `side` x `side`, sequences at most 16 positions (softmax segments follow).
+Workload reduced(const std::string& file, int64_t side = 32) {
+  Workload w = load_workload(kRoot + "/configs/workloads/" + file);
+  std::map<int64_t, int64_t> seq;
+  for (auto& in : w.inputs) {
+    auto& d = in.shape.dims;
+    if (d.size() == 3) {
+      d[0] = std::min(d[0], side);
+      d[1] = std::min(d[1], side);
+    } else if (d.size() == 2 && d[0] > 16) {
+      seq[d[0]] = 16;
+      d[0] = 16;
+    }
+    in.shape = Shape::of(d);
+  }
+  for (auto& op : w.ops) {
+    if (op.kind == OpKind::kSoftmax && seq.count(op.segment)) op.segment = seq[op.segment];
+  }
+  infer_shapes(w);
+  return w;
+}
+
+/// Compiles, runs on the golden interpreter and compares every output with the reference.
+/// Returns the compiled program for further checks.
+Compiled expect_golden(const arch::ArchConfig& a, const Workload& w, CompileOptions opt = {}) {
+  Compiled c = compile(a, w, opt);
+  isa::verify_program(c.program, a, w.name);
+  isa::Interpreter interp(a, c.program, w.name);
+  interp.run();
+  auto ref = reference_outputs(a, c.workload, c.dtype);
+  EXPECT_EQ(ref.size(), c.outputs.size());
+  for (const auto& [tensor, region] : c.outputs) {
+    isa::NpyArray got = interp.read_region(region);
+    const auto& want = ref.at(tensor);
+    EXPECT_EQ(got.data.size(), want.size()) << w.name << " " << tensor;
+    if (got.data.size() != want.size()) continue;
+    std::size_t diff = 0;
+    while (diff < want.size() && got.data[diff] == want[diff]) ++diff;
+    EXPECT_EQ(diff, want.size()) << w.name << " on " << a.name << " (" << isa::kMatTypeNames[static_cast<int>(c.dtype)]
+                                 << "): output " << tensor << " differs first at byte " << diff;
+  }
+  // The output must not be trivial (all equal bytes would hide a broken pipeline).
+  for (const auto& [tensor, bytes] : ref) {
+    bool varied = std::any_of(bytes.begin(), bytes.end(), [&](uint8_t b) { return b != bytes[0]; });
+    EXPECT_TRUE(varied || bytes.size() < 8) << w.name << " " << tensor << " is constant";
+  }
+  return c;
+}
+
+class BundledGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(BundledGolden, Int8OnTpuV1AndBf16OnTpuV4MatchTheReference) {
+  Workload w = reduced(GetParam());
+  expect_golden(preset("tpu_v1"), w);
+  expect_golden(preset("tpu_v4"), w);
+}
+
+INSTANTIATE_TEST_SUITE_P(Workloads, BundledGolden,
+                         ::testing::Values("resnet50.yaml", "mobilenet_v1.yaml", "mobilenet_v2.yaml",
+                                           "bert_base_128.yaml", "gpt_decoder.yaml", "gemm_1024.yaml",
+                                           "gemm_tall.yaml", "gemm_mlp.yaml", "gemm_scalesim.csv"),
+                         [](const auto& info) {
+                           std::string s = info.param;
+                           for (auto& ch : s) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+                           return s;
+                         });
+
+TEST(Compiler, ScaleSimConvTopologyRunsUnchanged) {
+  expect_golden(preset("edgetpu"), reduced("alexnet_scalesim.csv", 16));
+}
+
+// A tiny array with a small UB and few accumulators forces every tiling path: many output
+// bands, K chunks, column tiles, several MXUs, dilation, stride, asymmetric padding, groups.
+const char* kConvNet = R"(
+name: tiles
+batch: 2
+inputs: [{name: x, shape: [13, 11, 20]}]
+ops:
+  - {name: c1, op: conv2d, filters: 19, kernel: 3, stride: 2, padding: same, activation: relu}
+  - {name: c2, op: conv2d, filters: 12, kernel: [3, 2], dilation: [2, 1], padding: [2, 0, 1, 1], groups: 1}
+  - {name: g1, op: conv2d, filters: 12, kernel: 3, padding: 1, groups: 3, activation: relu6}
+  - {name: d1, op: depthwise_conv2d, kernel: 3, padding: 1, stride: [1, 2]}
+  - {name: d2, op: depthwise_conv2d, kernel: 3, padding: 1, multiplier: 2}
+  - {name: p1, op: max_pool, kernel: 3, stride: 2, padding: 1}
+  - {name: a1, op: avg_pool, kernel: 2, stride: 1}
+  - {name: f1, op: fully_connected, units: 17, activation: tanh}
+  - {name: f2, op: fully_connected, input: a1, units: 24}
+  - {name: cat, op: concat, inputs: [f1, f2]}
+  - {name: r, op: reshape, shape: [2, 41]}
+  - {name: s, op: sigmoid}
+outputs: [s, c2]
+)";
+
+TEST(Compiler, TilingCornerCasesOnATinyArray) {
+  Workload w = parse_workload_yaml(kConvNet, "tiles.yaml");
+  for (const char* base : {"tpu_v4", "tpu_v1"}) {
+    std::vector<std::string> sets = {"mxu.rows=8", "mxu.cols=8", "accumulators.entries=64",
+                                     "unified_buffer.bytes=24KiB", "mxu.count=2", "unified_buffer.banks=1"};
+    arch::ArchConfig a = preset(base, sets);
+    Compiled c = expect_golden(a, w);
+    bool several_bands = false;
+    for (const auto& l : c.layers) several_bands = several_bands || l.bands > 2;
+    EXPECT_TRUE(several_bands);
+  }
+}
+
+TEST(Compiler, WeightGroupOrderAndHostSpillKeepTheNumbers) {
+  // Weights larger than the UB's share force the weight-group order; 1 MiB of off-chip
+  // memory pushes tensors and weights to the host link.
+  Workload w = parse_workload_yaml(R"(
+name: wide
+batch: 3
+inputs: [{name: x, shape: [6, 6, 64]}]
+ops:
+  - {name: c, op: conv2d, filters: 96, kernel: 3, padding: 1}
+  - {name: f, op: fully_connected, units: 80, activation: relu}
+)", "wide.yaml");
+  arch::ArchConfig a = preset("tpu_v4", {"mxu.rows=16", "mxu.cols=16", "unified_buffer.bytes=64KiB",
+                                         "unified_buffer.banks=1", "accumulators.entries=128"});
+  Compiled c = expect_golden(a, w);
+  bool grouped = false;
+  for (const auto& l : c.layers) grouped = grouped || l.loop_order.find("groups outer") != std::string::npos;
+  EXPECT_TRUE(grouped) << c.explain();
+  arch::ArchConfig small = preset("edgetpu", {"memory.bytes=64KiB", "unified_buffer.bytes=96KiB", "unified_buffer.banks=1"});
+  Compiled h = expect_golden(small, w);
+  bool host = false;
+  for (const auto& r : h.program.regions) host = host || r.space == isa::Space::kHost;
+  EXPECT_TRUE(host);
+}
+
+TEST(Compiler, FusionChangesTrafficNotBits) {
+  Workload w = reduced("resnet50.yaml", 32);
+  arch::ArchConfig a = preset("tpu_v4");
+  auto bytes = [](const Compiled& c) {
+    int64_t total = 0;
+    for (const auto& in : c.program.code) {
+      if (in.op == isa::Opcode::kDmaLoad) total += in.get(isa::Fid::kDmaLoad_rows) * in.get(isa::Fid::kDmaLoad_row_bytes);
+      if (in.op == isa::Opcode::kDmaStore) total += in.get(isa::Fid::kDmaStore_rows) * in.get(isa::Fid::kDmaStore_row_bytes);
+    }
+    return total;
+  };
+  CompileOptions off;
+  off.fusion = false;
+  Compiled fused = expect_golden(a, w);
+  Compiled unfused = expect_golden(a, w, off);
+  EXPECT_LT(bytes(fused), bytes(unfused));
+  EXPECT_LT(fused.layers.size(), unfused.layers.size());
+}
+
+TEST(Compiler, EveryPresetCompilesEveryBundledWorkload) {
+  for (const char* p : {"tpu_v1", "tpu_v2", "tpu_v3", "tpu_v4", "tpu_v5e", "edgetpu"}) {
+    arch::ArchConfig a = preset(p);
+    for (const auto& e : std::filesystem::directory_iterator(kRoot + "/configs/workloads")) {
+      std::string ext = e.path().extension().string();
+      if ((ext != ".yaml" && ext != ".csv") || e.path().stem() == "expected_macs") continue;
+      Workload w = load_workload(e.path().string());
+      Compiled c = compile(a, w, {});
+      EXPECT_NO_THROW(isa::verify_program(c.program, a, w.name)) << p << " " << e.path();
+      int64_t macs = 0;
+      for (const auto& l : c.layers) macs += l.macs;
+      EXPECT_EQ(macs, w.macs_per_sample() * w.batch) << p << " " << e.path();
+      // The array never performs fewer MACs than the workload needs.
+      int64_t array = 0;
+      for (const auto& l : c.layers) array += l.array_macs;
+      EXPECT_GE(array, macs) << p << " " << e.path();
+    }
+  }
+}
+
+TEST(Compiler, ClearErrorsForWhatCanNeverFit) {
+  Workload w = parse_workload_yaml(R"(
+name: big
+inputs: [{name: x, shape: [4, 4096, 8]}]
+ops:
+  - {name: wide_conv, op: conv2d, filters: 8, kernel: 3, padding: 1}
+)", "big.yaml");
+  arch::ArchConfig a = preset("tpu_v1");  // 4096 accumulator rows: half is 2048 < 4096 pixels
+  try {
+    compile(a, w, {});
+    ADD_FAILURE();
+  } catch (const InputError& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("big.yaml:5"), std::string::npos) << m;
+    EXPECT_NE(m.find("ops.wide_conv"), std::string::npos) << m;
+  }
+  CompileOptions bf;
+  bf.dtype = isa::MatType::kBf16;
+  EXPECT_THROW(compile(a, w, bf), InputError);  // TPU v1 has no bf16
+}
+
+}  // namespace
+}  // namespace tpu::compiler
