@@ -383,7 +383,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     Job j;
     j.col0 = col0;
     j.n = n;
-    j.mxu = njob++ % static_cast<int>(a_.mxu.count);
+    ++njob;
     jobs.push_back(j);
     return &jobs.back();
   };
@@ -567,6 +567,8 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     if (c.ok) {
       uint64_t wload = two_input ? w_bytes * static_cast<uint64_t>(images) * static_cast<uint64_t>(ceil_div(max_on, c.on))
                                  : w_bytes * static_cast<uint64_t>(bands_of(c.on));
+      // With fewer column tiles than MXUs, each MXU of a band loads its own copy.
+      wload *= static_cast<uint64_t>(std::clamp<int64_t>(a_.mxu.count / std::max<int64_t>(1, static_cast<int64_t>(jobs.size())), 1, c.on));
       c.traffic = input_bytes(c.on) + out_bytes + wload;
     }
     choices.push_back(c);
@@ -709,74 +711,108 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
       const Band& b = bands[bi];
       if (bi + 1 < bands.size()) load_band(bands[bi + 1], bi + 1);
       uint64_t in_base = in_ub[bi % 2], y_ub = out_ub[bi % 2];
+      // Work items: (column tile, part of the band's rows). When there are fewer column
+      // tiles than MXUs, the band's rows are split so every MXU has work. Items run in waves
+      // of one per MXU, their passes interleaved so that every MXU's queue is fed.
+      const int64_t count = a_.mxu.count;
+      int64_t parts = std::clamp<int64_t>(count / std::max<int64_t>(1, static_cast<int64_t>(j1 - j0)), 1, b.on);
+      struct Item {
+        const Job* job;
+        int64_t row0, rows;  // output rows (window) or matrix rows (plain) within the band
+        int mxu = 0;
+        int64_t acc0 = 0;
+      };
+      std::vector<Item> items;
       for (std::size_t ji = j0; ji < j1; ++ji) {
-        const Job& j = jobs[ji];
-        int64_t slot = acc_slot_[static_cast<std::size_t>(j.mxu)]++ % nslots;
-        int64_t acc0 = slot * slot_rows;
-        for (std::size_t pi = 0; pi < j.passes.size(); ++pi) {
-          const PassDesc& p = j.passes[pi];
-          Instruction lw = Instruction::make(Opcode::kLoadWeights);
-          if (pick->staged) {
-            lw.set(Fid::kLoadWeights_space, static_cast<int>(isa::WeightSource::kUb));
-            lw.set(Fid::kLoadWeights_src, static_cast<int64_t>(stage_ub) + (p.wrow * stage_pitch + (p.wcol - (pick->groups > 1 ? gcol0 : 0))) * eb_);
-            lw.set(Fid::kLoadWeights_stride, stage_pitch * eb_);
+        int64_t q = ceil_div(b.on, parts);
+        for (int64_t r = 0; r < b.on; r += q) items.push_back({&jobs[ji], r, std::min(q, b.on - r)});
+      }
+      for (std::size_t w0 = 0; w0 < items.size(); w0 += static_cast<std::size_t>(count)) {
+        std::size_t w1 = std::min(items.size(), w0 + static_cast<std::size_t>(count));
+        std::size_t max_passes = 0;
+        for (std::size_t it = w0; it < w1; ++it) {
+          Item& x = items[it];
+          x.mxu = static_cast<int>(it - w0);
+          x.acc0 = (acc_slot_[static_cast<std::size_t>(x.mxu)]++ % nslots) * slot_rows;
+          max_passes = std::max(max_passes, x.job->passes.size());
+        }
+        for (std::size_t pi = 0; pi < max_passes; ++pi) {
+          for (std::size_t it = w0; it < w1; ++it) {
+            const Item& x = items[it];
+            const Job& j = *x.job;
+            if (pi >= j.passes.size()) continue;
+            const PassDesc& p = j.passes[pi];
+            Instruction lw = Instruction::make(Opcode::kLoadWeights);
+            if (pick->staged) {
+              lw.set(Fid::kLoadWeights_space, static_cast<int>(isa::WeightSource::kUb));
+              lw.set(Fid::kLoadWeights_src, static_cast<int64_t>(stage_ub) + (p.wrow * stage_pitch + (p.wcol - (pick->groups > 1 ? gcol0 : 0))) * eb_);
+              lw.set(Fid::kLoadWeights_stride, stage_pitch * eb_);
+            } else {
+              uint64_t base = wm.addr + wm.per_image * static_cast<uint64_t>(b.image);
+              lw.set(Fid::kLoadWeights_space, static_cast<int>(isa::WeightSource::kMem));
+              lw.set(Fid::kLoadWeights_src, static_cast<int64_t>(base) + (p.wrow * wm.pitch + p.wcol) * eb_);
+              lw.set(Fid::kLoadWeights_stride, wm.pitch * eb_);
+            }
+            lw.set(Fid::kLoadWeights_k, p.k);
+            lw.set(Fid::kLoadWeights_n, j.n);
+            lw.set(Fid::kLoadWeights_dtype, static_cast<int>(dt_));
+            lw.set(Fid::kLoadWeights_mxu, x.mxu);
+            if (wm.transpose) lw.set(Fid::kLoadWeights_transpose, 1);
+            if (wm.diag) lw.set(Fid::kLoadWeights_diag, 1);
+            emit(lw);
+            Instruction mm = Instruction::make(Opcode::kMatmul);
+            mm.set(Fid::kMatmul_mxu, x.mxu);
+            mm.set(Fid::kMatmul_dtype, static_cast<int>(dt_));
+            mm.set(Fid::kMatmul_ub_stride, xs.c * eb_);
+            mm.set(Fid::kMatmul_acc, x.acc0);
+            mm.set(Fid::kMatmul_k, p.k);
+            mm.set(Fid::kMatmul_n, j.n);
+            mm.set(Fid::kMatmul_accumulate, pi > 0 ? 1 : 0);
+            mm.set(Fid::kMatmul_pop, 1);
+            if (window) {
+              mm.set(Fid::kMatmul_ub, static_cast<int64_t>(in_base) + p.in_off * eb_);
+              mm.set(Fid::kMatmul_rows, x.rows * ys.w);
+              mm.set(Fid::kMatmul_out_w, ys.w);
+              mm.set(Fid::kMatmul_in_h, b.rn);
+              mm.set(Fid::kMatmul_in_w, xs.w);
+              mm.set(Fid::kMatmul_stride_h, op.sh);
+              mm.set(Fid::kMatmul_stride_w, op.sw);
+              mm.set(Fid::kMatmul_off_h, (b.o0 + x.row0) * op.sh - op.pad_top - b.r0 + int64_t{p.r} * op.dh);
+              mm.set(Fid::kMatmul_off_w, int64_t{p.s} * op.dw - op.pad_left);
+            } else {
+              mm.set(Fid::kMatmul_ub, static_cast<int64_t>(in_base) + (x.row0 * xs.c + p.in_off) * eb_);
+              mm.set(Fid::kMatmul_rows, x.rows);
+            }
+            emit(mm, fmt::format("{} tile cols {}..{} tap ({},{}) k {}..{} rows {}..{}{}", op.name, j.col0,
+                                 j.col0 + j.n - 1, p.r, p.s, p.in_off, p.in_off + p.k - 1, b.o0 + x.row0,
+                                 b.o0 + x.row0 + x.rows - 1, images > 1 ? fmt::format(" image {}", b.image) : ""));
+          }
+        }
+        for (std::size_t it = w0; it < w1; ++it) {
+          const Item& x = items[it];
+          const Job& j = *x.job;
+          int64_t row_pixels = window ? ys.w : 1;
+          Instruction ac = Instruction::make(Opcode::kActivate);
+          ac.set(Fid::kActivate_mxu, x.mxu);
+          ac.set(Fid::kActivate_acc, x.acc0);
+          ac.set(Fid::kActivate_rows, x.rows * row_pixels);
+          ac.set(Fid::kActivate_n, j.n);
+          ac.set(Fid::kActivate_ub, static_cast<int64_t>(y_ub) + (x.row0 * row_pixels * ys.c + j.col0) * eb_);
+          ac.set(Fid::kActivate_ub_stride, ys.c * eb_);
+          ac.set(Fid::kActivate_mode, static_cast<int>(dt_));
+          if (int8) {
+            ac.set(Fid::kActivate_params, static_cast<int64_t>(params_ub) + j.col0 * 12);
+            ac.set(Fid::kActivate_act_min, act_min);
+            ac.set(Fid::kActivate_act_max, act_max);
           } else {
-            uint64_t base = wm.addr + wm.per_image * static_cast<uint64_t>(b.image);
-            lw.set(Fid::kLoadWeights_space, static_cast<int>(isa::WeightSource::kMem));
-            lw.set(Fid::kLoadWeights_src, static_cast<int64_t>(base) + (p.wrow * wm.pitch + p.wcol) * eb_);
-            lw.set(Fid::kLoadWeights_stride, wm.pitch * eb_);
+            ac.set(Fid::kActivate_func, static_cast<int>(act_func));
+            if (op.bias) {
+              ac.set(Fid::kActivate_bias, 1);
+              ac.set(Fid::kActivate_params, static_cast<int64_t>(params_ub) + j.col0 * 4);
+            }
           }
-          lw.set(Fid::kLoadWeights_k, p.k);
-          lw.set(Fid::kLoadWeights_n, j.n);
-          lw.set(Fid::kLoadWeights_dtype, static_cast<int>(dt_));
-          lw.set(Fid::kLoadWeights_mxu, j.mxu);
-          if (wm.transpose) lw.set(Fid::kLoadWeights_transpose, 1);
-          if (wm.diag) lw.set(Fid::kLoadWeights_diag, 1);
-          emit(lw);
-          Instruction mm = Instruction::make(Opcode::kMatmul);
-          mm.set(Fid::kMatmul_mxu, j.mxu);
-          mm.set(Fid::kMatmul_dtype, static_cast<int>(dt_));
-          mm.set(Fid::kMatmul_ub, static_cast<int64_t>(in_base) + p.in_off * eb_);
-          mm.set(Fid::kMatmul_ub_stride, xs.c * eb_);
-          mm.set(Fid::kMatmul_acc, acc0);
-          mm.set(Fid::kMatmul_rows, b.m);
-          mm.set(Fid::kMatmul_k, p.k);
-          mm.set(Fid::kMatmul_n, j.n);
-          mm.set(Fid::kMatmul_accumulate, pi > 0 ? 1 : 0);
-          mm.set(Fid::kMatmul_pop, 1);
-          if (window) {
-            mm.set(Fid::kMatmul_out_w, ys.w);
-            mm.set(Fid::kMatmul_in_h, b.rn);
-            mm.set(Fid::kMatmul_in_w, xs.w);
-            mm.set(Fid::kMatmul_stride_h, op.sh);
-            mm.set(Fid::kMatmul_stride_w, op.sw);
-            mm.set(Fid::kMatmul_off_h, b.o0 * op.sh - op.pad_top - b.r0 + int64_t{p.r} * op.dh);
-            mm.set(Fid::kMatmul_off_w, int64_t{p.s} * op.dw - op.pad_left);
-          }
-          emit(mm, fmt::format("{} tile cols {}..{} tap ({},{}) k {}..{}{}", op.name, j.col0,
-                               j.col0 + j.n - 1, p.r, p.s, p.in_off, p.in_off + p.k - 1,
-                               images > 1 ? fmt::format(" image {}", b.image) : ""));
+          emit(ac, fmt::format("{}: cols {}..{}", op.name, j.col0, j.col0 + j.n - 1));
         }
-        Instruction ac = Instruction::make(Opcode::kActivate);
-        ac.set(Fid::kActivate_mxu, j.mxu);
-        ac.set(Fid::kActivate_acc, acc0);
-        ac.set(Fid::kActivate_rows, b.m);
-        ac.set(Fid::kActivate_n, j.n);
-        ac.set(Fid::kActivate_ub, static_cast<int64_t>(y_ub) + j.col0 * eb_);
-        ac.set(Fid::kActivate_ub_stride, ys.c * eb_);
-        ac.set(Fid::kActivate_mode, static_cast<int>(dt_));
-        if (int8) {
-          ac.set(Fid::kActivate_params, static_cast<int64_t>(params_ub) + j.col0 * 12);
-          ac.set(Fid::kActivate_act_min, act_min);
-          ac.set(Fid::kActivate_act_max, act_max);
-        } else {
-          ac.set(Fid::kActivate_func, static_cast<int>(act_func));
-          if (op.bias) {
-            ac.set(Fid::kActivate_bias, 1);
-            ac.set(Fid::kActivate_params, static_cast<int64_t>(params_ub) + j.col0 * 4);
-          }
-        }
-        emit(ac, fmt::format("{}: cols {}..{}", op.name, j.col0, j.col0 + j.n - 1));
       }
       int64_t pixels = b.m;
       if (act_after) {

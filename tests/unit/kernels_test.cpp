@@ -501,7 +501,7 @@ TEST(PoolBf16, WindowsEntirelyInPaddingGivePositiveZero) {
 TEST(Elementwise, IsBinaryForExactlyTheTwoOperandOps) {
   for (int i = 0; i < kVectorOpCount; ++i) {
     const VectorOp op = static_cast<VectorOp>(i);
-    const bool unary = op == VectorOp::kRelu || op == VectorOp::kCopy;
+    const bool unary = op == VectorOp::kRelu || op == VectorOp::kCopy || op >= VectorOp::kRelu6;
     EXPECT_EQ(is_binary(op), !unary) << kVectorOpNames[i];
   }
 }
@@ -515,7 +515,8 @@ TEST(ElementwiseInt8, MatchesSaturatedInt32ResultForAllOperandPairs) {
     }
   }
   std::vector<int8_t> out(a.size());
-  for (int i = 0; i < kVectorOpCount; ++i) {
+  // relu6, sigmoid, tanh and gelu are bf16-only (the verifier rejects them for int8).
+  for (int i = 0; i <= static_cast<int>(VectorOp::kCopy); ++i) {
     const VectorOp op = static_cast<VectorOp>(i);
     elementwise_int8(op, a.data(), is_binary(op) ? b.data() : nullptr, out.data(), a.size());
     for (std::size_t e = 0; e < a.size(); ++e) {
@@ -544,8 +545,18 @@ TEST(ElementwiseBf16, MatchesOneFp32OperationRoundedToBf16) {
       elementwise_bf16(op, a.data(), b.data(), out.data(), count, opt);
       for (std::size_t e = 0; e < count; ++e) {
         const float x = widen(a[e], flush), y = widen(b[e], flush);
-        const float exact[] = {
-            x + y, x - y, x * y, std::max(x, y), std::min(x, y), std::max(x, 0.0f), x};
+        const float exact[] = {x + y,
+                               x - y,
+                               x * y,
+                               std::max(x, y),
+                               std::min(x, y),
+                               std::max(x, 0.0f),
+                               x,
+                               apply_activation(x, Activation::kRelu6),
+                               apply_activation(x, Activation::kSigmoid),
+                               apply_activation(x, Activation::kTanh),
+                               apply_activation(x, Activation::kGelu)};
+        static_assert(sizeof(exact) / sizeof(exact[0]) == kVectorOpCount);
         ASSERT_EQ(out[e], fp32_to_bf16(exact[i], opt))
             << kVectorOpNames[i] << " " << a[e] << " " << b[e] << " flush " << flush;
       }
