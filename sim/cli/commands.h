@@ -49,7 +49,7 @@ int run_isa_markdown();
 struct CompileCmdOptions {
   std::string arch, workload, output, dtype;
   std::vector<std::string> sets;
-  int64_t batch = 0;  ///< 0: the workload's
+  int64_t batch = -1;  ///< -1: the workload's
   bool no_fusion = false;
   bool explain = false;
 };
@@ -58,7 +58,7 @@ int run_compile(const CompileCmdOptions& o);
 struct RunOptions {
   std::string arch, workload, out_dir, dtype;
   std::vector<std::string> sets;
-  int64_t batch = 0;  ///< 0: the workload's
+  int64_t batch = -1;  ///< -1: the workload's
   bool no_fusion = false;
   bool no_functional = false;
   bool ideal_memory = false;

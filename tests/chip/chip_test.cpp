@@ -32,7 +32,8 @@ std::vector<TraceCase> trace_cases() {
   std::vector<TraceCase> out;
   std::vector<fs::path> dirs;
   for (const auto& e : fs::directory_iterator(source_path("traces"))) {
-    if (e.is_directory()) dirs.push_back(e.path());
+    // Workload cases (workload.yaml / topology.csv) run through tpusim run (cli_test).
+    if (e.is_directory() && fs::exists(e.path() / "prog.tasm")) dirs.push_back(e.path());
   }
   std::sort(dirs.begin(), dirs.end());
   for (const auto& d : dirs) {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -190,6 +191,119 @@ TEST_F(Cli, WatchdogStopsAStuckRunWithExitCode1AndNamesTheUnits) {
   EXPECT_NE(r.out.find("watchdog"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("chip.core0.mxu0: waiting for"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("chip.core0.seq: waiting for"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace tpu
+
+namespace tpu {
+namespace {
+
+nlohmann::json load_json(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+class Run : public Cli {};
+
+// Golden numerics through the whole tool: every workload case in traces/ compiles, runs on
+// the chip model with real data, equals the reference network evaluator bit for bit
+// (--check), and reproduces its recorded cycles and digests; the per-layer rows add up to
+// the totals; timing-only runs give the same cycles.
+TEST_F(Run, WorkloadTracesMatchTheReferenceAndTheirRecordedCycles) {
+  int cases = 0;
+  for (const auto& e : std::filesystem::directory_iterator(src("traces"))) {
+    std::string wl;
+    for (const char* n : {"workload.yaml", "topology.csv"}) {
+      if (std::filesystem::exists(e.path() / n)) wl = (e.path() / n).string();
+    }
+    if (wl.empty()) continue;
+    SCOPED_TRACE(e.path().filename().string());
+    YAML::Node expected = YAML::LoadFile((e.path() / "expected.yaml").string());
+    ASSERT_TRUE(expected["cycles"]) << "run scripts/update-golden";
+    std::string base = "run --arch " + src(expected["arch"].as<std::string>()) + " --workload " + wl;
+    Result r = run(base + " --check --out " + path("f"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    nlohmann::json rep = load_json(path("f/report.json"));
+    EXPECT_EQ(rep["total_cycles"].get<int64_t>(), expected["cycles"].as<int64_t>());
+    EXPECT_EQ(rep["macs"].get<int64_t>(), expected["macs"].as<int64_t>());
+    for (const auto& o : rep["outputs"]) {
+      EXPECT_TRUE(o["matches_reference"].get<bool>()) << o["name"];
+      EXPECT_EQ(o["fnv1a"].get<std::string>(),
+                expected["outputs"][o["name"].get<std::string>()].as<std::string>());
+    }
+    int64_t cycles = 0, macs = 0;
+    for (const auto& l : rep["layers"]) {
+      cycles += l["cycles"].get<int64_t>();
+      macs += l["macs"].get<int64_t>();
+      EXPECT_LE(l["utilization"].get<double>(), 1.0) << l["name"];
+      EXPECT_LE(l["compute_cycles"].get<int64_t>(), l["cycles"].get<int64_t>() + l["cycles"].get<int64_t>()) << l["name"];
+    }
+    EXPECT_EQ(cycles, rep["total_cycles"].get<int64_t>());
+    EXPECT_EQ(macs, rep["macs"].get<int64_t>());
+    std::ifstream csv(path("f/layers.csv"));
+    std::string line;
+    std::size_t lines = 0;
+    while (std::getline(csv, line)) ++lines;
+    EXPECT_EQ(lines, rep["layers"].size() + 1);
+    Result t = run(base + " --no-functional --out " + path("t"));
+    ASSERT_EQ(t.code, 0) << t.out;
+    EXPECT_EQ(load_json(path("t/report.json"))["total_cycles"], rep["total_cycles"]);
+    ++cases;
+  }
+  EXPECT_GE(cases, 10);
+}
+
+TEST_F(Run, CompiledProgramsRunUnderExecWithTheSameCycles) {
+  std::string arch = src("configs/arch/tpu_v4.yaml"), wl = src("traces/net_gemm_1024/workload.yaml");
+  Result c = run("compile --arch " + arch + " --workload " + wl + " -o " + path("p.tasm") + " --explain");
+  ASSERT_EQ(c.code, 0) << c.out;
+  EXPECT_NE(c.out.find("chosen:"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("option:"), std::string::npos) << c.out;
+  Result e = run("exec --arch " + arch + " " + path("p.tasm") + " --no-functional --out " + path("e"));
+  ASSERT_EQ(e.code, 0) << e.out;
+  Result r = run("run --arch " + arch + " --workload " + wl + " --no-functional --out " + path("r"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(load_json(path("e/report.json"))["total_cycles"], load_json(path("r/report.json"))["total_cycles"]);
+}
+
+TEST_F(Run, FusionAndIdealMemoryChangeTimeNotNumbers) {
+  std::string base = "run --arch " + src("configs/arch/tpu_v1.yaml") + " --workload " +
+                     src("traces/net_resnet50/workload.yaml") + " --dtype int8";
+  ASSERT_EQ(run(base + " --out " + path("a")).code, 0);
+  ASSERT_EQ(run(base + " --no-fusion --out " + path("b")).code, 0);
+  ASSERT_EQ(run(base + " --ideal-memory --out " + path("c")).code, 0);
+  auto a = load_json(path("a/report.json")), b = load_json(path("b/report.json")), c = load_json(path("c/report.json"));
+  EXPECT_EQ(a["outputs"], b["outputs"]);
+  EXPECT_EQ(a["outputs"], c["outputs"]);
+  auto traffic = [](const nlohmann::json& j) {
+    return j["memory"]["hbm_read_bytes"].get<int64_t>() + j["memory"]["hbm_write_bytes"].get<int64_t>();
+  };
+  EXPECT_GT(traffic(b), traffic(a));
+  EXPECT_GT(b["layers"].size(), a["layers"].size());
+  EXPECT_LT(c["total_cycles"].get<int64_t>(), a["total_cycles"].get<int64_t>());
+  EXPECT_TRUE(c["workload"]["ideal_memory"].get<bool>());
+}
+
+TEST_F(Run, BadWorkloadsAndOptionsExitTwoWithOneMessage) {
+  write("bad.yaml", "name: t\ninputs: [{name: x, shape: [8]}]\nops:\n  - {name: a, op: relu, inptu: x}\n");
+  std::string arch = src("configs/arch/tpu_v1.yaml");
+  Result r = run("run --arch " + arch + " --workload " + path("bad.yaml"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("bad.yaml:4"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ops.a.inptu"), std::string::npos) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  Result d = run("run --arch " + arch + " --workload " + src("configs/workloads/gemm_1024.yaml") + " --dtype bf16");
+  EXPECT_EQ(d.code, 2);
+  EXPECT_NE(d.out.find("--dtype"), std::string::npos) << d.out;
+  Result b = run("run --arch " + arch + " --workload " + src("configs/workloads/gemm_1024.yaml") + " --batch 0");
+  EXPECT_EQ(b.code, 2) << b.out;
+  Result x = run("run --arch " + arch + " --workload " + src("configs/workloads/gemm_1024.yaml") + " --check --no-functional");
+  EXPECT_EQ(x.code, 2) << x.out;
+  write("w.txt", "hello");
+  Result t = run("compile --arch " + arch + " --workload " + path("w.txt"));
+  EXPECT_EQ(t.code, 2);
+  EXPECT_NE(t.out.find("--workload"), std::string::npos) << t.out;
 }
 
 }  // namespace
