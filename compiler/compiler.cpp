@@ -148,6 +148,11 @@ class Lowering {
  private:
   // ---- emission ----
   void emit(Instruction in, std::string note = "") {
+    if (out_.program.code.size() >= kMaxCompiledInstructions) {
+      const Op& op = w_.ops.at(static_cast<std::size_t>(std::max(0, op_index_)));
+      fail(op, "", fmt::format("a workload that compiles to at most {} instructions", kMaxCompiledInstructions),
+           "more (reduce the batch or the tensor sizes)");
+    }
     out_.program.code.push_back(in);
     out_.program.lines.push_back(0);
     out_.program.notes.push_back(std::move(note));
@@ -201,6 +206,7 @@ class Lowering {
   std::set<std::string> pinned_;  ///< inputs and outputs: never freed
   uint64_t ub_next_ = 0;
   int layer_ = -1;
+  int op_index_ = 0;  ///< the workload op being lowered (for errors)
   std::vector<int64_t> acc_slot_;  ///< per MXU: next accumulator slot
   std::map<std::string, uint64_t> lut_regions_;
 };
@@ -1081,6 +1087,7 @@ Compiled Lowering::run() {
   for (std::size_t i = 0; i < w_.ops.size(); ++i) {
     if (absorbed[i]) continue;
     const Op& op = w_.ops[i];
+    op_index_ = static_cast<int>(i);
     std::vector<const Op*> chain;
     if (op.is_matrix() && opt_.fusion) {
       std::string cur = op.name;

@@ -16,6 +16,9 @@
 
 namespace tpu::compiler {
 
+/// Bound on the size of a compiled program (host memory stays in the hundreds of MiB).
+inline constexpr std::size_t kMaxCompiledInstructions = std::size_t{1} << 20;
+
 struct CompileOptions {
   std::optional<isa::MatType> dtype;  ///< overrides the workload's dtype
   std::optional<int64_t> batch;       ///< overrides the workload's batch
