@@ -172,7 +172,7 @@ class Lowering {
     return at;
   }
   void dma_load(isa::Space sp, uint64_t src, uint64_t ub, int64_t rows, int64_t row_bytes,
-                int64_t src_stride, std::string note);
+                int64_t src_stride, std::string note, int64_t ub_stride = 0);
   void dma_store(isa::Space sp, uint64_t dst, uint64_t ub, int64_t rows, int64_t row_bytes,
                  int64_t dst_stride, int64_t ub_stride, std::string note);
   uint64_t add_region(isa::Region r);
@@ -212,9 +212,9 @@ class Lowering {
 };
 
 void Lowering::dma_load(isa::Space sp, uint64_t src, uint64_t ub, int64_t rows, int64_t row_bytes,
-                        int64_t src_stride, std::string note) {
+                        int64_t src_stride, std::string note, int64_t ub_stride) {
   // Contiguous copies larger than one row field are split into rows.
-  if (rows == 1 && src_stride == 0) {
+  if (rows == 1 && src_stride == 0 && ub_stride == 0) {
     while (row_bytes > (1 << 23) && row_bytes % 2 == 0) {
       row_bytes /= 2;
       rows *= 2;
@@ -227,6 +227,7 @@ void Lowering::dma_load(isa::Space sp, uint64_t src, uint64_t ub, int64_t rows, 
   in.set(Fid::kDmaLoad_rows, rows);
   in.set(Fid::kDmaLoad_row_bytes, row_bytes);
   in.set(Fid::kDmaLoad_src_stride, src_stride == row_bytes ? 0 : src_stride);
+  in.set(Fid::kDmaLoad_ub_stride, ub_stride == row_bytes ? 0 : ub_stride);
   emit(in, std::move(note));
 }
 
@@ -369,6 +370,11 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   const int64_t B = out_.batch;
   const bool two_input = op.kind == OpKind::kMatmul && op.inputs.size() == 2;
   const bool depthwise = op.kind == OpKind::kDepthwise && op.multiplier == 1;
+  const bool packed = packs_kernel_rows(op, rows);
+  // Packed rows are stored in the UB with their horizontal padding materialised as zeros.
+  const int64_t pad_l = packed ? op.pad_left : 0;
+  const int64_t pad_r = packed ? std::max<int64_t>(0, (ys.w - 1) * op.sw + op.kw - op.pad_left - xs.w) : 0;
+  const int64_t wp = xs.w + pad_l + pad_r;  // UB row width in pixels
 
   // Geometry: window mode for real convolutions, plain rows otherwise (batch folded in).
   bool window = (op.kind == OpKind::kConv2d || op.kind == OpKind::kDepthwise) &&
@@ -438,6 +444,22 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
           p.in_off = c0;
           j->passes.push_back(p);
         }
+      }
+    }
+  } else if (packed) {
+    // Small input channel counts: one pass per kernel row covers its kw taps (the kw x C
+    // values of a padded input row are contiguous), weights rows (r, s, c) contiguous too.
+    wm.rows = int64_t{op.kh} * op.kw * xs.c;
+    wm.pitch = ys.c;
+    for (int64_t n0 = 0; n0 < ys.c; n0 += cols) {
+      Job* j = new_job(n0, static_cast<int>(std::min<int64_t>(cols, ys.c - n0)));
+      for (int r = 0; r < op.kh; ++r) {
+        PassDesc p;
+        p.k = static_cast<int>(op.kw * xs.c);
+        p.wrow = int64_t{r} * op.kw * xs.c;
+        p.wcol = n0;
+        p.r = r;
+        j->passes.push_back(p);
       }
     }
   } else {
@@ -522,12 +544,13 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
                      return g != isa::Activation::kNone && g != isa::Activation::kRelu;
                    }));
   if (needs_lut) fixed += 2 * kAlign * 4 * (1 + chain.size());
-  const int64_t in_row_bytes = xs.w * xs.c * eb_;  // window: one input row
+  const int64_t in_row_bytes = xs.w * xs.c * eb_;  // window: one input row off chip
+  const int64_t ub_row_bytes = wp * xs.c * eb_;     // and in the UB
   auto band_bytes = [&](int64_t on) -> uint64_t {
     uint64_t inb, outb;
     if (window) {
       int64_t rn = std::min<int64_t>(xs.h, (on - 1) * op.sh + int64_t{op.kh - 1} * op.dh + 1);
-      inb = static_cast<uint64_t>(rn * in_row_bytes);
+      inb = static_cast<uint64_t>(rn * ub_row_bytes);
       outb = static_cast<uint64_t>(on * ys.w * ys.c * eb_);
     } else {
       inb = static_cast<uint64_t>(on * xs.c * eb_);
@@ -626,7 +649,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   uint64_t inb = 0, outb = 0;
   if (window) {
     int64_t rn = std::min<int64_t>(xs.h, (on_max - 1) * op.sh + int64_t{op.kh - 1} * op.dh + 1);
-    inb = static_cast<uint64_t>(rn * in_row_bytes);
+    inb = static_cast<uint64_t>(rn * ub_row_bytes);
     outb = static_cast<uint64_t>(on_max * ys.w * ys.c * eb_);
   } else {
     inb = static_cast<uint64_t>(on_max * xs.c * eb_);
@@ -634,6 +657,25 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   }
   uint64_t in_ub[2], out_ub[2], side_ub[2] = {0, 0};
   for (auto& b : in_ub) b = ub_alloc(op, inb);
+  if (packed && (pad_l || pad_r)) {
+    // Zero the padding columns of every row of both input buffers once; band loads write
+    // only the data columns.
+    int64_t rn = static_cast<int64_t>(inb / static_cast<uint64_t>(ub_row_bytes));
+    int64_t zb = std::max(pad_l, pad_r) * xs.c * eb_;
+    std::string zname = op.name + "_zeros";
+    isa::Region z;
+    z.name = zname;
+    z.dtype = isa::ElemType::kInt8;
+    z.shape = {static_cast<uint64_t>(rn * zb)};
+    z.init = isa::RegionInit::kZero;
+    uint64_t zaddr = add_region(z);
+    isa::Space zspace = out_.program.regions.back().space;
+    for (uint64_t buf : in_ub) {
+      if (pad_l) dma_load(zspace, zaddr, buf, rn, pad_l * xs.c * eb_, zb, op.name + ": zero left padding", ub_row_bytes);
+      if (pad_r) dma_load(zspace, zaddr, buf + static_cast<uint64_t>((pad_l + xs.w) * xs.c * eb_), rn, pad_r * xs.c * eb_, zb,
+                          op.name + ": zero right padding", ub_row_bytes);
+    }
+  }
   for (auto& b : out_ub) b = ub_alloc(op, outb);
   if (side_tensors) {
     for (auto& b : side_ub) b = ub_alloc(op, outb);
@@ -680,8 +722,9 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     uint64_t dst = in_ub[bi % 2];
     if (window) {
       uint64_t src = x.addr + static_cast<uint64_t>(((b.image * xs.h + b.r0) * in_row_bytes));
-      dma_load(x.space, src, dst, b.rn, in_row_bytes, 0,
-               fmt::format("{}: input rows {}..{} of image {}", op.name, b.r0, b.r0 + b.rn - 1, b.image));
+      dma_load(x.space, src, dst + static_cast<uint64_t>(pad_l * xs.c * eb_), b.rn, in_row_bytes, 0,
+               fmt::format("{}: input rows {}..{} of image {}", op.name, b.r0, b.r0 + b.rn - 1, b.image),
+               packed ? ub_row_bytes : 0);
     } else {
       uint64_t row0 = static_cast<uint64_t>(b.image * xs.pixels() + b.o0);
       dma_load(x.space, x.addr + row0 * static_cast<uint64_t>(xs.c * eb_), dst, 1, b.on * xs.c * eb_, 0,
@@ -780,11 +823,11 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
               mm.set(Fid::kMatmul_rows, x.rows * ys.w);
               mm.set(Fid::kMatmul_out_w, ys.w);
               mm.set(Fid::kMatmul_in_h, b.rn);
-              mm.set(Fid::kMatmul_in_w, xs.w);
+              mm.set(Fid::kMatmul_in_w, wp);
               mm.set(Fid::kMatmul_stride_h, op.sh);
               mm.set(Fid::kMatmul_stride_w, op.sw);
               mm.set(Fid::kMatmul_off_h, (b.o0 + x.row0) * op.sh - op.pad_top - b.r0 + int64_t{p.r} * op.dh);
-              mm.set(Fid::kMatmul_off_w, int64_t{p.s} * op.dw - op.pad_left);
+              mm.set(Fid::kMatmul_off_w, packed ? 0 : int64_t{p.s} * op.dw - op.pad_left);
             } else {
               mm.set(Fid::kMatmul_ub, static_cast<int64_t>(in_base) + (x.row0 * xs.c + p.in_off) * eb_);
               mm.set(Fid::kMatmul_rows, x.rows);

@@ -150,6 +150,11 @@ void layer_norm_params(const Workload& w, const Op& op, std::vector<float>* gamm
   for (auto& b : *beta) b = static_cast<float>(0.5 * (uniform(s) - 0.5));
 }
 
+bool packs_kernel_rows(const Op& op, int64_t array_rows) {
+  return op.kind == OpKind::kConv2d && op.groups == 1 && op.dw == 1 && op.kw > 1 &&
+         int64_t{op.kw} * op.in.at(0).c <= array_rows;
+}
+
 isa::Activation activation_of(OpKind k) {
   switch (k) {
     case OpKind::kRelu:

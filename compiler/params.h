@@ -50,6 +50,12 @@ std::array<int8_t, 256> int8_activation_table(isa::Activation f);
 void layer_norm_params(const Workload& w, const Op& op, std::vector<float>* gamma,
                        std::vector<float>* beta);
 
+/// True when a conv2d is lowered one pass per kernel row (its kw taps packed into one input
+/// vector of kw x C values): groups 1, no horizontal dilation, kw > 1 and kw x C <= the
+/// array's rows. This changes the bf16 summation order (docs/compiler.md), so the
+/// compiler and the reference evaluator share this rule.
+bool packs_kernel_rows(const Op& op, int64_t array_rows);
+
 /// The activation function an elementwise op kind applies (relu .. tanh), else kNone.
 isa::Activation activation_of(OpKind k);
 

@@ -91,6 +91,7 @@ Bytes conv(const Ctx& c, const Op& op) {
   bool is_conv = op.kind == OpKind::kConv2d || depthwise;
   int kh = is_conv ? op.kh : 1, kw = is_conv ? op.kw : 1;
   int64_t chunk = depthwise && op.multiplier == 1 ? 1 : c.arch.mxu.rows;
+  const bool packed = packs_kernel_rows(op, c.arch.mxu.rows);
   Bytes out(static_cast<std::size_t>(c.B * ys.elements() * c.eb));
   int64_t XH = is_conv ? xs.h : 1, XW = is_conv ? xs.w : xs.pixels();
   int64_t YH = is_conv ? ys.h : 1, YW = is_conv ? ys.w : ys.pixels();
@@ -103,12 +104,14 @@ Bytes conv(const Ctx& c, const Op& op) {
           float acc_f = 0.0f;
           bool first = true;
           for (int r = 0; r < kh; ++r) {
+            // Packed kernel rows: one pass sums all (s, c) of row r; else one per chunk.
+            float sum = 0.0f;
             for (int s = 0; s < kw; ++s) {
               int64_t ih = is_conv ? oh * op.sh - op.pad_top + int64_t{r} * op.dh : oh;
               int64_t iw = is_conv ? ow * op.sw - op.pad_left + int64_t{s} * op.dw : ow;
               bool inside = ih >= 0 && ih < XH && iw >= 0 && iw < XW;
               for (int64_t k0 = 0; k0 < cin_g; k0 += chunk) {
-                float sum = 0.0f;
+                if (!packed) sum = 0.0f;
                 for (int64_t ci = k0; ci < std::min(cin_g, k0 + chunk); ++ci) {
                   int64_t xi = ((b * XH + ih) * XW + iw) * xs.c + g * cin_g + ci;
                   int64_t wi = ((int64_t{r} * kw + s) * cin_g + ci) * ys.c + oc;
@@ -120,9 +123,15 @@ Bytes conv(const Ctx& c, const Op& op) {
                     sum = sum + isa::bf16_mul(xv, get_bf(wt, wi), c.num);
                   }
                 }
-                acc_f = first ? sum : acc_f + sum;
-                first = false;
+                if (!packed) {
+                  acc_f = first ? sum : acc_f + sum;
+                  first = false;
+                }
               }
+            }
+            if (packed) {
+              acc_f = first ? sum : acc_f + sum;
+              first = false;
             }
           }
           int64_t oi = ((b * YH + oh) * YW + ow) * ys.c + oc;

@@ -99,9 +99,10 @@ TEST(Compiler, ScaleSimConvTopologyRunsUnchanged) {
 const char* kConvNet = R"(
 name: tiles
 batch: 2
-inputs: [{name: x, shape: [13, 11, 20]}]
+inputs: [{name: x, shape: [13, 11, 20]}, {name: z, shape: [9, 10, 2]}]
 ops:
-  - {name: c1, op: conv2d, filters: 19, kernel: 3, stride: 2, padding: same, activation: relu}
+  - {name: pk, op: conv2d, input: z, filters: 11, kernel: [2, 3], stride: [2, 1], padding: [1, 1, 0, 2]}
+  - {name: c1, op: conv2d, input: x, filters: 19, kernel: 3, stride: 2, padding: same, activation: relu}
   - {name: c2, op: conv2d, filters: 12, kernel: [3, 2], dilation: [2, 1], padding: [2, 0, 1, 1], groups: 1}
   - {name: g1, op: conv2d, filters: 12, kernel: 3, padding: 1, groups: 3, activation: relu6}
   - {name: d1, op: depthwise_conv2d, kernel: 3, padding: 1, stride: [1, 2]}
@@ -113,7 +114,7 @@ ops:
   - {name: cat, op: concat, inputs: [f1, f2]}
   - {name: r, op: reshape, shape: [2, 41]}
   - {name: s, op: sigmoid}
-outputs: [s, c2]
+outputs: [s, c2, pk]
 )";
 
 TEST(Compiler, TilingCornerCasesOnATinyArray) {
@@ -126,6 +127,9 @@ TEST(Compiler, TilingCornerCasesOnATinyArray) {
     bool several_bands = false;
     for (const auto& l : c.layers) several_bands = several_bands || l.bands > 2;
     EXPECT_TRUE(several_bands);
+    // pk packs its kernel rows (3 taps x 2 channels <= 8 array rows): one pass per row.
+    EXPECT_EQ(c.layers[0].name, "pk");
+    EXPECT_EQ(c.layers[0].k_chunks, 2);
   }
 }
 
