@@ -162,10 +162,20 @@ class Lowering {
                          const std::string& found) const {
     throw InputError(op.where, "ops." + op.name + (key.empty() ? "" : "." + key), expected, found);
   }
+  /// Starts a layer's UB allocation. Consecutive layers use alternate halves of the buffer
+  /// when `half` (so a layer's loads need not wait for the previous layer's last reads);
+  /// a layer that needs more takes the whole buffer.
+  void ub_begin(bool half) {
+    uint64_t U = static_cast<uint64_t>(a_.unified_buffer.bytes);
+    uint64_t h = U / 2 / kAlign * kAlign;
+    ub_base_ = half && ub_upper_ ? h : 0;
+    ub_end_ = half ? ub_base_ + h : U;
+    ub_next_ = ub_base_;
+  }
   uint64_t ub_alloc(const Op& op, uint64_t bytes) {
     uint64_t at = ub_next_;
     ub_next_ = align_up(ub_next_ + bytes);
-    if (ub_next_ > static_cast<uint64_t>(a_.unified_buffer.bytes)) {
+    if (ub_next_ > ub_end_) {
       fail(op, "", fmt::format("at most {} bytes of unified buffer", a_.unified_buffer.bytes),
            fmt::format("{} bytes needed", ub_next_));
     }
@@ -204,7 +214,8 @@ class Lowering {
   std::map<std::string, Tensor> tensors_;
   std::map<std::string, std::size_t> last_use_;
   std::set<std::string> pinned_;  ///< inputs and outputs: never freed
-  uint64_t ub_next_ = 0;
+  uint64_t ub_next_ = 0, ub_base_ = 0, ub_end_ = 0;
+  bool ub_upper_ = false;  ///< the next layer starts in the upper half
   int layer_ = -1;
   int op_index_ = 0;  ///< the workload op being lowered (for errors)
   std::vector<int64_t> acc_slot_;  ///< per MXU: next accumulator slot
@@ -535,7 +546,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   for (const Op* f : chain) side_tensors += (f->kind == OpKind::kAdd || f->kind == OpKind::kMul) ? 1 : 0;
 
   // ---- Band size and loop order ----
-  const uint64_t U = static_cast<uint64_t>(a_.unified_buffer.bytes);
+  uint64_t U = 0;  // the layer's UB budget (half the buffer when it fits, see ub_begin)
   uint64_t fixed = 0;
   if (!params_region.empty()) fixed += align_up(out_.program.find_region(params_region)->bytes());
   bool needs_lut = int8 && (act_after || std::any_of(chain.begin(), chain.end(), [](const Op* f) {
@@ -588,8 +599,15 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     int64_t groups = 1;  // job groups (weights staged per group)
     uint64_t traffic = 0;
     bool ok = false;
+    bool half = false;   // planned in half of the UB (overlaps the neighbouring layers)
   };
+  // Every order is planned in half of the UB and in the whole of it; the least traffic
+  // wins, the half on a tie (it lets consecutive layers overlap).
   std::vector<Choice> choices;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+  ub_begin(attempt == 0);
+  U = ub_end_ - ub_base_;
+  std::size_t first_choice = choices.size();
   {
     Choice c{"stream weights per band", best_band(U), false, 1};
     c.ok = c.on > 0 && wm.space == isa::Space::kMem;
@@ -621,6 +639,11 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
       choices.push_back(g);
     }
   }
+  for (std::size_t i = first_choice; i < choices.size(); ++i) {
+    choices[i].half = attempt == 0;
+    choices[i].name += attempt == 0 ? " (half the UB)" : " (whole UB)";
+  }
+  }
   const Choice* pick = nullptr;
   for (const auto& c : choices) {
     plan.options.push_back(c.ok ? fmt::format("{}: {} bytes off chip, {} bands", c.name, c.traffic, bands_of(c.on))
@@ -640,7 +663,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   plan.k_chunks = jobs.empty() ? 0 : static_cast<int64_t>(jobs[0].passes.size());
 
   // ---- UB layout ----
-  ub_next_ = 0;
+  ub_begin(pick->half);
   uint64_t params_ub = params_region.empty() ? 0 : load_params(op, params_region);
   uint64_t lut_act = act_after ? lut_for(op, act) : 0;
   int64_t jobs_per_group = pick->groups > 1 ? ceil_div(static_cast<int64_t>(jobs.size()), pick->groups)
@@ -918,10 +941,11 @@ void Lowering::lower_elementwise(const Op& op) {
   int64_t pixels = out_.batch * s.pixels();
   bool binary = op.kind == OpKind::kAdd || op.kind == OpKind::kMul;
   isa::Activation f = binary ? op.activation : activation_of(op.kind);
-  ub_next_ = 0;
+  ub_begin(static_cast<uint64_t>(a_.unified_buffer.bytes) / 2 >=
+           static_cast<uint64_t>(s.c * eb_) * 4 + 8 * kAlign + 256);
   uint64_t lut = dt_ == isa::MatType::kInt8 && f != isa::Activation::kNone && f != isa::Activation::kRelu
                      ? lut_for(op, f) : 0;
-  uint64_t U = static_cast<uint64_t>(a_.unified_buffer.bytes) - ub_next_;
+  uint64_t U = ub_end_ - ub_next_;
   uint64_t per_pixel = static_cast<uint64_t>(s.c * eb_) * (binary ? 2 : 1) * 2;
   int64_t chunk = static_cast<int64_t>(std::min<uint64_t>(U / (per_pixel + 2 * kAlign), static_cast<uint64_t>(pixels)));
   chunk = std::min<int64_t>(chunk, (int64_t{1} << 23) / std::max<int64_t>(1, s.c * eb_));
@@ -973,7 +997,8 @@ void Lowering::lower_rowop(const Op& op) {
     block.insert(block.end(), gamma.begin(), gamma.end());
     block.insert(block.end(), beta.begin(), beta.end());
   }
-  ub_next_ = 0;
+  ub_begin(static_cast<uint64_t>(a_.unified_buffer.bytes) / 2 >=
+           block.size() * 4 + static_cast<uint64_t>(cols * eb_) * 2 + 4 * kAlign);
   uint64_t params_ub = 0;
   if (!block.empty()) {
     std::vector<uint8_t> bytes(block.size() * 4);
@@ -982,7 +1007,7 @@ void Lowering::lower_rowop(const Op& op) {
     params_ub = load_params(op, op.name + "_p");
   }
   int64_t total_rows = out_.batch * s.elements() / cols;
-  uint64_t U = static_cast<uint64_t>(a_.unified_buffer.bytes) - ub_next_;
+  uint64_t U = ub_end_ - ub_next_;
   uint64_t per_row = static_cast<uint64_t>(cols * eb_) * 2;
   int64_t chunk = static_cast<int64_t>(std::min<uint64_t>(U / (per_row + kAlign), static_cast<uint64_t>(total_rows)));
   chunk = std::min<int64_t>(chunk, (int64_t{1} << 23) / std::max<int64_t>(1, cols * eb_));
@@ -1014,10 +1039,11 @@ void Lowering::lower_pool(const Op& op) {
   const Shape& ys = op.out;
   const Tensor& x = tensor(op.inputs[0]);
   const Tensor& y = tensor(op.name);
-  ub_next_ = 0;
-  uint64_t U = static_cast<uint64_t>(a_.unified_buffer.bytes);
   int64_t in_row = xs.w * xs.c * eb_, out_row = ys.w * ys.c * eb_;
   auto rows_in = [&](int64_t on) { return std::min<int64_t>(xs.h, (on - 1) * op.sh + op.kh); };
+  ub_begin(static_cast<uint64_t>(a_.unified_buffer.bytes) / 2 >=
+           2 * (align_up(static_cast<uint64_t>(rows_in(1) * in_row)) + align_up(static_cast<uint64_t>(out_row))));
+  uint64_t U = ub_end_ - ub_base_;
   int64_t lo = 0, hi = ys.h;
   while (lo < hi) {
     int64_t mid = (lo + hi + 1) / 2;
@@ -1064,15 +1090,22 @@ void Lowering::lower_pool(const Op& op) {
 void Lowering::lower_concat(const Op& op) {
   const Tensor& y = tensor(op.name);
   int64_t C = op.out.c, pixels = out_.batch * op.out.pixels();
-  ub_next_ = 0;
-  uint64_t U = static_cast<uint64_t>(a_.unified_buffer.bytes);
+  ub_begin(true);
+  uint64_t U = ub_end_ - ub_base_;
   int64_t c_off = 0;
   int i = 0;
   uint64_t buf[2] = {0, 0};
   int64_t max_c = 0;
   for (const auto& s : op.in) max_c = std::max(max_c, s.c);
-  int64_t chunk = std::min<int64_t>(pixels, static_cast<int64_t>(U / 2 / static_cast<uint64_t>(max_c * eb_ + 1)));
-  chunk = std::min<int64_t>(chunk, (int64_t{1} << 19));
+  auto chunk_for = [&](uint64_t budget) {
+    uint64_t usable = budget > 2 * kAlign ? budget - 2 * kAlign : 0;
+    return std::min<int64_t>({pixels, static_cast<int64_t>(usable / 2 / static_cast<uint64_t>(max_c * eb_)), int64_t{1} << 19});
+  };
+  int64_t chunk = chunk_for(U);
+  if (chunk < 1) {
+    ub_begin(false);
+    chunk = chunk_for(ub_end_ - ub_base_);
+  }
   if (chunk < 1) fail(op, "", "one pixel within the unified buffer", "more");
   for (auto& b : buf) b = ub_alloc(op, static_cast<uint64_t>(chunk * max_c * eb_));
   for (std::size_t k = 0; k < op.inputs.size(); ++k) {
@@ -1210,6 +1243,7 @@ Compiled Lowering::run() {
       }
     }
     out_.layers.back().end = out_.program.code.size();
+    ub_upper_ = !ub_upper_;
     if (split_activation) {
       // The activation as a separate layer reading and writing off-chip memory in place.
       LayerPlan ap;
