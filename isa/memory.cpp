@@ -6,6 +6,16 @@
 
 namespace tpu::isa {
 
+namespace {
+
+// Mask of bits [lo, hi) of one 64-bit word (0 <= lo < hi <= 64).
+inline uint64_t bit_mask(uint64_t lo, uint64_t hi) {
+  uint64_t upper = hi == 64 ? ~uint64_t{0} : (uint64_t{1} << hi) - 1;
+  return upper & ~((uint64_t{1} << lo) - 1);
+}
+
+}  // namespace
+
 void SparseMemory::write(uint64_t addr, const void* src, uint64_t len) {
   const auto* in = static_cast<const uint8_t*>(src);
   while (len > 0) {
@@ -15,7 +25,11 @@ void SparseMemory::write(uint64_t addr, const void* src, uint64_t len) {
     auto& p = pages_[page];
     if (!p) p = std::make_unique<Page>();
     std::memcpy(p->data.data() + off, in, n);
-    for (uint64_t i = 0; i < n; ++i) p->written.set(off + i);
+    for (uint64_t b = off; b < off + n;) {
+      uint64_t w = b / 64, lo = b % 64, hi = std::min<uint64_t>(64, lo + (off + n - b));
+      p->written[w] |= bit_mask(lo, hi);
+      b += hi - lo;
+    }
     addr += n;
     in += n;
     len -= n;
@@ -37,12 +51,15 @@ bool SparseMemory::read(uint64_t addr, void* dst, uint64_t len, uint64_t* first_
     } else {
       std::memcpy(out, it->second->data.data() + off, n);
       if (ok) {
-        for (uint64_t i = 0; i < n; ++i) {
-          if (!it->second->written.test(off + i)) {
-            *first_unwritten = addr + i;
+        for (uint64_t b = off; b < off + n;) {
+          uint64_t w = b / 64, lo = b % 64, hi = std::min<uint64_t>(64, lo + (off + n - b));
+          uint64_t missing = ~it->second->written[w] & bit_mask(lo, hi);
+          if (missing) {
+            *first_unwritten = addr + (w * 64 + static_cast<uint64_t>(__builtin_ctzll(missing)) - off);
             ok = false;
             break;
           }
+          b += hi - lo;
         }
       }
     }

@@ -33,7 +33,7 @@ class SparseMemory {
  private:
   struct Page {
     std::array<uint8_t, kPageBytes> data{};
-    std::bitset<kPageBytes> written;
+    std::array<uint64_t, kPageBytes / 64> written{};  ///< one bit per byte, set and tested by word
   };
   uint64_t size_;
   std::unordered_map<uint64_t, std::unique_ptr<Page>> pages_;
