@@ -139,9 +139,14 @@ struct Band {
 
 class Lowering {
  public:
-  Lowering(const arch::ArchConfig& a, const Workload& w, const CompileOptions& o, isa::MatType dt)
+  /// Lowers samples [img0, img1) of the batch (one core's share). With several cores no
+  /// activation memory is reused: cores are not synchronised, so a core could still read a
+  /// tensor whose bytes another core had reallocated.
+  Lowering(const arch::ArchConfig& a, const Workload& w, const CompileOptions& o, isa::MatType dt,
+           int64_t img0, int64_t img1, bool reuse)
       : a_(a), w_(w), opt_(o), dt_(dt), eb_(isa::mat_bytes(static_cast<int>(dt))),
-        mem_(static_cast<uint64_t>(a.memory.kind == arch::MemoryKind::kNone ? 0 : a.memory.bytes)) {}
+        mem_(static_cast<uint64_t>(a.memory.kind == arch::MemoryKind::kNone ? 0 : a.memory.bytes)),
+        img0_(img0), img1_(img1), reuse_(reuse) {}
 
   Compiled run();
 
@@ -218,6 +223,8 @@ class Lowering {
   bool ub_upper_ = false;  ///< the next layer starts in the upper half
   int layer_ = -1;
   int op_index_ = 0;  ///< the workload op being lowered (for errors)
+  int64_t img0_ = 0, img1_ = 1;  ///< this core's samples
+  bool reuse_ = true;            ///< free activations after their last reader
   std::vector<int64_t> acc_slot_;  ///< per MXU: next accumulator slot
   std::map<std::string, uint64_t> lut_regions_;
 };
@@ -358,6 +365,7 @@ void Lowering::define_output(const Op& op) {
 }
 
 void Lowering::release_dead(std::size_t i) {
+  if (!reuse_) return;
   std::vector<std::string> dead;
   for (const auto& [name, t] : tensors_) {
     if (t.root != name || pinned_.count(name)) continue;
@@ -717,13 +725,17 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   }
 
   // ---- Bands ----
+  // This core's samples: images [img0_, img1_), or their rows when the batch is folded.
   std::vector<Band> bands;
-  for (int64_t im = 0; im < images; ++im) {
-    for (int64_t o0 = 0; o0 < max_on; o0 += on_max) {
+  bool folded = images == 1 && !window && !two_input;
+  int64_t im0 = folded ? 0 : img0_, im1 = folded ? 1 : img1_;
+  int64_t row_lo = folded ? img0_ * xs.pixels() : 0, row_hi = folded ? img1_ * xs.pixels() : max_on;
+  for (int64_t im = im0; im < im1; ++im) {
+    for (int64_t o0 = row_lo; o0 < row_hi; o0 += on_max) {
       Band b;
       b.image = im;
       b.o0 = o0;
-      b.on = std::min(on_max, max_on - o0);
+      b.on = std::min(on_max, row_hi - o0);
       if (window) {
         b.r0 = std::max<int64_t>(0, o0 * op.sh - op.pad_top);
         int64_t r1 = std::min<int64_t>(xs.h, (o0 + b.on - 1) * op.sh - op.pad_top + int64_t{op.kh - 1} * op.dh + 1);
@@ -938,7 +950,8 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
 void Lowering::lower_elementwise(const Op& op) {
   // add/mul/activation functions over whole pixels, in chunks that fit the UB.
   const Shape& s = op.out;
-  int64_t pixels = out_.batch * s.pixels();
+  int64_t pixels = (img1_ - img0_) * s.pixels();
+  const int64_t p_base = img0_ * s.pixels();  // this core's first pixel
   bool binary = op.kind == OpKind::kAdd || op.kind == OpKind::kMul;
   isa::Activation f = binary ? op.activation : activation_of(op.kind);
   ub_begin(static_cast<uint64_t>(a_.unified_buffer.bytes) / 2 >=
@@ -961,7 +974,7 @@ void Lowering::lower_elementwise(const Op& op) {
   int i = 0;
   for (int64_t p0 = 0; p0 < pixels; p0 += chunk, ++i) {
     int64_t n = std::min(chunk, pixels - p0);
-    uint64_t off = static_cast<uint64_t>(p0 * s.c * eb_);
+    uint64_t off = static_cast<uint64_t>((p_base + p0) * s.c * eb_);
     int64_t bytes = n * s.c * eb_;
     dma_load(a.space, a.addr + off, a_ub[i % 2], 1, bytes, 0, fmt::format("{}: {}", op.name, op.inputs[0]));
     if (binary) {
@@ -1006,7 +1019,8 @@ void Lowering::lower_rowop(const Op& op) {
     values_region(op.name + "_p", isa::ElemType::kFp32, std::move(bytes));
     params_ub = load_params(op, op.name + "_p");
   }
-  int64_t total_rows = out_.batch * s.elements() / cols;
+  int64_t total_rows = (img1_ - img0_) * s.elements() / cols;
+  const int64_t r_base = img0_ * s.elements() / cols;  // this core's first row
   uint64_t U = ub_end_ - ub_next_;
   uint64_t per_row = static_cast<uint64_t>(cols * eb_) * 2;
   int64_t chunk = static_cast<int64_t>(std::min<uint64_t>(U / (per_row + kAlign), static_cast<uint64_t>(total_rows)));
@@ -1019,7 +1033,7 @@ void Lowering::lower_rowop(const Op& op) {
   int i = 0;
   for (int64_t r0 = 0; r0 < total_rows; r0 += chunk, ++i) {
     int64_t n = std::min(chunk, total_rows - r0);
-    uint64_t off = static_cast<uint64_t>(r0 * cols * eb_);
+    uint64_t off = static_cast<uint64_t>((r_base + r0) * cols * eb_);
     dma_load(a.space, a.addr + off, buf[i % 2], 1, n * cols * eb_, 0, fmt::format("{}: rows {}..{}", op.name, r0, r0 + n - 1));
     Instruction in = Instruction::make(Opcode::kRowOp);
     in.set(Fid::kRowOp_kind, static_cast<int>(softmax ? isa::RowOpKind::kSoftmax : isa::RowOpKind::kLayerNorm));
@@ -1055,7 +1069,7 @@ void Lowering::lower_pool(const Op& op) {
   for (auto& b : in_ub) b = ub_alloc(op, static_cast<uint64_t>(rows_in(on_max) * in_row));
   for (auto& b : out_ub) b = ub_alloc(op, static_cast<uint64_t>(on_max * out_row));
   int i = 0;
-  for (int64_t im = 0; im < out_.batch; ++im) {
+  for (int64_t im = img0_; im < img1_; ++im) {
     for (int64_t o0 = 0; o0 < ys.h; o0 += on_max, ++i) {
       int64_t on = std::min(on_max, ys.h - o0);
       int64_t r0 = std::max<int64_t>(0, o0 * op.sh - op.pad_top);
@@ -1089,7 +1103,8 @@ void Lowering::lower_pool(const Op& op) {
 
 void Lowering::lower_concat(const Op& op) {
   const Tensor& y = tensor(op.name);
-  int64_t C = op.out.c, pixels = out_.batch * op.out.pixels();
+  int64_t C = op.out.c, pixels = (img1_ - img0_) * op.out.pixels();
+  const int64_t p_base = img0_ * op.out.pixels();
   ub_begin(true);
   uint64_t U = ub_end_ - ub_base_;
   int64_t c_off = 0;
@@ -1113,9 +1128,9 @@ void Lowering::lower_concat(const Op& op) {
     int64_t ci = op.in[k].c;
     for (int64_t p0 = 0; p0 < pixels; p0 += chunk, ++i) {
       int64_t n = std::min(chunk, pixels - p0);
-      dma_load(x.space, x.addr + static_cast<uint64_t>(p0 * ci * eb_), buf[i % 2], 1, n * ci * eb_, 0,
+      dma_load(x.space, x.addr + static_cast<uint64_t>((p_base + p0) * ci * eb_), buf[i % 2], 1, n * ci * eb_, 0,
                fmt::format("{}: {}", op.name, op.inputs[k]));
-      dma_store(y.space, y.addr + static_cast<uint64_t>((p0 * C + c_off) * eb_), buf[i % 2], n, ci * eb_, C * eb_, 0,
+      dma_store(y.space, y.addr + static_cast<uint64_t>(((p_base + p0) * C + c_off) * eb_), buf[i % 2], n, ci * eb_, C * eb_, 0,
                 fmt::format("{}: channels {}..{}", op.name, c_off, c_off + ci - 1));
     }
     c_off += ci;
@@ -1312,8 +1327,32 @@ Compiled compile(const arch::ArchConfig& arch, const Workload& workload, const C
     infer_shapes(w);
   }
   isa::MatType dt = resolve_dtype(arch, w, opt.dtype);
-  Lowering l(arch, w, opt, dt);
-  return l.run();
+  // The batch is split over the cores (data parallel inside the chip); each core's program
+  // declares the same regions and works on its own samples.
+  int64_t cores = std::max<int64_t>(1, std::min<int64_t>(arch.cores, w.batch));
+  Compiled out;
+  for (int64_t c = 0; c < cores; ++c) {
+    int64_t b0 = w.batch * c / cores, b1 = w.batch * (c + 1) / cores;
+    Lowering l(arch, w, opt, dt, b0, b1, cores == 1);
+    Compiled one = l.run();
+    if (c == 0) {
+      out = std::move(one);
+      out.core_programs.push_back(out.program);
+      out.core_layer_of.push_back(out.layer_of);
+    } else {
+      if (!(one.program.regions == out.program.regions)) {
+        throw std::logic_error("compiler: cores' programs declare different regions");
+      }
+      for (std::size_t i = 0; i < out.layers.size() && i < one.layers.size(); ++i) {
+        out.layers[i].array_macs += one.layers[i].array_macs;
+        out.layers[i].array_mac_slots += one.layers[i].array_mac_slots;
+        out.layers[i].bands += one.layers[i].bands;
+      }
+      out.core_programs.push_back(std::move(one.program));
+      out.core_layer_of.push_back(std::move(one.layer_of));
+    }
+  }
+  return out;
 }
 
 std::string Compiled::explain() const {

@@ -44,7 +44,12 @@ struct LayerPlan {
 };
 
 struct Compiled {
-  isa::Program program;
+  isa::Program program;        ///< core 0's program (= core_programs[0])
+  /// One program per core used: the batch is split over min(cores, batch) cores, every
+  /// program declaring the same regions; core_layer_of[c][i] is program c's layer of
+  /// instruction i. LayerPlan ranges and macs refer to core 0 / the whole batch.
+  std::vector<isa::Program> core_programs;
+  std::vector<std::vector<int>> core_layer_of;
   std::vector<LayerPlan> layers;
   std::vector<int> layer_of;   ///< per instruction: index into layers (-1: none)
   isa::MatType dtype = isa::MatType::kBf16;

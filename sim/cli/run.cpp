@@ -97,11 +97,32 @@ struct LayerRow {
 std::vector<LayerRow> layer_rows(const arch::ArchConfig& a, const compiler::Compiled& c,
                                  const sim::ChipResult& r) {
   std::vector<LayerRow> rows;
-  const auto& timing = r.instructions.at(0);
+  // Per layer, over every core: the last completion, off-chip bytes, MXU state cycles, and
+  // compute cycles per (core, MXU).
+  std::size_t nl = c.layers.size();
+  std::vector<int64_t> last_done(nl, 0), bytes(nl, 0);
+  std::vector<std::array<int64_t, 6>> mxu(nl, std::array<int64_t, 6>{});
+  std::vector<std::map<std::pair<std::size_t, int64_t>, int64_t>> per_mxu(nl);
+  for (std::size_t core = 0; core < c.core_programs.size(); ++core) {
+    const auto& prog = c.core_programs[core];
+    const auto& timing = r.instructions.at(core);
+    for (std::size_t i = 0; i < prog.code.size(); ++i) {
+      int l = c.core_layer_of[core][i];
+      if (l < 0) continue;
+      auto li = static_cast<std::size_t>(l);
+      last_done[li] = std::max(last_done[li], timing[i].done);
+      bytes[li] += offchip_bytes(prog.code[i]);
+      if (prog.code[i].op == isa::Opcode::kMatmul) {
+        for (std::size_t k = 0; k < 6; ++k) mxu[li][k] += timing[i].mxu[k];
+        per_mxu[li][{core, prog.code[i].get(isa::Fid::kMatmul_mxu)}] += timing[i].mxu[0] + timing[i].mxu[1];
+      }
+    }
+  }
   double peak = static_cast<double>((c.dtype == isa::MatType::kInt8 ? a.derived.peak_macs_per_cycle_int8 : a.derived.peak_macs_per_cycle_bf16));
   double bytes_per_cycle = a.derived.memory_bytes_per_cycle;
   int64_t prev_end = 0;
-  for (const auto& l : c.layers) {
+  for (std::size_t li = 0; li < nl; ++li) {
+    const auto& l = c.layers[li];
     LayerRow row;
     row.name = l.name;
     row.op = l.op;
@@ -109,22 +130,14 @@ std::vector<LayerRow> layer_rows(const arch::ArchConfig& a, const compiler::Comp
     row.macs = l.macs;
     row.array_macs = l.array_macs;
     row.mapping_efficiency = l.array_mac_slots ? static_cast<double>(l.macs) / static_cast<double>(l.array_mac_slots) : 0;
-    int64_t end = prev_end;
-    std::map<int64_t, int64_t> per_mxu;  // compute cycles per MXU
-    for (std::size_t i = l.first; i < l.end; ++i) {
-      const auto& t = timing[i];
-      end = std::max(end, t.done);
-      row.hbm_bytes += offchip_bytes(c.program.code[i]);
-      if (c.program.code[i].op == isa::Opcode::kMatmul) {
-        for (int k = 0; k < 6; ++k) row.mxu[static_cast<std::size_t>(k)] += t.mxu[static_cast<std::size_t>(k)];
-        per_mxu[c.program.code[i].get(isa::Fid::kMatmul_mxu)] += t.mxu[0] + t.mxu[1];
-      }
-    }
+    int64_t end = std::max(prev_end, last_done[li]);
+    row.hbm_bytes = bytes[li];
+    row.mxu = mxu[li];
     row.start = prev_end;
     row.end = end;
     row.cycles = end - prev_end;
     prev_end = end;
-    for (const auto& [m, cyc] : per_mxu) row.compute_cycles = std::max(row.compute_cycles, cyc);
+    for (const auto& [m, cyc] : per_mxu[li]) row.compute_cycles = std::max(row.compute_cycles, cyc);
     row.utilization = row.cycles ? static_cast<double>(row.macs) / (static_cast<double>(row.cycles) * peak) : 0;
     double mem_cycles = bytes_per_cycle > 0 ? static_cast<double>(row.hbm_bytes) / bytes_per_cycle : 0;
     if (!l.matrix) {
@@ -177,8 +190,16 @@ int run_run(const RunOptions& o) {
   write_text(dir + "/config.resolved.yaml", arch::dump_arch(a) + arch::dump_derived(a));
 
   bool functional = !o.no_functional;
-  std::unique_ptr<isa::Interpreter> interp;
-  if (functional) interp = std::make_unique<isa::Interpreter>(a, c.program, o.workload);
+  // One program per core used (the batch split over the cores), sharing off-chip memory.
+  auto offchip = std::make_shared<isa::OffChipMemory>(a);
+  std::vector<std::unique_ptr<isa::Interpreter>> interps;
+  std::vector<sim::CoreProgram> cores;
+  std::vector<const isa::Program*> listing;
+  for (const auto& p : c.core_programs) {
+    if (functional) interps.push_back(std::make_unique<isa::Interpreter>(a, p, o.workload, offchip));
+    cores.push_back({&p, functional ? interps.back().get() : nullptr});
+    listing.push_back(&p);
+  }
   sim::ChipOptions opt;
   opt.functional = functional;
   opt.trace = o.trace || o.vcd;
@@ -199,9 +220,9 @@ int run_run(const RunOptions& o) {
       std::fflush(stderr);
     };
   }
-  sim::ChipResult r = sim::run_chip(a, c.program, interp.get(), opt);
+  sim::ChipResult r = sim::run_chip(a, cores, opt);
   if (tty) std::fprintf(stderr, "\r%80s\r", "");
-  nlohmann::json report = sim::make_report(a, {&c.program}, c.workload.name, r, functional);
+  nlohmann::json report = sim::make_report(a, listing, c.workload.name, r, functional);
   if (!r.completed) {
     write_text(dir + "/report.json", report.dump(2) + "\n");
     std::string msg = fmt::format("tpusim: error: the watchdog stopped the run at cycle {}: no unit can make progress\n", r.cycles);
@@ -226,7 +247,8 @@ int run_run(const RunOptions& o) {
                         {"mode", "inference"},
                         {"fusion", !o.no_fusion},
                         {"ideal_memory", o.ideal_memory},
-                        {"instructions", c.program.code.size()}};
+                        {"instructions", c.program.code.size()},
+                        {"cores_used", c.core_programs.size()}};
   report["macs"] = macs;
   report["array_macs"] = array_macs;
   report["utilization"] = r.cycles ? static_cast<double>(macs) / (static_cast<double>(r.cycles) * peak) : 0.0;
@@ -266,7 +288,7 @@ int run_run(const RunOptions& o) {
     if (o.check) ref = compiler::reference_outputs(a, c.workload, c.dtype);
     nlohmann::json outs = nlohmann::json::array();
     for (const auto& [tensor, region] : c.outputs) {
-      isa::NpyArray arr = interp->read_region(region);
+      isa::NpyArray arr = interps.front()->read_region(region);
       isa::write_npy(dir + "/" + tensor + ".npy", arr);
       nlohmann::json e = {{"name", tensor}, {"fnv1a", arch::fnv1a_hex(std::string(arr.data.begin(), arr.data.end()))}};
       if (o.check) {

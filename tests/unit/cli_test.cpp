@@ -308,3 +308,27 @@ TEST_F(Run, BadWorkloadsAndOptionsExitTwoWithOneMessage) {
 
 }  // namespace
 }  // namespace tpu
+
+namespace tpu {
+namespace {
+
+TEST_F(Run, TheBatchIsSplitOverTheCoresWithTheSameNumbers) {
+  // TPU v4 has two TensorCores: batch 4 runs two samples on each, with results equal to the
+  // reference, and takes well under twice the single-core time of batch 2.
+  std::string base = "run --arch " + src("configs/arch/tpu_v4.yaml") + " --workload " +
+                     src("traces/net_mobilenet_v2/workload.yaml") + " --dtype bf16";
+  Result r4 = run(base + " --batch 4 --check --out " + path("b4"));
+  ASSERT_EQ(r4.code, 0) << r4.out;
+  auto j4 = load_json(path("b4/report.json"));
+  EXPECT_EQ(j4["workload"]["cores_used"].get<int>(), 2);
+  EXPECT_GT(j4["units"]["chip.core1.mxu0.busy_cycles"].get<int64_t>(), 0);
+  Result one = run(base + " --batch 2 --set cores=1 --no-functional --out " + path("c1"));
+  ASSERT_EQ(one.code, 0) << one.out;
+  auto j1 = load_json(path("c1/report.json"));
+  EXPECT_EQ(j1["workload"]["cores_used"].get<int>(), 1);
+  // Same work per core; the cores share HBM, so allow some contention.
+  EXPECT_LT(j4["total_cycles"].get<double>(), 1.5 * j1["total_cycles"].get<double>());
+}
+
+}  // namespace
+}  // namespace tpu
