@@ -250,6 +250,7 @@ Op parse_op(const Reader& r, const YAML::Node& n, std::size_t index, const std::
       ps = PadSpec{false, int(v[0]), int(v[1]), int(v[0]), int(v[1])};
     }
     if (ps.same) same_pads[op.name] = ps;
+    op.same = ps.same;
     op.pad_top = ps.t;
     op.pad_left = ps.l;
     op.pad_bottom = ps.b;
@@ -403,6 +404,10 @@ void infer_op(Workload& w, Op& op, const std::map<std::string, Shape>& tensors) 
         op.sh = op.sw = 1;
         op.pad_top = op.pad_left = op.pad_bottom = op.pad_right = 0;
         if (x.h > 255 || x.w > 255) shape_error(op, "global", "an input of at most 255 x 255", x.str());
+      }
+      if (op.same) {
+        resolve_same(static_cast<int>(x.h), op.kh, op.sh, op.dh, &op.pad_top, &op.pad_bottom);
+        resolve_same(static_cast<int>(x.w), op.kw, op.sw, op.dw, &op.pad_left, &op.pad_right);
       }
       int64_t oh = window_out(op, x.h, op.kh, op.sh, op.dh, op.pad_top, op.pad_bottom, "height");
       int64_t ow = window_out(op, x.w, op.kw, op.sw, op.dw, op.pad_left, op.pad_right, "width");
@@ -635,20 +640,8 @@ Workload parse_workload_yaml(const std::string& text, const std::string& file) {
   } else {
     w.outputs.push_back(w.ops.back().name);
   }
-  // `same` padding depends on the input size: infer in order, resolving as we go.
-  std::map<std::string, Shape> tensors;
-  for (const auto& in : w.inputs) tensors[in.name] = in.shape;
-  for (auto& op : w.ops) {
-    if (same.count(op.name)) {
-      auto it = tensors.find(op.inputs.empty() ? "" : op.inputs[0]);
-      if (it != tensors.end()) {
-        resolve_same(static_cast<int>(it->second.h), op.kh, op.sh, op.dh, &op.pad_top, &op.pad_bottom);
-        resolve_same(static_cast<int>(it->second.w), op.kw, op.sw, op.dw, &op.pad_left, &op.pad_right);
-      }
-    }
-    infer_op(w, op, tensors);
-    tensors[op.name] = op.out;
-  }
+  // `same` padding depends on the input size: infer_op resolves it.
+  infer_shapes(w);
   return w;
 }
 

@@ -50,6 +50,7 @@ struct Op {
   // Window ops (conv2d, depthwise_conv2d, pools).
   int kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
   int pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  bool same = false;     ///< padding: same (resolved from the input size at shape inference)
   int groups = 1;
   int multiplier = 1;    ///< depthwise channel multiplier
   bool global = false;   ///< pools: the whole H x W window

@@ -227,3 +227,28 @@ ops:
 
 }  // namespace
 }  // namespace tpu::compiler
+
+namespace tpu::compiler {
+namespace {
+
+// The whole matrix (label long): every bundled workload, reduced, on every preset in every
+// dtype its array supports, against the reference.
+TEST(CompilerLong, EveryWorkloadOnEveryPresetAndDtypeMatchesTheReference) {
+  for (const char* p : {"tpu_v1", "tpu_v2", "tpu_v3", "tpu_v4", "tpu_v5e", "edgetpu"}) {
+    arch::ArchConfig a = preset(p);
+    for (const auto& e : std::filesystem::directory_iterator(kRoot + "/configs/workloads")) {
+      std::string ext = e.path().extension().string();
+      if ((ext != ".yaml" && ext != ".csv") || e.path().stem() == "expected_macs") continue;
+      Workload w = reduced(e.path().filename().string(), 16);
+      for (arch::DType d : a.mxu.dtypes) {
+        SCOPED_TRACE(std::string(p) + " " + e.path().filename().string() + " " + arch::dtype_name(d));
+        CompileOptions opt;
+        opt.dtype = arch::dtype_name(d) == "int8" ? isa::MatType::kInt8 : isa::MatType::kBf16;
+        expect_golden(a, w, opt);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tpu::compiler
