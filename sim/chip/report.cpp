@@ -80,7 +80,9 @@ nlohmann::json make_report(const arch::ArchConfig& arch,
   nlohmann::json instructions = nlohmann::json::object();
   for (const auto& [path, v] : c) {
     std::size_t p = path.find(".count.");
-    if (p != std::string::npos) instructions[path.substr(p + 7)] = v;
+    if (p == std::string::npos) continue;
+    std::string op = path.substr(p + 7);  // summed over the cores
+    instructions[op] = instructions.value(op, int64_t{0}) + v;
   }
   nlohmann::json units = nlohmann::json::object();
   for (const auto& [path, v] : c) units[path] = v;

@@ -262,9 +262,17 @@ TEST_F(Run, CompiledProgramsRunUnderExecWithTheSameCycles) {
   EXPECT_NE(c.out.find("option:"), std::string::npos) << c.out;
   Result e = run("exec --arch " + arch + " " + path("p.tasm") + " --no-functional --out " + path("e"));
   ASSERT_EQ(e.code, 0) << e.out;
-  Result r = run("run --arch " + arch + " --workload " + wl + " --no-functional --out " + path("r"));
+  Result r = run("run --arch " + arch + " --workload " + wl + " --no-functional --trace --vcd --out " + path("r"));
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(load_json(path("e/report.json"))["total_cycles"], load_json(path("r/report.json"))["total_cycles"]);
+  // The timeline opens as Chrome trace events with a span per matmul.
+  auto tl = load_json(path("r/timeline.json"));
+  int matmuls = 0;
+  for (const auto& ev : tl["traceEvents"]) {
+    if (ev.value("ph", "") == "X" && ev.value("name", "").rfind("matmul", 0) == 0) ++matmuls;
+  }
+  EXPECT_EQ(matmuls, load_json(path("r/report.json"))["instructions"]["matmul"].get<int>());
+  EXPECT_TRUE(std::filesystem::file_size(path("r/waves.vcd")) > 100);
 }
 
 TEST_F(Run, FusionAndIdealMemoryChangeTimeNotNumbers) {
