@@ -10,57 +10,8 @@
 
 namespace tpu::isa {
 
-namespace {
 
-constexpr uint32_t kFp32SignMask = 0x80000000u;
-constexpr uint32_t kFp32ExponentMask = 0x7F800000u;
-constexpr uint32_t kFp32MantissaMask = 0x007FFFFFu;
-constexpr uint16_t kBf16SignMask = 0x8000u;
-constexpr uint16_t kBf16ExponentMask = 0x7F80u;
-constexpr uint16_t kBf16QuietBit = 0x0040u;
 
-uint32_t fp32_bits(float x) {
-  uint32_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-  return bits;
-}
-
-float fp32_from_bits(uint32_t bits) {
-  float x;
-  std::memcpy(&x, &bits, sizeof x);
-  return x;
-}
-
-}  // namespace
-
-uint16_t fp32_to_bf16(float x, const NumericsOptions& opt) {
-  const uint32_t bits = fp32_bits(x);
-  const uint32_t exponent = bits & kFp32ExponentMask;
-  const uint32_t mantissa = bits & kFp32MantissaMask;
-  if (exponent == kFp32ExponentMask && mantissa != 0) {
-    // NaN: truncate instead of rounding (rounding could carry into the exponent or the sign)
-    // and set the quiet bit, so a signalling NaN whose payload is only in the low 16 bits
-    // does not turn into an infinity.
-    return static_cast<uint16_t>(bits >> 16) | kBf16QuietBit;
-  }
-  if (opt.flush_subnormals && exponent == 0) {
-    // bf16 has fp32's exponent range, so |x| < 2^-126 is exactly the fp32 subnormal range.
-    // Flushing by the input's magnitude, before rounding, means the largest fp32 subnormals
-    // (which would round up to 2^-126) also become zero. A normal fp32 never rounds down into
-    // the bf16 subnormal range, so no separate result flush is needed.
-    return static_cast<uint16_t>((bits & kFp32SignMask) >> 16);
-  }
-  // Round to nearest even on the 16 dropped bits: add just under half, plus one when the kept
-  // part is odd. A carry out of the mantissa bumps the exponent, which is also how the values
-  // at or beyond the last tie above the largest finite bf16 become infinity.
-  const uint32_t kept_lsb = (bits >> 16) & 1u;
-  return static_cast<uint16_t>((bits + 0x7FFFu + kept_lsb) >> 16);
-}
-
-float bf16_to_fp32(uint16_t b, const NumericsOptions& opt) {
-  if (opt.flush_subnormals && (b & kBf16ExponentMask) == 0) b &= kBf16SignMask;
-  return fp32_from_bits(static_cast<uint32_t>(b) << 16);
-}
 
 float bf16_mul(uint16_t a, uint16_t b, const NumericsOptions& opt) {
   return bf16_to_fp32(a, opt) * bf16_to_fp32(b, opt);

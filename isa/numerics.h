@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace tpu::isa {
 
@@ -19,10 +20,10 @@ struct NumericsOptions {
 /// flush_subnormals, a result (or input) in the subnormal range becomes signed zero. The flush
 /// is decided on the input before rounding: every |x| < 2^-126 becomes signed zero, even the
 /// largest fp32 subnormals that would otherwise round up to the smallest normal.
-uint16_t fp32_to_bf16(float x, const NumericsOptions& opt = {});
+inline uint16_t fp32_to_bf16(float x, const NumericsOptions& opt = {});
 
 /// bf16 -> fp32: exact widening; subnormal inputs become signed zero when flush_subnormals.
-float bf16_to_fp32(uint16_t b, const NumericsOptions& opt = {});
+inline float bf16_to_fp32(uint16_t b, const NumericsOptions& opt = {});
 
 /// The fp32 product of two bf16 values as the MAC computes it: both operands widened with
 /// bf16_to_fp32 (so subnormal operands flush), then one IEEE fp32 multiply. Exact unless it
@@ -69,5 +70,40 @@ int8_t requantize(int32_t acc, const RequantParams& p, int32_t output_zero_point
 
 /// Saturating cast of an int32 to int8.
 int8_t saturate_int8(int32_t x);
+
+// ---- Inline definitions of the two conversions (on every hot path) ----
+
+inline uint16_t fp32_to_bf16(float x, const NumericsOptions& opt) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  const uint32_t exponent = bits & 0x7F800000u;
+  const uint32_t mantissa = bits & 0x007FFFFFu;
+  if (exponent == 0x7F800000u && mantissa != 0) {
+    // NaN: truncate instead of rounding (rounding could carry into the exponent or the sign)
+    // and set the quiet bit, so a signalling NaN whose payload is only in the low 16 bits
+    // does not turn into an infinity.
+    return static_cast<uint16_t>(static_cast<uint16_t>(bits >> 16) | 0x0040u);
+  }
+  if (opt.flush_subnormals && exponent == 0) {
+    // bf16 has fp32's exponent range, so |x| < 2^-126 is exactly the fp32 subnormal range.
+    // Flushing by the input's magnitude, before rounding, means the largest fp32 subnormals
+    // (which would round up to 2^-126) also become zero. A normal fp32 never rounds down into
+    // the bf16 subnormal range, so no separate result flush is needed.
+    return static_cast<uint16_t>((bits & 0x80000000u) >> 16);
+  }
+  // Round to nearest even on the 16 dropped bits: add just under half, plus one when the kept
+  // part is odd. A carry out of the mantissa bumps the exponent, which is also how the values
+  // at or beyond the last tie above the largest finite bf16 become infinity.
+  const uint32_t kept_lsb = (bits >> 16) & 1u;
+  return static_cast<uint16_t>((bits + 0x7FFFu + kept_lsb) >> 16);
+}
+
+inline float bf16_to_fp32(uint16_t b, const NumericsOptions& opt) {
+  if (opt.flush_subnormals && (b & 0x7F80u) == 0) b &= 0x8000u;
+  const uint32_t bits = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
 
 }  // namespace tpu::isa
