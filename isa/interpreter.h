@@ -113,7 +113,7 @@ class Interpreter {
   void vector(const Instruction& in);
   void rowop(const Instruction& in);
 
-  const arch::ArchConfig& arch_;
+  arch::ArchConfig arch_;  // a copy: callers may pass a temporary
   Program program_;
   std::string file_;
   NumericsOptions numerics_;
