@@ -54,3 +54,26 @@ TEST(PodConfig, DumpLoadsBackWithTheSameFingerprint) {
 
 }  // namespace
 }  // namespace tpu::arch
+
+namespace tpu::arch {
+namespace {
+
+// The presets of the pods issue: published chip counts and ICI ports per chip.
+TEST(PodConfig, PresetsHaveThePublishedShapes) {
+  struct Want {
+    const char* file;
+    int64_t chips, ports;
+    double gbps;
+  };
+  for (const Want& w : {Want{"v2_16x16", 256, 4, 62.5}, Want{"v3_32x32", 1024, 4, 100},
+                        Want{"v4_4x4x4", 64, 6, 50}, Want{"v4_16x16x16", 4096, 6, 50},
+                        Want{"v5e_16x16", 256, 4, 50}}) {
+    PodConfig c = load_pod(test::source_path(std::string("configs/pod/") + w.file + ".yaml"));
+    EXPECT_EQ(c.chips, w.chips) << w.file;
+    EXPECT_EQ(c.ports_used, w.ports) << w.file;
+    EXPECT_EQ(c.link_bandwidth_gbps, w.gbps) << w.file;
+  }
+}
+
+}  // namespace
+}  // namespace tpu::arch
