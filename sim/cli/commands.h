@@ -68,4 +68,10 @@ struct RunOptions {
 };
 int run_run(const RunOptions& o);
 
+struct CollectiveOptions {
+  std::string pod, op = "all-reduce", bytes = "1GiB", algorithm = "auto";
+  std::vector<std::string> sets;
+};
+int run_collective(const CollectiveOptions& o);
+
 }  // namespace tpu::cli

@@ -86,6 +86,14 @@ int main(int argc, char** argv) {
   cm->add_flag("--no-fusion", cc.no_fusion, "Do not fuse activations/elementwise ops into matrix ops");
   cm->add_flag("--explain", cc.explain, "Print each layer's tiling, loop order and traffic estimate");
 
+  CollectiveOptions co;
+  auto* cl = app.add_subcommand("collective", "Time a collective on a pod's interconnect");
+  cl->add_option("--pod", co.pod, "Pod YAML")->required()->check(CLI::ExistingFile);
+  cl->add_option("--op", co.op, "all-reduce|reduce-scatter|all-gather|broadcast");
+  cl->add_option("--bytes", co.bytes, "Buffer per chip, e.g. 1GiB, 64MiB, 4096 (default 1GiB)");
+  cl->add_option("--algorithm", co.algorithm, "auto|ring|bidir-ring|torus|tree");
+  cl->add_option("--set", co.sets, "Pod override (repeatable)")->allow_extra_args(false);
+
   auto* i = app.add_subcommand("isa", "Print the ISA reference");
   bool isa_md = false;
   i->add_flag("--markdown", isa_md, "As Markdown (docs/isa.md)")->required();
@@ -109,6 +117,7 @@ int main(int argc, char** argv) {
     if (*i) return run_isa_markdown();
     if (*r) return run_run(rn);
     if (*cm) return run_compile(cc);
+    if (*cl) return run_collective(co);
   } catch (const tpu::InputError& err) {
     std::fprintf(stderr, "tpusim: error: %s\n", err.what());
     return 2;

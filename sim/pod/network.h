@@ -1,0 +1,89 @@
+// The inter-chip interconnect (ICI) of a pod and collectives on it. Every directed link is a
+// next-free-time timeline; a transfer reserves every link of its path for bytes / bandwidth
+// (cut-through: the path's links are held together) and arrives after the links' and
+// routers' latencies. Collectives are schedules of such transfers between all chips, so link
+// contention is real: two transfers on one link share it. Plain C++ (no SystemC): the same
+// network serves the symmetric backend of large pods. See docs/pod.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "arch/pod_config.h"
+
+namespace tpu::pod {
+
+class Network {
+ public:
+  explicit Network(const arch::PodConfig& pod);
+
+  const arch::PodConfig& config() const { return pod_; }
+  int64_t chips() const { return pod_.chips; }
+  int dims() const { return static_cast<int>(pod_.dims.size()); }
+  /// Coordinates of a chip (dimension 0 fastest) and back.
+  std::vector<int64_t> coords(int64_t chip) const;
+  int64_t chip_at(const std::vector<int64_t>& c) const;
+  /// The chip `steps` hops from `chip` along `dim` (wrapping on ring/torus dimensions);
+  /// -1 when a mesh dimension ends first.
+  int64_t step(int64_t chip, int dim, int64_t steps) const;
+  bool wraps(int dim) const { return pod_.topology[static_cast<std::size_t>(dim)] != arch::DimTopology::kMesh; }
+
+  /// Sends `bytes` from `chip` `hops` hops along `dim` in direction `dir` (+1 or -1), not
+  /// before `ready` (seconds). Returns the arrival time at the destination.
+  double send(int64_t chip, int dim, int dir, int64_t hops, double bytes, double ready);
+  /// Dimension-ordered route (dimension 0 first, shortest way round on a ring; half way
+  /// round goes forward, or backward with `backward_on_tie`: the two directions of a
+  /// bidirectional ring of two chips use the two links between them).
+  double send_to(int64_t from, int64_t to, double bytes, double ready, bool backward_on_tie = false);
+
+  double link_seconds_per_byte() const { return seconds_per_byte_; }
+  double hop_latency() const { return pod_.link_latency_ns * 1e-9; }
+  double router_latency() const { return pod_.router_latency_ns * 1e-9; }
+  /// Bytes that crossed links in all (every hop counted).
+  double link_bytes() const { return link_bytes_; }
+  /// Busy seconds of the busiest link.
+  double max_link_busy() const;
+  int64_t links() const { return static_cast<int64_t>(next_free_.size()); }
+
+ private:
+  std::size_t link(int64_t chip, int dim, int dir) const {
+    return static_cast<std::size_t>((chip * dims() + dim) * 2 + (dir > 0 ? 1 : 0));
+  }
+  arch::PodConfig pod_;
+  std::vector<double> next_free_, busy_;
+  double seconds_per_byte_ = 0;
+  double link_bytes_ = 0;
+};
+
+enum class CollectiveOp : uint8_t { kAllReduce, kReduceScatter, kAllGather, kBroadcast };
+inline constexpr const char* kCollectiveOpNames[] = {"all-reduce", "reduce-scatter", "all-gather",
+                                                     "broadcast"};
+enum class Algorithm : uint8_t { kAuto, kRing, kBidirRing, kTorus, kTree };
+inline constexpr const char* kAlgorithmNames[] = {"auto", "ring", "bidir-ring", "torus", "tree"};
+
+struct CollectiveResult {
+  double seconds = 0;
+  Algorithm algorithm = Algorithm::kAuto;  ///< the one used
+  double closed_form_seconds = 0;         ///< alpha-beta cost on an idle network
+  double link_bytes = 0;                  ///< bytes that crossed links (every hop)
+  double max_link_busy = 0;               ///< seconds the busiest link was busy
+};
+
+/// Runs a collective over every chip of the pod on an idle network. `bytes` is each chip's
+/// buffer (all-reduce: the vector reduced; reduce-scatter: the input, each chip keeps
+/// bytes / chips; all-gather: the output, each chip contributes bytes / chips; broadcast:
+/// from chip 0). Algorithms: ring (unidirectional, over the chips in a snake order through
+/// every dimension), bidir-ring (half the data each way), torus (dimension-ordered: a
+/// bidirectional ring reduce-scatter along each dimension in turn, then all-gather back),
+/// tree (binary tree over the ring order, for small messages), auto (tree below 64 KiB,
+/// else torus for more than one dimension and bidir-ring otherwise). Reductions are free
+/// here (the vector unit's time is the chip model's). Throws InputError for algorithms the
+/// topology cannot run (a ring needs wrap-around links in every dimension it uses).
+CollectiveResult run_collective(const arch::PodConfig& pod, CollectiveOp op, double bytes,
+                                Algorithm algorithm);
+
+/// The alpha-beta cost of `algorithm` (not auto) on an idle network, for tests and reports.
+double closed_form(const arch::PodConfig& pod, CollectiveOp op, double bytes, Algorithm algorithm);
+
+}  // namespace tpu::pod

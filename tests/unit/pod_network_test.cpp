@@ -1,0 +1,99 @@
+// The pod interconnect: link contention, dimension-ordered routes, and collectives against
+// their closed-form alpha-beta costs on an idle network (ring, bidirectional ring, 2D and 3D
+// torus), on the bundled pod presets too.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "arch/error.h"
+#include "arch/pod_config.h"
+#include "sim/pod/network.h"
+#include "test_util.h"
+
+namespace tpu::pod {
+namespace {
+
+arch::PodConfig pod(const std::string& topology, const std::string& dims, int ports, double gbps = 50,
+                    double latency_ns = 1000) {
+  return arch::load_pod_string("name: p\ntopology: " + topology + "\ndims: " + dims +
+                                   "\nlink_bandwidth_gbps: " + std::to_string(gbps) +
+                                   "\nlink_latency_ns: " + std::to_string(latency_ns) +
+                                   "\nports_per_chip: " + std::to_string(ports) + "\n",
+                               "p.yaml");
+}
+
+TEST(PodNetwork, TwoTransfersOnOneLinkShareItOthersOverlap) {
+  Network net(pod("[ring]", "[4]", 2, 1, 0));  // 1 GB/s links, no latency: 1 ns per byte
+  double a = net.send(0, 0, +1, 1, 1000, 0.0);
+  double b = net.send(0, 0, +1, 1, 1000, 0.0);  // same link, same time: waits for the first
+  double c = net.send(1, 0, +1, 1, 1000, 0.0);  // the next link: no contention
+  double d = net.send(1, 0, -1, 1, 1000, 0.0);  // the opposite direction of a used link: free
+  EXPECT_DOUBLE_EQ(a, 1e-6);
+  EXPECT_DOUBLE_EQ(b, 2e-6);
+  EXPECT_DOUBLE_EQ(c, 1e-6);
+  EXPECT_DOUBLE_EQ(d, 1e-6);
+  // A two-hop route holds both links for its window and pays two hop latencies.
+  Network lat(pod("[ring]", "[8]", 2, 1, 100));
+  EXPECT_DOUBLE_EQ(lat.send_to(0, 2, 1000, 0.0), 1e-6 + 2 * 100e-9);
+  EXPECT_DOUBLE_EQ(lat.send_to(2, 3, 1000, 0.0), 1e-6 + 100e-9);  // link 2->3 is free: no wait
+  EXPECT_DOUBLE_EQ(lat.send_to(1, 2, 1000, 0.0), 2e-6 + 100e-9);  // link 1->2 busy until 1 us
+  // The shorter way round a ring: 0 -> 7 is one hop backwards.
+  EXPECT_DOUBLE_EQ(lat.send_to(0, 7, 1000, 0.0), 1e-6 + 100e-9);
+}
+
+void expect_closed_form(const arch::PodConfig& p, CollectiveOp op, double bytes, Algorithm a) {
+  CollectiveResult r = run_collective(p, op, bytes, a);
+  double cf = closed_form(p, op, bytes, a);
+  EXPECT_EQ(r.algorithm, a);
+  EXPECT_NEAR(r.seconds / cf, 1.0, 0.01) << kCollectiveOpNames[static_cast<int>(op)] << " "
+                                         << kAlgorithmNames[static_cast<int>(a)] << " on " << p.chips
+                                         << " chips: " << r.seconds << " s vs " << cf << " s";
+}
+
+TEST(PodNetwork, CollectivesMatchTheirAlphaBetaCostOnAnIdleNetwork) {
+  double mib = 1 << 20;
+  // Unidirectional ring: 2(p-1)/p x bytes / bandwidth + 2(p-1) x latency.
+  arch::PodConfig ring8 = pod("[ring]", "[8]", 2);
+  CollectiveResult r = run_collective(ring8, CollectiveOp::kAllReduce, 64 * mib, Algorithm::kRing);
+  double expect = 2.0 * 7 / 8 * 64 * mib / 50e9 + 2.0 * 7 * 1e-6;
+  EXPECT_NEAR(r.seconds / expect, 1.0, 1e-9);
+  for (auto op : {CollectiveOp::kAllReduce, CollectiveOp::kReduceScatter, CollectiveOp::kAllGather}) {
+    expect_closed_form(ring8, op, 64 * mib, Algorithm::kRing);
+    expect_closed_form(ring8, op, 64 * mib, Algorithm::kBidirRing);
+    expect_closed_form(pod("[torus, torus]", "[2, 2]", 4), op, 16 * mib, Algorithm::kTorus);
+    expect_closed_form(pod("[torus, torus]", "[4, 4]", 4), op, 16 * mib, Algorithm::kTorus);
+    expect_closed_form(pod("[torus, torus, torus]", "[2, 2, 2]", 6), op, 16 * mib, Algorithm::kTorus);
+    expect_closed_form(pod("[torus, torus, torus]", "[4, 4, 4]", 6), op, 16 * mib, Algorithm::kTorus);
+  }
+  expect_closed_form(ring8, CollectiveOp::kAllReduce, 4096, Algorithm::kTree);
+  // The dimension-ordered torus beats one bidirectional ring through all 64 chips.
+  arch::PodConfig cube = pod("[torus, torus, torus]", "[4, 4, 4]", 6);
+  EXPECT_LT(run_collective(cube, CollectiveOp::kAllReduce, 64 * mib, Algorithm::kTorus).seconds,
+            run_collective(cube, CollectiveOp::kAllReduce, 64 * mib, Algorithm::kBidirRing).seconds);
+}
+
+TEST(PodNetwork, AutoPicksTreeForSmallMessagesAndTheTorusForLargeOnes) {
+  arch::PodConfig t = pod("[torus, torus]", "[4, 4]", 4);
+  EXPECT_EQ(run_collective(t, CollectiveOp::kAllReduce, 1024, Algorithm::kAuto).algorithm, Algorithm::kTree);
+  EXPECT_EQ(run_collective(t, CollectiveOp::kAllReduce, 1 << 26, Algorithm::kAuto).algorithm, Algorithm::kTorus);
+  EXPECT_EQ(run_collective(pod("[ring]", "[8]", 2), CollectiveOp::kAllReduce, 1 << 26, Algorithm::kAuto).algorithm,
+            Algorithm::kBidirRing);
+}
+
+TEST(PodNetwork, PresetPodsRunALargeAllReduceAtTheClosedForm) {
+  for (const char* f : {"v3_32x32", "v4_16x16x16", "v5e_16x16"}) {
+    arch::PodConfig p = arch::load_pod(test::source_path(std::string("configs/pod/") + f + ".yaml"));
+    expect_closed_form(p, CollectiveOp::kAllReduce, 1 << 30, Algorithm::kTorus);
+  }
+}
+
+TEST(PodNetwork, RingsNeedWrapAroundLinks) {
+  arch::PodConfig mesh = pod("[mesh, torus]", "[4, 4]", 4);
+  EXPECT_THROW(run_collective(mesh, CollectiveOp::kAllReduce, 1 << 20, Algorithm::kTorus), InputError);
+  EXPECT_THROW(run_collective(mesh, CollectiveOp::kAllReduce, 1 << 20, Algorithm::kRing), InputError);
+  // A tree routes over any topology.
+  EXPECT_GT(run_collective(mesh, CollectiveOp::kAllReduce, 1 << 20, Algorithm::kTree).seconds, 0.0);
+}
+
+}  // namespace
+}  // namespace tpu::pod
