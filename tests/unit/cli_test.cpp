@@ -340,3 +340,30 @@ TEST_F(Run, TheBatchIsSplitOverTheCoresWithTheSameNumbers) {
 
 }  // namespace
 }  // namespace tpu
+
+namespace tpu {
+namespace {
+
+TEST_F(Run, ProgressBarOnATerminalOnly) {
+  if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "no `script` (util-linux)";
+  std::string args = "run --arch " + src("configs/arch/tpu_v4.yaml") + " --workload " +
+                     src("traces/net_gemm_mlp/workload.yaml") + " --no-functional --out " + path("p");
+  // Under a pseudo-terminal (util-linux `script`), stderr shows "layer i of n".
+  std::string cmd = "script -qec '" + std::string(TPUSIM_BIN) + " " + args + "' /dev/null 2>&1";
+  std::string out;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  char buf[4096];
+  std::size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+  ASSERT_EQ(pclose(pipe), 0) << out;
+  EXPECT_NE(out.find("layer 1 of 4"), std::string::npos) << out;
+  EXPECT_NE(out.find("layer 4 of 4"), std::string::npos) << out;
+  // Piped: no progress at all.
+  Result piped = run(args);
+  ASSERT_EQ(piped.code, 0) << piped.out;
+  EXPECT_EQ(piped.out.find("layer 1 of"), std::string::npos) << piped.out;
+}
+
+}  // namespace
+}  // namespace tpu
