@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <set>
@@ -158,6 +159,19 @@ class Lowering {
       fail(op, "", fmt::format("a workload that compiles to at most {} instructions", kMaxCompiledInstructions),
            "more (reduce the batch or the tensor sizes)");
     }
+    int nf = 0;
+    const auto& fids = isa::fields_of(in.op, &nf);
+    for (int i = 0; i < nf; ++i) {
+      int64_t v = in.get(fids[static_cast<std::size_t>(i)]);
+      if (v < isa::field_min(fids[static_cast<std::size_t>(i)]) || v > isa::field_max(fids[static_cast<std::size_t>(i)])) {
+        const Op& op = w_.ops.at(static_cast<std::size_t>(std::max(0, op_index_)));
+        fail(op, "",
+             fmt::format("a layer whose instructions' fields fit the ISA ({}.{} in [{}, {}])",
+                         isa::opcode_spec(in.op).mnemonic, isa::field_spec(fids[static_cast<std::size_t>(i)]).name,
+                         isa::field_min(fids[static_cast<std::size_t>(i)]), isa::field_max(fids[static_cast<std::size_t>(i)])),
+             fmt::format("{} (a shape this compiler cannot tile yet)", v));
+      }
+    }
     out_.program.code.push_back(in);
     out_.program.lines.push_back(0);
     out_.program.notes.push_back(std::move(note));
@@ -201,6 +215,7 @@ class Lowering {
   void lower_pool(const Op& op);
   void lower_rowop(const Op& op);
   void lower_concat(const Op& op);
+  void lower_copy(const Op& op);
   void apply_unary(const Op& op, isa::Activation f, uint64_t ub, int64_t pixels, int64_t c,
                    uint64_t lut_ub, const std::string& note);
   uint64_t lut_for(const Op& op, isa::Activation f);
@@ -218,6 +233,7 @@ class Lowering {
   Compiled out_;
   std::map<std::string, Tensor> tensors_;
   std::map<std::string, std::size_t> last_use_;
+  std::map<std::size_t, std::vector<std::string>> dies_at_;  ///< op index -> tensors last read there
   std::set<std::string> pinned_;  ///< inputs and outputs: never freed
   uint64_t ub_next_ = 0, ub_base_ = 0, ub_end_ = 0;
   bool ub_upper_ = false;  ///< the next layer starts in the upper half
@@ -226,14 +242,23 @@ class Lowering {
   int64_t img0_ = 0, img1_ = 1;  ///< this core's samples
   bool reuse_ = true;            ///< free activations after their last reader
   std::vector<int64_t> acc_slot_;  ///< per MXU: next accumulator slot
-  std::map<std::string, uint64_t> lut_regions_;
+  std::map<std::string, std::size_t> region_index_;  ///< region name -> index in the program
 };
 
 void Lowering::dma_load(isa::Space sp, uint64_t src, uint64_t ub, int64_t rows, int64_t row_bytes,
                         int64_t src_stride, std::string note, int64_t ub_stride) {
-  // Contiguous copies larger than one row field are split into rows.
+  // Contiguous copies larger than one row field are split into rows, and into several
+  // copies when the size does not split evenly.
   if (rows == 1 && src_stride == 0 && ub_stride == 0) {
-    while (row_bytes > (1 << 23) && row_bytes % 2 == 0) {
+    constexpr int64_t kChunk = int64_t{1} << 23;
+    if (row_bytes > kChunk && row_bytes % kChunk != 0) {
+      for (int64_t off = 0; off < row_bytes; off += kChunk) {
+        dma_load(sp, src + static_cast<uint64_t>(off), ub + static_cast<uint64_t>(off), 1,
+                 std::min(kChunk, row_bytes - off), 0, note);
+      }
+      return;
+    }
+    while (row_bytes > kChunk && row_bytes % 2 == 0) {
       row_bytes /= 2;
       rows *= 2;
     }
@@ -252,7 +277,15 @@ void Lowering::dma_load(isa::Space sp, uint64_t src, uint64_t ub, int64_t rows, 
 void Lowering::dma_store(isa::Space sp, uint64_t dst, uint64_t ub, int64_t rows, int64_t row_bytes,
                          int64_t dst_stride, int64_t ub_stride, std::string note) {
   if (rows == 1 && dst_stride == 0 && ub_stride == 0) {
-    while (row_bytes > (1 << 23) && row_bytes % 2 == 0) {
+    constexpr int64_t kChunk = int64_t{1} << 23;
+    if (row_bytes > kChunk && row_bytes % kChunk != 0) {
+      for (int64_t off = 0; off < row_bytes; off += kChunk) {
+        dma_store(sp, dst + static_cast<uint64_t>(off), ub + static_cast<uint64_t>(off), 1,
+                  std::min(kChunk, row_bytes - off), 0, 0, note);
+      }
+      return;
+    }
+    while (row_bytes > kChunk && row_bytes % 2 == 0) {
       row_bytes /= 2;
       rows *= 2;
     }
@@ -269,6 +302,14 @@ void Lowering::dma_store(isa::Space sp, uint64_t dst, uint64_t ub, int64_t rows,
 }
 
 uint64_t Lowering::add_region(isa::Region r) {
+  if (out_.program.regions.size() >= isa::kMaxRegions) {
+    const Op& op = w_.ops.at(static_cast<std::size_t>(std::max(0, op_index_)));
+    fail(op, "", fmt::format("a workload that needs at most {} regions (inputs, outputs, weights, parameters)",
+                             isa::kMaxRegions), "more");
+  }
+  if (!region_index_.emplace(r.name, out_.program.regions.size()).second) {
+    throw std::logic_error("compiler: region " + r.name + " declared twice");
+  }
   auto [sp, addr] = mem_.region(r.bytes());
   r.space = sp;
   r.addr = addr;
@@ -288,7 +329,7 @@ uint64_t Lowering::values_region(const std::string& name, isa::ElemType t, std::
 }
 
 uint64_t Lowering::load_params(const Op& op, const std::string& region) {
-  const isa::Region* r = out_.program.find_region(region);
+  const isa::Region* r = &out_.program.regions.at(region_index_.at(region));
   uint64_t ub = ub_alloc(op, r->bytes());
   dma_load(r->space, r->addr, ub, 1, static_cast<int64_t>(r->bytes()), 0,
            fmt::format("{}: parameters {}", op.name, region));
@@ -296,8 +337,8 @@ uint64_t Lowering::load_params(const Op& op, const std::string& region) {
 }
 
 uint64_t Lowering::lut_for(const Op& op, isa::Activation f) {
-  std::string name = std::string("lut_") + isa::kActivationNames[static_cast<int>(f)];
-  if (!out_.program.find_region(name)) {
+  std::string name = std::string("lut__") + isa::kActivationNames[static_cast<int>(f)];
+  if (!region_index_.count(name)) {
     auto t = int8_activation_table(f);
     values_region(name, isa::ElemType::kInt8, std::vector<uint8_t>(t.begin(), t.end()));
   }
@@ -366,13 +407,13 @@ void Lowering::define_output(const Op& op) {
 
 void Lowering::release_dead(std::size_t i) {
   if (!reuse_) return;
-  std::vector<std::string> dead;
-  for (const auto& [name, t] : tensors_) {
-    if (t.root != name || pinned_.count(name)) continue;
-    auto it = last_use_.find(name);
-    if (it != last_use_.end() && it->second == i) dead.push_back(name);
+  auto d = dies_at_.find(i);
+  if (d == dies_at_.end()) return;
+  for (const auto& name : d->second) {
+    auto t = tensors_.find(name);
+    if (t == tensors_.end() || t->second.root != name || pinned_.count(name)) continue;
+    mem_.release(t->second.space, t->second.addr);
   }
-  for (const auto& name : dead) mem_.release(tensors_[name].space, tensors_[name].addr);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -404,6 +445,29 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   if (window && ys.w > acc_entries / 2) {
     fail(op, "", fmt::format("an output row of at most {} pixels (half the accumulators)", acc_entries / 2),
          fmt::format("{} pixels", ys.w));
+  }
+
+  // The passes this layer needs, bounded before any list is built.
+  {
+    double c_tiles = 0, passes = 0;
+    auto cdiv = [](double a, double b) { return std::ceil(a / b); };
+    if (two_input) {
+      c_tiles = static_cast<double>(op.heads) * cdiv(static_cast<double>(ys.c / op.heads), cols);
+      passes = cdiv(static_cast<double>(xs.c / op.heads), rows);
+    } else if (depthwise) {
+      c_tiles = cdiv(static_cast<double>(xs.c), std::min(rows, cols));
+      passes = double{1} * op.kh * op.kw;
+    } else {
+      double groups = op.kind == OpKind::kConv2d ? op.groups : op.kind == OpKind::kDepthwise ? static_cast<double>(xs.c) : 1;
+      c_tiles = groups * cdiv(static_cast<double>(ys.c) / groups, cols);
+      passes = double{1} * op.kh * op.kw * cdiv(static_cast<double>(xs.c) / groups, rows);
+    }
+    double weights = two_input ? 0 : static_cast<double>(fan_in(op)) * static_cast<double>(ys.c) * eb_;
+    if (c_tiles * passes * 2 > static_cast<double>(kMaxCompiledInstructions) ||
+        weights > static_cast<double>(isa::kMaxRegionBytes)) {
+      fail(op, "", fmt::format("a layer of at most {} instructions and 4 GiB of weights", kMaxCompiledInstructions),
+           fmt::format("{:.3g} matrix passes, {:.3g} weight bytes", c_tiles * passes, weights));
+    }
   }
 
   // Weights and jobs.
@@ -524,10 +588,10 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
       std::memcpy(&bytes[12 * c + 4], &rq[c].multiplier, 4);
       std::memcpy(&bytes[12 * c + 8], &rq[c].shift, 4);
     }
-    params_region = op.name + "_q";
+    params_region = op.name + "__q";
     values_region(params_region, isa::ElemType::kInt32, std::move(bytes));
   } else if (op.bias) {
-    params_region = op.name + "_b";
+    params_region = op.name + "__b";
     add_region(bias_region(w_, op));
   }
 
@@ -556,7 +620,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   // ---- Band size and loop order ----
   uint64_t U = 0;  // the layer's UB budget (half the buffer when it fits, see ub_begin)
   uint64_t fixed = 0;
-  if (!params_region.empty()) fixed += align_up(out_.program.find_region(params_region)->bytes());
+  if (!params_region.empty()) fixed += align_up(out_.program.regions.at(region_index_.at(params_region)).bytes());
   bool needs_lut = int8 && (act_after || std::any_of(chain.begin(), chain.end(), [](const Op* f) {
                      isa::Activation g = f->kind == OpKind::kAdd || f->kind == OpKind::kMul
                                              ? f->activation : activation_of(f->kind);
@@ -658,8 +722,13 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
                                 : fmt::format("{}: does not fit", c.name));
     if (c.ok && (!pick || c.traffic < pick->traffic)) pick = &c;
   }
+  if (!pick && wm.space == isa::Space::kHost) {
+    fail(op, "", fmt::format("weights that fit off-chip memory or, staged from host memory, the unified buffer "
+                             "({} bytes) one column tile at a time", a_.unified_buffer.bytes),
+         fmt::format("{} bytes of weights in host memory", w_bytes));
+  }
   if (!pick) {
-    fail(op, "", fmt::format("a layer whose smallest band fits the unified buffer ({} bytes)", U),
+    fail(op, "", fmt::format("a layer whose smallest band fits the unified buffer ({} bytes)", a_.unified_buffer.bytes),
          fmt::format("{} bytes for one output row", fixed + band_bytes(1)));
   }
   const int64_t on_max = pick->on;
@@ -693,7 +762,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     // only the data columns.
     int64_t rn = static_cast<int64_t>(inb / static_cast<uint64_t>(ub_row_bytes));
     int64_t zb = std::max(pad_l, pad_r) * xs.c * eb_;
-    std::string zname = op.name + "_zeros";
+    std::string zname = op.name + "__zeros";
     isa::Region z;
     z.name = zname;
     z.dtype = isa::ElemType::kInt8;
@@ -843,7 +912,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
             lw.set(Fid::kLoadWeights_mxu, x.mxu);
             if (wm.transpose) lw.set(Fid::kLoadWeights_transpose, 1);
             if (wm.diag) lw.set(Fid::kLoadWeights_diag, 1);
-            emit(lw);
+            emit(lw, fmt::format("{} weights rows {}.. cols {}..", op.name, p.wrow, p.wcol));
             Instruction mm = Instruction::make(Opcode::kMatmul);
             mm.set(Fid::kMatmul_mxu, x.mxu);
             mm.set(Fid::kMatmul_dtype, static_cast<int>(dt_));
@@ -854,14 +923,18 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
             mm.set(Fid::kMatmul_accumulate, pi > 0 ? 1 : 0);
             mm.set(Fid::kMatmul_pop, 1);
             if (window) {
-              mm.set(Fid::kMatmul_ub, static_cast<int64_t>(in_base) + p.in_off * eb_);
+              // The part's first window row, relative to the band's first input row; whole
+              // rows before it move into the UB address so that off_h stays small.
+              int64_t first = (b.o0 + x.row0) * op.sh - op.pad_top - b.r0;
+              int64_t skip = std::clamp<int64_t>(first, 0, b.rn - 1);
+              mm.set(Fid::kMatmul_ub, static_cast<int64_t>(in_base) + skip * ub_row_bytes + p.in_off * eb_);
               mm.set(Fid::kMatmul_rows, x.rows * ys.w);
               mm.set(Fid::kMatmul_out_w, ys.w);
-              mm.set(Fid::kMatmul_in_h, b.rn);
+              mm.set(Fid::kMatmul_in_h, b.rn - skip);
               mm.set(Fid::kMatmul_in_w, wp);
               mm.set(Fid::kMatmul_stride_h, op.sh);
               mm.set(Fid::kMatmul_stride_w, op.sw);
-              mm.set(Fid::kMatmul_off_h, (b.o0 + x.row0) * op.sh - op.pad_top - b.r0 + int64_t{p.r} * op.dh);
+              mm.set(Fid::kMatmul_off_h, first - skip + int64_t{p.r} * op.dh);
               mm.set(Fid::kMatmul_off_w, packed ? 0 : int64_t{p.s} * op.dw - op.pad_left);
             } else {
               mm.set(Fid::kMatmul_ub, static_cast<int64_t>(in_base) + (x.row0 * xs.c + p.in_off) * eb_);
@@ -1016,8 +1089,8 @@ void Lowering::lower_rowop(const Op& op) {
   if (!block.empty()) {
     std::vector<uint8_t> bytes(block.size() * 4);
     std::memcpy(bytes.data(), block.data(), bytes.size());
-    values_region(op.name + "_p", isa::ElemType::kFp32, std::move(bytes));
-    params_ub = load_params(op, op.name + "_p");
+    values_region(op.name + "__p", isa::ElemType::kFp32, std::move(bytes));
+    params_ub = load_params(op, op.name + "__p");
   }
   int64_t total_rows = (img1_ - img0_) * s.elements() / cols;
   const int64_t r_base = img0_ * s.elements() / cols;  // this core's first row
@@ -1137,6 +1210,22 @@ void Lowering::lower_concat(const Op& op) {
   }
 }
 
+void Lowering::lower_copy(const Op& op) {
+  const Tensor& x = tensor(op.inputs[0]);
+  const Tensor& y = tensor(op.name);
+  uint64_t per_sample = static_cast<uint64_t>(op.out.elements() * eb_);
+  uint64_t begin = static_cast<uint64_t>(img0_) * per_sample, end = static_cast<uint64_t>(img1_) * per_sample;
+  ub_begin(true);
+  uint64_t chunk = std::min<uint64_t>((ub_end_ - ub_base_ - 2 * kAlign) / 2, uint64_t{1} << 23);
+  uint64_t buf[2] = {ub_alloc(op, chunk), ub_alloc(op, chunk)};
+  int i = 0;
+  for (uint64_t off = begin; off < end; off += chunk, ++i) {
+    int64_t n = static_cast<int64_t>(std::min(chunk, end - off));
+    dma_load(x.space, x.addr + off, buf[i % 2], 1, n, 0, op.name + ": copy");
+    dma_store(y.space, y.addr + off, buf[i % 2], 1, n, 0, 0, op.name + ": copy");
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 
 Compiled Lowering::run() {
@@ -1153,6 +1242,7 @@ Compiled Lowering::run() {
     for (const auto& n : op.inputs) last_use_[root.at(n)] = i;
     root[op.name] = op.kind == OpKind::kReshape ? root.at(op.inputs[0]) : op.name;
   }
+  for (const auto& [name, i] : last_use_) dies_at_[i].push_back(name);
   for (const auto& in : w_.inputs) {
     isa::Region r = input_region(w_, in, dt_, out_.batch);
     Tensor t;
@@ -1200,7 +1290,12 @@ Compiled Lowering::run() {
     }
     // --no-fusion: the activation of a matrix op becomes its own pass over off-chip memory.
     Op lowered = op;
-    bool split_activation = !opt_.fusion && op.is_matrix() && op.activation != isa::Activation::kNone;
+    // (bf16 sigmoid/tanh/gelu stay in activate: applying them to a bf16-rounded pre-activation
+    // would change the result; relu and relu6 commute with the rounding, and int8 applies
+    // every function to the requantized value either way.)
+    bool nonlinear_bf16 = dt_ == isa::MatType::kBf16 && op.activation != isa::Activation::kNone &&
+                          op.activation != isa::Activation::kRelu && op.activation != isa::Activation::kRelu6;
+    bool split_activation = !opt_.fusion && op.is_matrix() && op.activation != isa::Activation::kNone && !nonlinear_bf16;
     if (split_activation) lowered.activation = isa::Activation::kNone;
 
     LayerPlan plan;
@@ -1218,13 +1313,14 @@ Compiled Lowering::run() {
     out_.layers.push_back(plan);
     layer_ = static_cast<int>(out_.layers.size()) - 1;
 
-    if (op.kind == OpKind::kReshape) {
+    if (op.kind == OpKind::kReshape && !is_output(op.name)) {
       Tensor t = tensor(op.inputs[0]);
       t.shape = op.out;
       tensors_[op.name] = t;
-      if (is_output(op.name)) {
-        fail(op, "", "a workload output produced by a computing op", "a reshape");
-      }
+    } else if (op.kind == OpKind::kReshape) {
+      // A reshaped output gets its own region: the bytes are copied through the UB.
+      define_output(op);
+      lower_copy(op);
     } else {
       if (chain.empty()) {
         define_output(op);

@@ -62,7 +62,7 @@ isa::Region input_region(const Workload& w, const WorkloadInput& in, isa::MatTyp
 
 isa::Region weight_region(const Workload& w, const Op& op, isa::MatType dt) {
   isa::Region r;
-  r.name = op.name + "_w";
+  r.name = op.name + "__w";
   r.dtype = elem(dt);
   const Shape& x = op.in.at(0);
   switch (op.kind) {
@@ -87,7 +87,7 @@ isa::Region weight_region(const Workload& w, const Op& op, isa::MatType dt) {
 
 isa::Region bias_region(const Workload& w, const Op& op) {
   isa::Region r;
-  r.name = op.name + "_b";
+  r.name = op.name + "__b";
   r.dtype = isa::ElemType::kFp32;
   r.shape = {uint64_t(op.out.c)};
   r.role = isa::RegionRole::kData;

@@ -268,22 +268,26 @@ Bytes rowop(const Ctx& c, const Op& op) {
   if (!softmax) layer_norm_params(c.w, op, &gamma, &beta);
   float eps = static_cast<float>(op.eps);
   Bytes out(x.size());
-  int r = static_cast<int>(rows), n = static_cast<int>(cols);
-  if (c.dt == isa::MatType::kInt8) {
-    auto in = reinterpret_cast<const int8_t*>(x.data());
-    auto o = reinterpret_cast<int8_t*>(out.data());
-    if (softmax) {
-      isa::softmax_int8(in, o, r, n, q);
+  int n = static_cast<int>(cols);
+  for (int64_t r0 = 0; r0 < rows; r0 += int64_t{1} << 20) {  // kernels take int row counts
+    int r = static_cast<int>(std::min<int64_t>(int64_t{1} << 20, rows - r0));
+    std::size_t at = static_cast<std::size_t>(r0 * cols);
+    if (c.dt == isa::MatType::kInt8) {
+      auto in = reinterpret_cast<const int8_t*>(x.data()) + at;
+      auto o = reinterpret_cast<int8_t*>(out.data()) + at;
+      if (softmax) {
+        isa::softmax_int8(in, o, r, n, q);
+      } else {
+        isa::layer_norm_int8(in, o, r, n, q, eps, gamma.data(), beta.data());
+      }
     } else {
-      isa::layer_norm_int8(in, o, r, n, q, eps, gamma.data(), beta.data());
-    }
-  } else {
-    auto in = reinterpret_cast<const uint16_t*>(x.data());
-    auto o = reinterpret_cast<uint16_t*>(out.data());
-    if (softmax) {
-      isa::softmax_bf16(in, o, r, n, c.num);
-    } else {
-      isa::layer_norm_bf16(in, o, r, n, eps, gamma.data(), beta.data(), c.num);
+      auto in = reinterpret_cast<const uint16_t*>(x.data()) + at;
+      auto o = reinterpret_cast<uint16_t*>(out.data()) + at;
+      if (softmax) {
+        isa::softmax_bf16(in, o, r, n, c.num);
+      } else {
+        isa::layer_norm_bf16(in, o, r, n, eps, gamma.data(), beta.data(), c.num);
+      }
     }
   }
   return out;

@@ -99,8 +99,11 @@ struct Reader {
     fail(n, key, "true or false");
   }
   std::string name(const YAML::Node& n, const std::string& key) const {
-    if (!n.IsScalar() || !isa::is_identifier(n.Scalar())) {
-      fail(n, key, "a name ([A-Za-z_][A-Za-z0-9_]*, at most 128 characters)");
+    // "__" is reserved for the compiler's own names (weights, parameters, tables), and the
+    // length leaves room for their suffixes.
+    if (!n.IsScalar() || !isa::is_identifier(n.Scalar()) || n.Scalar().size() > kMaxUserName ||
+        n.Scalar().find("__") != std::string::npos) {
+      fail(n, key, fmt::format("a name ([A-Za-z_][A-Za-z0-9_]*, at most {} characters, no \"__\")", kMaxUserName));
     }
     return n.Scalar();
   }
@@ -169,8 +172,7 @@ struct PadSpec {
   int t = 0, l = 0, b = 0, r = 0;
 };
 
-Op parse_op(const Reader& r, const YAML::Node& n, std::size_t index, const std::string& prev,
-            std::map<std::string, PadSpec>& same_pads) {
+Op parse_op(const Reader& r, const YAML::Node& n, std::size_t index, const std::string& prev) {
   std::string ctx = fmt::format("ops[{}]", index);
   if (!n.IsMap()) r.fail(n, ctx, "a mapping with name, op and the op's parameters");
   Op op;
@@ -249,7 +251,6 @@ Op parse_op(const Reader& r, const YAML::Node& n, std::size_t index, const std::
       auto v = r.ints(p, ctx + ".padding", 2, 0, 255);
       ps = PadSpec{false, int(v[0]), int(v[1]), int(v[0]), int(v[1])};
     }
-    if (ps.same) same_pads[op.name] = ps;
     op.same = ps.same;
     op.pad_top = ps.t;
     op.pad_left = ps.l;
@@ -278,6 +279,10 @@ Op parse_op(const Reader& r, const YAML::Node& n, std::size_t index, const std::
   }
   if (op.kind == OpKind::kReshape && op.reshape.empty()) {
     throw InputError(op.where, ctx + ".shape", "the new per-sample shape", "none");
+  }
+  if (op.global && (get("kernel") || get("stride") || get("padding"))) {
+    throw InputError(op.where, ctx + ".global", "a global pool without kernel, stride or padding",
+                     "global with a window");
   }
   if ((op.kind == OpKind::kConv2d || op.kind == OpKind::kDepthwise ||
        op.kind == OpKind::kMaxPool || op.kind == OpKind::kAvgPool) &&
@@ -418,6 +423,9 @@ void infer_op(Workload& w, Op& op, const std::map<std::string, Shape>& tensors) 
                       std::to_string(op.groups));
         }
         oc = op.filters;
+        if (static_cast<double>(oh) * ow * oc * op.kh * op.kw * (x.c / op.groups) > 1e18) {
+          shape_error(op, "", "at most 10^18 MACs per sample", "more");
+        }
         op.macs = oh * ow * oc * op.kh * op.kw * (x.c / op.groups);
       } else if (op.kind == OpKind::kDepthwise) {
         oc = x.c * op.multiplier;
@@ -441,6 +449,7 @@ void infer_op(Workload& w, Op& op, const std::map<std::string, Shape>& tensors) 
       std::vector<int64_t> d = x.dims;
       d.back() = op.filters;
       op.out = Shape::of(d);
+      if (static_cast<double>(x.pixels()) * x.c * op.filters > 1e18) shape_error(op, "", "at most 10^18 MACs per sample", "more");
       op.macs = x.pixels() * x.c * op.filters;
       break;
     }
@@ -450,6 +459,7 @@ void infer_op(Workload& w, Op& op, const std::map<std::string, Shape>& tensors) 
         std::vector<int64_t> d = x.dims;
         d.back() = op.filters;
         op.out = Shape::of(d);
+        if (static_cast<double>(x.pixels()) * x.c * op.filters > 1e18) shape_error(op, "", "at most 10^18 MACs per sample", "more");
         op.macs = x.pixels() * x.c * op.filters;
         break;
       }
@@ -548,7 +558,13 @@ void infer_op(Workload& w, Op& op, const std::map<std::string, Shape>& tensors) 
 
 void infer_shapes(Workload& w) {
   std::map<std::string, Shape> tensors;
-  for (const auto& in : w.inputs) tensors[in.name] = in.shape;
+  for (const auto& in : w.inputs) {
+    if (static_cast<double>(in.shape.elements()) * static_cast<double>(w.batch) > static_cast<double>(kMaxTensorElements)) {
+      throw InputError(in.where, "inputs." + in.name + ".shape", "a tensor of at most 2^32 elements per batch",
+                       in.shape.str() + fmt::format(" x batch {}", w.batch));
+    }
+    tensors[in.name] = in.shape;
+  }
   for (auto& op : w.ops) {
     infer_op(w, op, tensors);
     tensors[op.name] = op.out;
@@ -617,10 +633,9 @@ Workload parse_workload_yaml(const std::string& text, const std::string& file) {
   if (!ops.IsSequence() || ops.size() == 0 || ops.size() > kMaxOps) {
     r.fail(ops, "ops", fmt::format("a list of 1 to {} ops", kMaxOps));
   }
-  std::map<std::string, PadSpec> same;
   std::string prev = w.inputs.front().name;
   for (std::size_t i = 0; i < ops.size(); ++i) {
-    Op op = parse_op(r, ops[i], i, prev, same);
+    Op op = parse_op(r, ops[i], i, prev);
     if (!names.insert(op.name).second) {
       r.fail(ops[i]["name"], "ops[" + std::to_string(i) + "].name", "a name not used before");
     }
@@ -673,12 +688,20 @@ std::string lower(std::string s) {
   return s;
 }
 
-std::string sanitize(const std::string& s, std::size_t row) {
+// A SCALE-Sim layer name as an identifier: other characters become '_', no "__" (reserved),
+// at most 80 characters (room for a "_N" suffix and the compiler's own suffixes).
+std::string sanitize(const std::string& s) {
   std::string out;
-  for (char c : s) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  for (char c : s) {
+    char x = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+    if (x == '_' && !out.empty() && out.back() == '_') continue;
+    out += x;
+  }
+  while (!out.empty() && out.back() == '_') out.pop_back();
   if (out.empty() || std::isdigit(static_cast<unsigned char>(out[0]))) out = "layer_" + out;
-  if (out.size() > 100) out = out.substr(0, 100);
-  return out + (out.empty() ? std::to_string(row) : "");
+  if (out.size() > 80) out = out.substr(0, 80);
+  while (!out.empty() && out.back() == '_') out.pop_back();
+  return out;
 }
 
 }  // namespace
@@ -692,12 +715,13 @@ Workload parse_scalesim_csv(const std::string& text, const std::string& file) {
   w.independent_layers = true;
   std::string stem = file.substr(file.find_last_of('/') + 1);
   stem = stem.substr(0, stem.find('.'));
-  w.name = isa::is_identifier(sanitize(stem, 0)) ? sanitize(stem, 0) : "topology";
+  w.name = isa::is_identifier(sanitize(stem)) ? sanitize(stem) : "topology";
   std::istringstream in(text);
   std::string line;
   int lineno = 0;
   enum { kUnknown, kConv, kGemm } form = kUnknown;
   std::set<std::string> names;
+  std::map<std::string, int64_t> repeats;
   while (std::getline(in, line)) {
     ++lineno;
     std::vector<std::string> f = split_csv(line);
@@ -740,14 +764,21 @@ Workload parse_scalesim_csv(const std::string& text, const std::string& file) {
     if (w.ops.size() >= kMaxOps) {
       throw InputError(where, "row", fmt::format("at most {} layers", kMaxOps), "more");
     }
-    std::string name = sanitize(f[0], w.ops.size());
-    while (!names.insert(name).second) name += "_";
+    // Unique names: a repeated base name gets _2, _3, ... (one counter per base name).
+    std::string base = sanitize(f[0]), name = base;
+    if (names.count(name)) {
+      int64_t& k = repeats[base];
+      do {
+        name = base + "_" + std::to_string(++k + 1);
+      } while (names.count(name));
+    }
+    names.insert(name);
     Op op;
     op.name = name;
     op.where = where;
     op.bias = false;
     WorkloadInput input;
-    input.name = name + "_in";
+    input.name = name + "__in";  // "__": no layer name can take it
     input.where = where;
     if (form == kConv) {
       int64_t ih = num(1, "IFMAP Height"), iw = num(2, "IFMAP Width");
@@ -771,7 +802,6 @@ Workload parse_scalesim_csv(const std::string& text, const std::string& file) {
       op.filters = n;
     }
     op.inputs = {input.name};
-    names.insert(input.name);
     w.inputs.push_back(input);
     w.outputs.push_back(op.name);
     w.ops.push_back(op);
@@ -785,7 +815,8 @@ Workload load_workload(const std::string& path) {
   std::string text = read_file_bounded(path);
   std::string ext = path.size() >= 4 ? lower(path.substr(path.size() - 4)) : "";
   if (ext == ".csv") return parse_scalesim_csv(text, path);
-  if (ext == "yaml" || ext == ".yml") return parse_workload_yaml(text, path);
+  std::string ext5 = path.size() >= 5 ? lower(path.substr(path.size() - 5)) : "";
+  if (ext5 == ".yaml" || ext == ".yml") return parse_workload_yaml(text, path);
   throw InputError(SourceLocation{path, 0, 0}, "--workload", "a .yaml/.yml workload or a .csv topology",
                    "'" + path + "'");
 }

@@ -100,6 +100,8 @@ inline constexpr std::size_t kMaxOps = 20000;
 inline constexpr int64_t kMaxDim = 1 << 20;
 inline constexpr int64_t kMaxTensorElements = int64_t{1} << 32;
 inline constexpr int64_t kMaxBatch = 1 << 16;
+/// Longest op or input name (the compiler appends suffixes such as "__zeros").
+inline constexpr std::size_t kMaxUserName = 100;
 
 /// Loads a workload by extension: .yaml/.yml or .csv. Throws InputError naming file, line,
 /// key, expected and found.

@@ -68,7 +68,7 @@ struct Program {
 
 /// Limits that keep a malformed program from exhausting memory.
 inline constexpr std::size_t kMaxInstructions = 1u << 24;
-inline constexpr std::size_t kMaxRegions = 4096;
+inline constexpr std::size_t kMaxRegions = 65536;
 inline constexpr std::size_t kMaxRank = 8;
 inline constexpr std::size_t kMaxNameLength = 128;
 /// Largest region (elements product) accepted, 4 GiB of data.

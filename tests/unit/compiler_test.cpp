@@ -252,3 +252,37 @@ TEST(CompilerLong, EveryWorkloadOnEveryPresetAndDtypeMatchesTheReference) {
 
 }  // namespace
 }  // namespace tpu::compiler
+
+namespace tpu::compiler {
+namespace {
+
+// Corner cases a review found: a SCALE-Sim layer named like another layer's generated input,
+// a reshape as the workload output, bf16 gelu/sigmoid/tanh with fusion off, a 1-D conv whose
+// band rows are split over MXUs far down a long input.
+TEST(Compiler, NamesReshapedOutputsAndUnfusedBf16Activations) {
+  Workload csv = parse_scalesim_csv(
+      "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+      "a_in,8,8,3,3,4,8,1,\na,16,16,3,3,2,8,1,\n",
+      "coll.csv");
+  EXPECT_EQ(csv.ops[1].out.str(), "14x14x8");  // its own 16x16x2 input, not a_in's output
+  expect_golden(preset("tpu_v4"), csv);
+  Workload w = parse_workload_yaml(R"(
+name: t
+inputs: [{name: x, shape: [6, 6, 8]}, {name: s, shape: [4000, 1, 1]}]
+ops:
+  - {name: c1, op: conv2d, input: x, filters: 8, kernel: 3, padding: 1, activation: gelu}
+  - {name: c2, op: conv2d, filters: 8, kernel: 3, padding: 1, activation: sigmoid}
+  - {name: f, op: fully_connected, units: 6, activation: tanh}
+  - {name: flat, op: reshape, shape: [216]}
+  - {name: a1, op: conv2d, input: s, filters: 16, kernel: [80, 1], stride: [4, 1]}
+outputs: [flat, a1]
+)", "t.yaml");
+  arch::ArchConfig a = preset("tpu_v4");
+  expect_golden(a, w);
+  CompileOptions off;
+  off.fusion = false;
+  expect_golden(a, w, off);
+}
+
+}  // namespace
+}  // namespace tpu::compiler

@@ -132,6 +132,10 @@ TEST(Workloads, BadInputGivesOneClearError) {
       {"name: t\ninputs: [{name: x, shape: [8]}]\nops:\n  - {name: x, op: relu}\n", "t.yaml:4", "ops[0].name", "'x'"},
       {"name: t\ninputs: [{name: x, shape: [0, 3]}]\nops: [{name: a, op: relu}]\n", "t.yaml:2", "inputs[0].shape", "'0'"},
       {"name: t\ninputz: []\n", "t.yaml:2", "inputz", "'inputz'"},
+      {"name: t\ninputs: [{name: x, shape: [8]}]\nops:\n  - {name: a__w, op: relu}\n", "t.yaml:4", "ops[0].name",
+       "'a__w'"},
+      {"name: t\ninputs: [{name: x, shape: [4, 4, 8]}]\nops:\n  - {name: g, op: avg_pool, global: true, padding: same}\n",
+       "t.yaml:4", "ops.g.global", "global with a window"},
       {"name: t\ninputs: [{name: x, shape: [8]}\n", "t.yaml:", "YAML syntax error", ""},
   };
   for (const auto& c : cases) {
