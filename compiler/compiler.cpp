@@ -154,16 +154,23 @@ class Lowering {
  private:
   // ---- emission ----
   void emit(Instruction in, std::string note = "") {
-    if (out_.program.code.size() >= kMaxCompiledInstructions) {
+    if (out_.program.code.size() >= opt_.max_instructions) {
       const Op& op = w_.ops.at(static_cast<std::size_t>(std::max(0, op_index_)));
-      fail(op, "", fmt::format("a workload that compiles to at most {} instructions", kMaxCompiledInstructions),
+      fail(op, "", fmt::format("a workload that compiles to at most {} instructions", opt_.max_instructions),
            "more (reduce the batch or the tensor sizes)");
     }
+    // Every field within its width (limits cached per field: this runs for every instruction).
+    static const auto limits = [] {
+      std::array<std::pair<int64_t, int64_t>, static_cast<std::size_t>(Fid::kCount)> l{};
+      for (std::size_t f = 0; f < l.size(); ++f) l[f] = {isa::field_min(static_cast<Fid>(f)), isa::field_max(static_cast<Fid>(f))};
+      return l;
+    }();
     int nf = 0;
     const auto& fids = isa::fields_of(in.op, &nf);
     for (int i = 0; i < nf; ++i) {
-      int64_t v = in.get(fids[static_cast<std::size_t>(i)]);
-      if (v < isa::field_min(fids[static_cast<std::size_t>(i)]) || v > isa::field_max(fids[static_cast<std::size_t>(i)])) {
+      int64_t v = in.values[static_cast<std::size_t>(i)];
+      const auto& lim = limits[static_cast<std::size_t>(fids[static_cast<std::size_t>(i)])];
+      if (v < lim.first || v > lim.second) {
         const Op& op = w_.ops.at(static_cast<std::size_t>(std::max(0, op_index_)));
         fail(op, "",
              fmt::format("a layer whose instructions' fields fit the ISA ({}.{} in [{}, {}])",
@@ -463,9 +470,9 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
       passes = double{1} * op.kh * op.kw * cdiv(static_cast<double>(xs.c) / groups, rows);
     }
     double weights = two_input ? 0 : static_cast<double>(fan_in(op)) * static_cast<double>(ys.c) * eb_;
-    if (c_tiles * passes * 2 > static_cast<double>(kMaxCompiledInstructions) ||
+    if (c_tiles * passes * 2 > static_cast<double>(opt_.max_instructions) ||
         weights > static_cast<double>(isa::kMaxRegionBytes)) {
-      fail(op, "", fmt::format("a layer of at most {} instructions and 4 GiB of weights", kMaxCompiledInstructions),
+      fail(op, "", fmt::format("a layer of at most {} instructions and 4 GiB of weights", opt_.max_instructions),
            fmt::format("{:.3g} matrix passes, {:.3g} weight bytes", c_tiles * passes, weights));
     }
   }
@@ -799,6 +806,11 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   bool folded = images == 1 && !window && !two_input;
   int64_t im0 = folded ? 0 : img0_, im1 = folded ? 1 : img1_;
   int64_t row_lo = folded ? img0_ * xs.pixels() : 0, row_hi = folded ? img1_ * xs.pixels() : max_on;
+  if (static_cast<double>(im1 - im0) * std::ceil(static_cast<double>(row_hi - row_lo) / static_cast<double>(on_max)) *
+          static_cast<double>(jobs.size()) * 2 > static_cast<double>(opt_.max_instructions)) {
+    fail(op, "", fmt::format("a workload that compiles to at most {} instructions", opt_.max_instructions),
+         "more (reduce the batch or the tensor sizes)");
+  }
   for (int64_t im = im0; im < im1; ++im) {
     for (int64_t o0 = row_lo; o0 < row_hi; o0 += on_max) {
       Band b;

@@ -23,6 +23,8 @@ struct CompileOptions {
   std::optional<isa::MatType> dtype;  ///< overrides the workload's dtype
   std::optional<int64_t> batch;       ///< overrides the workload's batch
   bool fusion = true;                 ///< fuse bias/activation/elementwise into the matrix op
+  /// Bound on each core's program (an InputError names the layer that passes it).
+  std::size_t max_instructions = kMaxCompiledInstructions;
 };
 
 /// One workload op (or a fused group led by it) as compiled.
