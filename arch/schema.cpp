@@ -19,30 +19,6 @@ namespace {
 constexpr std::size_t kMaxConfigBytes = 1 << 20;  // configs are small; refuse anything huge
 constexpr int kMaxNodes = 100000;                 // bounds alias expansion ("billion laughs")
 
-SourceLocation mark_of(const YAML::Node& n, const std::string& file) {
-  YAML::Mark m = n.Mark();
-  if (m.is_null()) return SourceLocation{file, 0, 0};
-  return SourceLocation{file, m.line + 1, m.column + 1};
-}
-
-std::string describe(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Null:
-      return "nothing (null)";
-    case YAML::NodeType::Scalar: {
-      std::string s = n.Scalar();
-      if (s.size() > 60) s = s.substr(0, 57) + "...";
-      return "'" + s + "'";
-    }
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Map:
-      return "a mapping";
-    default:
-      return "nothing";
-  }
-}
-
 bool is_prefix_of_known(const std::string& prefix, const std::vector<std::string>& keys) {
   std::string p = prefix + ".";
   return std::any_of(keys.begin(), keys.end(),
@@ -69,13 +45,38 @@ YAML::Node parse_root(const std::string& text, const std::string& name) {
     throw InputError(where, "YAML syntax error: " + e.msg);
   }
   if (!root.IsMap()) {
-    throw InputError(mark_of(root, name), "<document>", "a mapping of keys to values",
-                     describe(root));
+    throw InputError(yaml_location(root, name), "<document>", "a mapping of keys to values",
+                     describe_yaml(root));
   }
   return root;
 }
 
 }  // namespace
+
+SourceLocation yaml_location(const YAML::Node& n, const std::string& file) {
+  YAML::Mark m = n.Mark();
+  if (m.is_null()) return SourceLocation{file, 0, 0};
+  return SourceLocation{file, m.line + 1, m.column + 1};
+}
+
+std::string describe_yaml(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Null:
+      return "nothing (null)";
+    case YAML::NodeType::Scalar: {
+      std::string s = n.Scalar();
+      if (s.size() > 60) s = s.substr(0, 57) + "...";
+      return "'" + s + "'";
+    }
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    default:
+      return "nothing";
+  }
+}
+
 
 RawConfig RawConfig::from_file(const std::string& path, const std::vector<std::string>& keys) {
   std::ifstream in(path, std::ios::binary);
@@ -111,15 +112,15 @@ void RawConfig::flatten(const YAML::Node& node, const std::string& prefix,
       [&](const YAML::Node& n, const std::string& pre) {
         for (auto it = n.begin(); it != n.end(); ++it) {
           if (--budget < 0) {
-            throw InputError(mark_of(it->first, file_), pre.empty() ? "<document>" : pre,
+            throw InputError(yaml_location(it->first, file_), pre.empty() ? "<document>" : pre,
                              "at most 100000 nodes", "more (alias expansion?)");
           }
           if (!it->first.IsScalar()) {
-            throw InputError(mark_of(it->first, file_), pre.empty() ? "<document>" : pre,
-                             "a plain key", describe(it->first));
+            throw InputError(yaml_location(it->first, file_), pre.empty() ? "<document>" : pre,
+                             "a plain key", describe_yaml(it->first));
           }
           std::string key = pre.empty() ? it->first.Scalar() : pre + "." + it->first.Scalar();
-          SourceLocation where = mark_of(it->first, file_);
+          SourceLocation where = yaml_location(it->first, file_);
           if (is_known(key, keys)) {
             if (values_.count(key)) {
               throw InputError(where, key, "each key once", "it given twice");
@@ -128,7 +129,7 @@ void RawConfig::flatten(const YAML::Node& node, const std::string& prefix,
           } else if (is_prefix_of_known(key, keys)) {
             if (!it->second.IsMap()) {
               throw InputError(where, key, "a mapping (section with keys below it)",
-                               describe(it->second));
+                               describe_yaml(it->second));
             }
             walk(it->second, key);
           } else {
@@ -183,7 +184,7 @@ SourceLocation RawConfig::where(const std::string& key) const {
 namespace {
 
 [[noreturn]] void bad(const RawValue& v, const std::string& key, const std::string& expected) {
-  throw InputError(v.where, key, expected, describe(v.node));
+  throw InputError(v.where, key, expected, describe_yaml(v.node));
 }
 
 const std::string& scalar_or_throw(const RawValue& v, const std::string& key,

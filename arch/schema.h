@@ -204,6 +204,11 @@ std::string markdown_table(const std::vector<std::array<std::string, 6>>& rows);
 /// 64-bit FNV-1a of text, as 16 hex digits.
 std::string fnv1a_hex(const std::string& text);
 
+/// Where a YAML node was written (1-based line and column; 0 when unknown).
+SourceLocation yaml_location(const YAML::Node& n, const std::string& file);
+/// A short description of a YAML node for "found ..." in messages ('value', a list, ...).
+std::string describe_yaml(const YAML::Node& n);
+
 template <class C>
 std::string Schema<C>::dump(const C& c) const {
   std::vector<std::array<std::string, 3>> rows;

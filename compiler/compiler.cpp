@@ -252,60 +252,57 @@ class Lowering {
   std::map<std::string, std::size_t> region_index_;  ///< region name -> index in the program
 };
 
-void Lowering::dma_load(isa::Space sp, uint64_t src, uint64_t ub, int64_t rows, int64_t row_bytes,
-                        int64_t src_stride, std::string note, int64_t ub_stride) {
-  // Contiguous copies larger than one row field are split into rows, and into several
-  // copies when the size does not split evenly.
-  if (rows == 1 && src_stride == 0 && ub_stride == 0) {
-    constexpr int64_t kChunk = int64_t{1} << 23;
-    if (row_bytes > kChunk && row_bytes % kChunk != 0) {
-      for (int64_t off = 0; off < row_bytes; off += kChunk) {
-        dma_load(sp, src + static_cast<uint64_t>(off), ub + static_cast<uint64_t>(off), 1,
-                 std::min(kChunk, row_bytes - off), 0, note);
-      }
+namespace {
+
+// A DMA's rows x row_bytes as instructions can hold them: a contiguous copy larger than the
+// row field becomes rows of half the size, or several copies when it does not halve evenly.
+// `one(offset, rows, row_bytes)` emits each piece.
+template <class Emit>
+void split_contiguous(int64_t rows, int64_t row_bytes, bool contiguous, Emit one) {
+  constexpr int64_t kChunk = int64_t{1} << 23;
+  if (contiguous && rows == 1 && row_bytes > kChunk) {
+    if (row_bytes % kChunk != 0) {
+      for (int64_t off = 0; off < row_bytes; off += kChunk) one(off, 1, std::min(kChunk, row_bytes - off));
       return;
     }
-    while (row_bytes > kChunk && row_bytes % 2 == 0) {
+    while (row_bytes > kChunk) {
       row_bytes /= 2;
       rows *= 2;
     }
   }
-  Instruction in = Instruction::make(Opcode::kDmaLoad);
-  in.set(Fid::kDmaLoad_space, static_cast<int>(sp));
-  in.set(Fid::kDmaLoad_src, static_cast<int64_t>(src));
-  in.set(Fid::kDmaLoad_ub, static_cast<int64_t>(ub));
-  in.set(Fid::kDmaLoad_rows, rows);
-  in.set(Fid::kDmaLoad_row_bytes, row_bytes);
-  in.set(Fid::kDmaLoad_src_stride, src_stride == row_bytes ? 0 : src_stride);
-  in.set(Fid::kDmaLoad_ub_stride, ub_stride == row_bytes ? 0 : ub_stride);
-  emit(in, std::move(note));
+  one(0, rows, row_bytes);
+}
+
+}  // namespace
+
+void Lowering::dma_load(isa::Space sp, uint64_t src, uint64_t ub, int64_t rows, int64_t row_bytes,
+                        int64_t src_stride, std::string note, int64_t ub_stride) {
+  split_contiguous(rows, row_bytes, src_stride == 0 && ub_stride == 0, [&](int64_t off, int64_t n, int64_t rb) {
+    Instruction in = Instruction::make(Opcode::kDmaLoad);
+    in.set(Fid::kDmaLoad_space, static_cast<int>(sp));
+    in.set(Fid::kDmaLoad_src, static_cast<int64_t>(src) + off);
+    in.set(Fid::kDmaLoad_ub, static_cast<int64_t>(ub) + off);
+    in.set(Fid::kDmaLoad_rows, n);
+    in.set(Fid::kDmaLoad_row_bytes, rb);
+    in.set(Fid::kDmaLoad_src_stride, src_stride == rb ? 0 : src_stride);
+    in.set(Fid::kDmaLoad_ub_stride, ub_stride == rb ? 0 : ub_stride);
+    emit(in, note);
+  });
 }
 
 void Lowering::dma_store(isa::Space sp, uint64_t dst, uint64_t ub, int64_t rows, int64_t row_bytes,
                          int64_t dst_stride, int64_t ub_stride, std::string note) {
-  if (rows == 1 && dst_stride == 0 && ub_stride == 0) {
-    constexpr int64_t kChunk = int64_t{1} << 23;
-    if (row_bytes > kChunk && row_bytes % kChunk != 0) {
-      for (int64_t off = 0; off < row_bytes; off += kChunk) {
-        dma_store(sp, dst + static_cast<uint64_t>(off), ub + static_cast<uint64_t>(off), 1,
-                  std::min(kChunk, row_bytes - off), 0, 0, note);
-      }
-      return;
-    }
-    while (row_bytes > kChunk && row_bytes % 2 == 0) {
-      row_bytes /= 2;
-      rows *= 2;
-    }
-  }
-  Instruction in = Instruction::make(Opcode::kDmaStore);
-  in.set(Fid::kDmaStore_space, static_cast<int>(sp));
-  in.set(Fid::kDmaStore_dst, static_cast<int64_t>(dst));
-  in.set(Fid::kDmaStore_ub, static_cast<int64_t>(ub));
-  in.set(Fid::kDmaStore_rows, rows);
-  in.set(Fid::kDmaStore_row_bytes, row_bytes);
-  in.set(Fid::kDmaStore_dst_stride, dst_stride == row_bytes ? 0 : dst_stride);
-  in.set(Fid::kDmaStore_ub_stride, ub_stride == row_bytes ? 0 : ub_stride);
-  emit(in, std::move(note));
+  split_contiguous(rows, row_bytes, dst_stride == 0 && ub_stride == 0, [&](int64_t off, int64_t n, int64_t rb) {
+    Instruction in = Instruction::make(Opcode::kDmaStore);
+    in.set(Fid::kDmaStore_space, static_cast<int>(sp));
+    in.set(Fid::kDmaStore_dst, static_cast<int64_t>(dst) + off);
+    in.set(Fid::kDmaStore_ub, static_cast<int64_t>(ub) + off);
+    in.set(Fid::kDmaStore_rows, n);
+    in.set(Fid::kDmaStore_row_bytes, rb);
+    in.set(Fid::kDmaStore_dst_stride, dst_stride == rb ? 0 : dst_stride);
+    in.set(Fid::kDmaStore_ub_stride, ub_stride == rb ? 0 : ub_stride);
+    emit(in, note);
+  });
 }
 
 uint64_t Lowering::add_region(isa::Region r) {

@@ -7,15 +7,8 @@ namespace tpu::compiler {
 
 namespace {
 
-uint64_t splitmix(uint64_t& s) {
-  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 // Uniform in [0, 1) from 53 bits.
-double uniform(uint64_t& s) { return static_cast<double>(splitmix(s) >> 11) / 9007199254740992.0; }
+double uniform(uint64_t& s) { return static_cast<double>(isa::splitmix64(s) >> 11) / 9007199254740992.0; }
 
 isa::ElemType elem(isa::MatType dt) {
   return dt == isa::MatType::kInt8 ? isa::ElemType::kInt8 : isa::ElemType::kBf16;
@@ -30,7 +23,7 @@ uint64_t tensor_seed(uint64_t workload_seed, const std::string& name) {
     h *= 0x100000001b3ull;
   }
   uint64_t s = workload_seed ^ h;
-  return splitmix(s) >> 33;  // 31 bits: assembly expressions hold it exactly
+  return isa::splitmix64(s) >> 33;  // 31 bits: assembly expressions hold it exactly
 }
 
 int64_t fan_in(const Op& op) {

@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "arch/schema.h"
 #include "isa/program.h"
 
 namespace tpu::compiler {
@@ -24,27 +25,8 @@ const char* const kOpKindNames[] = {
 };
 constexpr int kOpKindCount = sizeof(kOpKindNames) / sizeof(kOpKindNames[0]);
 
-SourceLocation mark_of(const YAML::Node& n, const std::string& file) {
-  YAML::Mark m = n.Mark();
-  if (m.is_null()) return SourceLocation{file, 0, 0};
-  return SourceLocation{file, m.line + 1, m.column + 1};
-}
-
-std::string describe(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Scalar: {
-      std::string s = n.Scalar();
-      if (s.size() > 60) s = s.substr(0, 57) + "...";
-      return "'" + s + "'";
-    }
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Map:
-      return "a mapping";
-    default:
-      return "nothing (null)";
-  }
-}
+SourceLocation mark_of(const YAML::Node& n, const std::string& file) { return arch::yaml_location(n, file); }
+std::string describe(const YAML::Node& n) { return arch::describe_yaml(n); }
 
 std::string join_names(const std::vector<std::string>& v) {
   std::string s;
@@ -444,17 +426,9 @@ void infer_op(Workload& w, Op& op, const std::map<std::string, Shape>& tensors) 
       }
       break;
     }
-    case OpKind::kFullyConnected: {
-      need_inputs(1, 1);
-      std::vector<int64_t> d = x.dims;
-      d.back() = op.filters;
-      op.out = Shape::of(d);
-      if (static_cast<double>(x.pixels()) * x.c * op.filters > 1e18) shape_error(op, "", "at most 10^18 MACs per sample", "more");
-      op.macs = x.pixels() * x.c * op.filters;
-      break;
-    }
+    case OpKind::kFullyConnected:
     case OpKind::kMatmul: {
-      if (op.in.size() == 1) {
+      if (op.in.size() == 1) {  // one input: a weight matrix of `units` columns
         if (op.filters == 0) shape_error(op, "units", "the number of outputs (or a second input)", "none");
         std::vector<int64_t> d = x.dims;
         d.back() = op.filters;

@@ -71,6 +71,14 @@ int8_t requantize(int32_t acc, const RequantParams& p, int32_t output_zero_point
 /// Saturating cast of an int32 to int8.
 int8_t saturate_int8(int32_t x);
 
+/// SplitMix64: the generator behind every seeded fill (regions, workload data).
+inline uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
 // ---- Inline definitions of the two conversions (on every hot path) ----
 
 inline uint16_t fp32_to_bf16(float x, const NumericsOptions& opt) {
