@@ -174,6 +174,14 @@ std::vector<uint8_t> Interpreter::read(const SparseMemory& m, uint64_t addr, uin
   return out;
 }
 
+std::vector<uint8_t> Interpreter::read_bytes(IciSpace s, uint64_t addr, uint64_t len) const {
+  return read(s == IciSpace::kUb ? ub_ : offchip_->mem, addr, len, "addr");
+}
+
+void Interpreter::write_bytes(IciSpace s, uint64_t addr, const uint8_t* data, uint64_t len) {
+  (s == IciSpace::kUb ? ub_ : offchip_->mem).write(addr, data, len);
+}
+
 void Interpreter::execute(const Instruction& in) {
   switch (in.op) {
     case Opcode::kDmaLoad:
@@ -200,6 +208,17 @@ void Interpreter::execute(const Instruction& in) {
     case Opcode::kRowOp:
       rowop(in);
       break;
+    case Opcode::kCollective: {
+      // Alone, a chip is a pod of one: every collective leaves the buffer as it is (it must
+      // have been written). In a pod the fabric moves the data (sim/pod/pod_sim.cpp).
+      auto sp = static_cast<IciSpace>(in.get(Fid::kCollective_space));
+      read_bytes(sp, in.get(Fid::kCollective_addr),
+                 in.get(Fid::kCollective_count) * static_cast<uint64_t>(coll_type_bytes(in.get(Fid::kCollective_dtype))));
+      break;
+    }
+    case Opcode::kSend:
+    case Opcode::kRecv:
+      fail("dim", "a neighbouring chip (send and recv run in a pod: tpusim run --pod)", "a single chip");
     default:  // nop, sync: no functional effect
       break;
   }

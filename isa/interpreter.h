@@ -73,6 +73,11 @@ class Interpreter {
     matmul_bf16_ = bf16;
   }
 
+  /// Raw bytes of the unified buffer or off-chip memory, for the pod fabric that moves data
+  /// between chips (read_bytes throws InputError on bytes never written).
+  std::vector<uint8_t> read_bytes(IciSpace s, uint64_t addr, uint64_t len) const;
+  void write_bytes(IciSpace s, uint64_t addr, const uint8_t* data, uint64_t len);
+
   /// Contents of a region after the run (every byte must have been written).
   NpyArray read_region(const std::string& name) const;
   /// Regions marked role=output, in program order.

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <string>
 
 namespace tpu::isa {
 
@@ -113,6 +114,19 @@ int64_t field_default(Fid f) {
       if (std::strcmp(s.names[i], s.default_text) == 0) return i;
     }
     return 0;
+  }
+  if (s.kind == FieldKind::kMask) {  // names joined by '|'
+    int64_t mask = 0;
+    std::string text = s.default_text;
+    for (int i = 0; i < s.name_count; ++i) {
+      std::string name = s.names[i];
+      for (std::size_t at = 0; (at = text.find(name, at)) != std::string::npos; at += name.size()) {
+        bool start = at == 0 || text[at - 1] == '|';
+        bool end = at + name.size() == text.size() || text[at + name.size()] == '|';
+        if (start && end) mask |= int64_t{1} << i;
+      }
+    }
+    return mask;
   }
   return std::stoll(s.default_text);
 }

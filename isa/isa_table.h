@@ -12,8 +12,8 @@
 namespace tpu::isa {
 
 /// Units that execute instructions (the `sync` mask names them too).
-enum class Unit : uint8_t { kSequencer, kDma, kMxu, kVector };
-inline constexpr const char* kUnitNames[] = {"sequencer", "dma", "mxu", "vector"};
+enum class Unit : uint8_t { kSequencer, kDma, kMxu, kVector, kIci };
+inline constexpr const char* kUnitNames[] = {"sequencer", "dma", "mxu", "vector", "ici"};
 
 /// Element types of tensors in memory.
 enum class ElemType : uint8_t { kInt8, kBf16, kInt32, kFp32 };
@@ -47,7 +47,23 @@ enum class WeightSource : uint8_t { kMem, kUb };
 inline constexpr const char* kWeightSourceNames[] = {"mem", "ub"};
 
 /// Masks for sync.units.
-inline constexpr const char* kSyncUnitNames[] = {"dma", "mxu", "vector"};
+inline constexpr const char* kSyncUnitNames[] = {"dma", "mxu", "vector", "ici"};
+
+/// Inter-chip (ICI) instructions (docs/pod.md): the memory a transfer or collective touches,
+/// the direction of a port along a pod dimension, collective operations and algorithms, the
+/// element type a collective reduces in, and the pod dimensions a collective spans.
+enum class IciSpace : uint8_t { kMem, kUb };
+inline constexpr const char* kIciSpaceNames[] = {"mem", "ub"};
+inline constexpr const char* kIciDirNames[] = {"plus", "minus"};
+enum class CollOp : uint8_t { kAllReduce, kReduceScatter, kAllGather, kAllToAll, kBroadcast };
+inline constexpr const char* kCollOpNames[] = {"all_reduce", "reduce_scatter", "all_gather",
+                                               "all_to_all", "broadcast"};
+enum class CollAlgorithm : uint8_t { kAuto, kRing, kBidirRing, kTorus, kTree };
+inline constexpr const char* kCollAlgorithmNames[] = {"auto", "ring", "bidir_ring", "torus", "tree"};
+enum class CollType : uint8_t { kFp32, kBf16 };
+inline constexpr const char* kCollTypeNames[] = {"fp32", "bf16"};
+inline constexpr int coll_type_bytes(int64_t t) { return t == 0 ? 4 : 2; }
+inline constexpr const char* kPodDimNames[] = {"d0", "d1", "d2"};
 
 enum class FieldKind : uint8_t {
   kUnsigned,  ///< non-negative integer of `bits` bits
@@ -86,11 +102,22 @@ enum class FieldKind : uint8_t {
     "Elementwise op over `count` elements of the unified buffer: dst = a OP b (or OP a).")     \
   I(RowOp, "rowop", kVector,                                                                    \
     "Row-wise op over `rows` contiguous rows of `cols` values in the unified buffer: softmax, " \
-    "layer_norm or an int8 lookup table (docs/numerics.md section 8).")
+    "layer_norm or an int8 lookup table (docs/numerics.md section 8).")                      \
+  I(Send, "send", kIci,                                                                         \
+    "Copies `bytes` bytes at `src` over the ICI port of pod dimension `dim`, direction `dir`, "  \
+    "to `dst` in the same memory of the neighbouring chip; completes when the data has "       \
+    "arrived.")                                                                                \
+  I(Recv, "recv", kIci,                                                                         \
+    "Waits until `bytes` bytes sent by the neighbour on dimension `dim`, direction `dir` have " \
+    "arrived (they land at `dst`) and consumes them from the port's count.")                   \
+  I(Collective, "collective", kIci,                                                             \
+    "A collective over the chips that share this chip's coordinates outside the `group` "      \
+    "dimensions, in place on `count` elements at `addr` (docs/pod.md: schedules, shards and "  \
+    "the order of the sums).")
 
 // F(opcode, field, kind, bits, default ("" = required), names, description)
 #define TPU_ISA_FIELDS(F)                                                                      \
-  F(Sync, units, kMask, 3, "", kSyncUnitNames, "Units to wait for (dma|mxu|vector).")          \
+  F(Sync, units, kMask, 4, "", kSyncUnitNames, "Units to wait for (dma|mxu|vector|ici).")          \
   F(DmaLoad, space, kEnum, 1, "mem", kSpaceNames, "Source memory.")                            \
   F(DmaLoad, src, kUnsigned, 40, "", nullptr, "Source byte address.")                          \
   F(DmaLoad, ub, kUnsigned, 32, "", nullptr, "Destination unified-buffer byte address.")       \
@@ -199,7 +226,31 @@ enum class FieldKind : uint8_t {
   F(RowOp, params, kUnsigned, 32, "0", nullptr,                                                \
     "Unified-buffer address of the parameter block (int8: 4 fp32 in_scale, in_zp, out_scale, " \
     "out_zp first; layer_norm: fp32 eps, cols gamma, cols beta; lut: 256 int8; bf16 softmax: " \
-    "unused).")
+    "unused).")                                                                                \
+  F(Send, dim, kUnsigned, 2, "", nullptr, "Pod dimension of the port (< the pod's dimensions).") \
+  F(Send, dir, kEnum, 1, "", kIciDirNames, "Direction along it: plus or minus.")               \
+  F(Send, space, kEnum, 1, "mem", kIciSpaceNames, "Memory read here and written there.")       \
+  F(Send, src, kUnsigned, 40, "", nullptr, "Source byte address on this chip.")                \
+  F(Send, dst, kUnsigned, 40, "", nullptr, "Destination byte address on the neighbour.")       \
+  F(Send, bytes, kUnsigned, 32, "", nullptr, "Bytes (> 0).")                                   \
+  F(Recv, dim, kUnsigned, 2, "", nullptr, "Pod dimension of the port.")                        \
+  F(Recv, dir, kEnum, 1, "", kIciDirNames,                                                     \
+    "Side the data comes from: minus receives what the neighbour at -1 sent with dir=plus.")   \
+  F(Recv, space, kEnum, 1, "mem", kIciSpaceNames, "Memory the data lands in.")                 \
+  F(Recv, dst, kUnsigned, 40, "", nullptr, "Byte address the data lands at (scoreboard: later "\
+    "readers of the range wait for this recv).")                                               \
+  F(Recv, bytes, kUnsigned, 32, "", nullptr, "Bytes to wait for (> 0).")                       \
+  F(Collective, op, kEnum, 3, "", kCollOpNames,                                                \
+    "all_reduce, reduce_scatter, all_gather, all_to_all or broadcast (from group rank 0).")    \
+  F(Collective, algorithm, kEnum, 3, "auto", kCollAlgorithmNames,                              \
+    "auto, ring, bidir_ring, torus (dimension-ordered) or tree.")                              \
+  F(Collective, dtype, kEnum, 1, "fp32", kCollTypeNames,                                       \
+    "Element type: sums are taken in it (bf16: each add rounded to bf16).")                    \
+  F(Collective, space, kEnum, 1, "mem", kIciSpaceNames, "Memory of the buffer.")               \
+  F(Collective, addr, kUnsigned, 40, "", nullptr, "Byte address of the buffer.")               \
+  F(Collective, count, kUnsigned, 32, "", nullptr, "Elements of the buffer (> 0).")            \
+  F(Collective, group, kMask, 3, "d0|d1|d2", kPodDimNames,                                     \
+    "Pod dimensions the collective spans (the rest select the group).")
 
 enum class Opcode : uint8_t {
 #define TPU_ISA_OPCODE_ENUM(name, mnemonic, unit, summary) k##name,

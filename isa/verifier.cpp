@@ -111,6 +111,12 @@ class Verifier {
     }
   }
 
+  uint64_t ici_space(IciSpace s) const {
+    if (s == IciSpace::kUb) return ub_size();
+    offchip(Space::kMem);
+    return space_size(Space::kMem);
+  }
+
   void check(const Instruction& in) {
     switch (in.op) {
       case Opcode::kNop:
@@ -212,6 +218,30 @@ class Verifier {
       case Opcode::kRowOp:
         check_rowop(in);
         return;
+      case Opcode::kSend:
+      case Opcode::kRecv: {
+        // Pod dimensions and neighbours are checked against the pod when it is built.
+        bool send = in.op == Opcode::kSend;
+        Fid bytes_f = send ? Fid::kSend_bytes : Fid::kRecv_bytes;
+        positive(in, bytes_f);
+        auto sp = static_cast<IciSpace>(in.get(send ? Fid::kSend_space : Fid::kRecv_space));
+        uint64_t size = ici_space(sp);
+        uint64_t bytes = in.get(bytes_f);
+        if (send) range("src", in.get(Fid::kSend_src), 1, 0, bytes, size, kIciSpaceNames[static_cast<int>(sp)]);
+        range("dst", in.get(send ? Fid::kSend_dst : Fid::kRecv_dst), 1, 0, bytes, size,
+              kIciSpaceNames[static_cast<int>(sp)]);
+        return;
+      }
+      case Opcode::kCollective: {
+        positive(in, Fid::kCollective_count);
+        positive(in, Fid::kCollective_group);
+        auto sp = static_cast<IciSpace>(in.get(Fid::kCollective_space));
+        uint64_t bytes = in.get(Fid::kCollective_count) *
+                         static_cast<uint64_t>(coll_type_bytes(in.get(Fid::kCollective_dtype)));
+        range("addr", in.get(Fid::kCollective_addr), 1, 0, bytes, ici_space(sp),
+              kIciSpaceNames[static_cast<int>(sp)]);
+        return;
+      }
       case Opcode::kCount:
         break;
     }

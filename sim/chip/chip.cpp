@@ -16,7 +16,7 @@ namespace tpu::sim {
 
 Chip::Chip(sc_core::sc_module_name name, ChipContext& ctx,
            const std::vector<const isa::Program*>& programs,
-           const std::vector<isa::Interpreter*>& functional)
+           const std::vector<isa::Interpreter*>& functional, bool stop_when_halted)
     : sc_module(name), hbm("hbm", ctx.arch, ctx.stats), host_link("host_link", ctx.arch, ctx.stats) {
   ctx.hbm = &hbm;
   ctx.host = &host_link;
@@ -26,7 +26,7 @@ Chip::Chip(sc_core::sc_module_name name, ChipContext& ctx,
                                            k < programs.size() ? programs[k] : nullptr,
                                            k < functional.size() ? functional[k] : nullptr));
   }
-  SC_THREAD(watch);
+  if (stop_when_halted) SC_THREAD(watch);
 }
 
 bool Chip::all_halted() const {
@@ -42,14 +42,16 @@ int64_t Chip::end_cycle() const {
   return end;
 }
 
-void Chip::watch() {
+void Chip::wait_halted() {
   for (const auto& c : cores) {
     while (!c->seq.halted()) sc_core::wait(c->halted_event);
   }
-  sc_core::sc_stop();
 }
 
-namespace {
+void Chip::watch() {
+  wait_halted();
+  sc_core::sc_stop();
+}
 
 // SystemC keeps one global simulation context; a second run in the same process needs a
 // fresh one (the previous run's modules are destroyed first). Old contexts are kept, not
@@ -70,7 +72,69 @@ void fresh_context() {
   sc_core::sc_report_handler::set_actions(sc_core::SC_WARNING, sc_core::SC_DO_NOTHING);
 }
 
-}  // namespace
+void prepare_functional(isa::Interpreter* func) {
+  if (!func) return;
+  func->set_matmul_kernels(&matmul_pass_int8_fast, &matmul_pass_bf16_fast);
+  func->init_regions();
+}
+
+void require_no_ici_transfers(const isa::Program& p, const std::string& file) {
+  for (std::size_t i = 0; i < p.code.size(); ++i) {
+    if (p.code[i].op == isa::Opcode::kSend || p.code[i].op == isa::Opcode::kRecv) {
+      throw InputError(SourceLocation{file, i < p.lines.size() ? p.lines[i] : 0, 0}, fmt::format("instruction {}", i),
+                       "a pod for send and recv (a chip alone has no neighbours: tpusim run --pod)",
+                       isa::opcode_spec(p.code[i].op).mnemonic);
+    }
+  }
+}
+
+void finish_chip(Chip& chip, const arch::ArchConfig& arch, Stats& stats, TraceRecorder& trace,
+                 const ChipOptions& options, ChipResult& result) {
+  result.completed = chip.all_halted();
+  int64_t end = result.completed ? chip.end_cycle() : now_cycle();
+  for (const auto& c : chip.cores) {
+    if (!result.completed) {
+      auto s = stuck_units(*c);
+      result.stuck.insert(result.stuck.end(), s.begin(), s.end());
+    }
+    for (const auto& m : c->mxu) m->close(end);
+    c->dma.close(end);
+    c->vpu.close(end);
+    c->ici.close(end);
+    c->seq.close(end);
+  }
+  result.cycles = end;
+  std::string prefix = chip.name();
+  stats.counter(prefix + ".cycles") = end;
+  stats.counter(prefix + ".hbm.busy_cycles") = chip.hbm.busy_cycles();
+  for (const auto& c : chip.cores) {
+    result.ub_footprint_bytes = std::max(result.ub_footprint_bytes, c->ub.footprint_bytes());
+  }
+  if (options.record_instructions) {
+    for (const auto& c : chip.cores) {
+      std::vector<InstrTiming> v(c->program ? c->program->code.size() : 0);
+      for (const auto& op : c->seq.ops()) {
+        InstrTiming& t = v.at(op->index);
+        t.issue = op->issue_cycle;
+        t.done = op->scheduled ? op->done_cycle : -1;
+        t.mxu = op->mxu_cycles;
+      }
+      result.instructions.push_back(std::move(v));
+    }
+  }
+  if (options.trace) {
+    result.timeline_json = trace.chrome_json(arch.clock_mhz);
+    result.waves_vcd = trace.vcd();
+  }
+  // Counters are reported under "chip." whatever the module's name (chips of a pod are chipN).
+  for (const auto& [path, value] : stats.all()) {
+    std::string key = path;
+    if (prefix != "chip" && key.compare(0, prefix.size() + 1, prefix + ".") == 0) {
+      key = "chip" + key.substr(prefix.size());
+    }
+    result.counters[key] = value;
+  }
+}
 
 ChipResult run_chip(const arch::ArchConfig& arch, const isa::Program& program,
                     isa::Interpreter* functional, const ChipOptions& options) {
@@ -92,53 +156,17 @@ ChipResult run_chip(const arch::ArchConfig& arch, const std::vector<CoreProgram>
   std::vector<const isa::Program*> progs;
   std::vector<isa::Interpreter*> funcs;
   for (const CoreProgram& cp : programs) {
+    if (cp.program) require_no_ici_transfers(*cp.program, "<program>");
     progs.push_back(cp.program);
     funcs.push_back(options.functional ? cp.functional : nullptr);
-    if (funcs.back()) {
-      funcs.back()->set_matmul_kernels(&matmul_pass_int8_fast, &matmul_pass_bf16_fast);
-      funcs.back()->init_regions();
-    }
+    prepare_functional(funcs.back());
   }
   ChipResult result;
   {
     Chip chip("chip", ctx, progs, funcs);
     sc_core::sc_start();
-    result.completed = chip.all_halted();
-    int64_t end = result.completed ? chip.end_cycle() : now_cycle();
-    for (const auto& c : chip.cores) {
-      if (!result.completed) {
-        auto s = stuck_units(*c);
-        result.stuck.insert(result.stuck.end(), s.begin(), s.end());
-      }
-      for (const auto& m : c->mxu) m->close(end);
-      c->dma.close(end);
-      c->vpu.close(end);
-      c->seq.close(end);
-    }
-    result.cycles = end;
-    stats.counter("chip.cycles") = end;
-    stats.counter("chip.hbm.busy_cycles") = chip.hbm.busy_cycles();
-    for (const auto& c : chip.cores) {
-      result.ub_footprint_bytes = std::max(result.ub_footprint_bytes, c->ub.footprint_bytes());
-    }
-    if (options.record_instructions) {
-      for (const auto& c : chip.cores) {
-        std::vector<InstrTiming> v(c->program ? c->program->code.size() : 0);
-        for (const auto& op : c->seq.ops()) {
-          InstrTiming& t = v.at(op->index);
-          t.issue = op->issue_cycle;
-          t.done = op->scheduled ? op->done_cycle : -1;
-          t.mxu = op->mxu_cycles;
-        }
-        result.instructions.push_back(std::move(v));
-      }
-    }
-    if (options.trace) {
-      result.timeline_json = trace.chrome_json(arch.clock_mhz);
-      result.waves_vcd = trace.vcd();
-    }
+    finish_chip(chip, arch, stats, trace, options, result);
   }
-  result.counters = stats.all();
   return result;
 }
 

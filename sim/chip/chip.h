@@ -24,14 +24,17 @@ class Chip : public sc_core::sc_module {
  public:
   SC_HAS_PROCESS(Chip);
   /// Core i runs programs[i] with functional[i] (both may be shorter than the core count).
+  /// With stop_when_halted the chip ends the simulation once its cores halt (a chip alone).
   Chip(sc_core::sc_module_name name, ChipContext& ctx,
        const std::vector<const isa::Program*>& programs,
-       const std::vector<isa::Interpreter*>& functional);
+       const std::vector<isa::Interpreter*>& functional, bool stop_when_halted = true);
   Hbm hbm;
   HostLink host_link;
   std::vector<std::unique_ptr<Core>> cores;
   bool all_halted() const;
   int64_t end_cycle() const;
+  /// Suspends the calling thread until every core has halted.
+  void wait_halted();
 
  private:
   void watch();
@@ -79,6 +82,16 @@ struct CoreProgram {
 /// context).
 ChipResult run_chip(const arch::ArchConfig& arch, const std::vector<CoreProgram>& programs,
                     const ChipOptions& options);
+
+/// Building blocks of run_chip for simulations of several chips (sim/pod/pod_sim.cpp):
+/// a fresh SystemC context, the fast kernels and initial regions of an interpreter, a check
+/// that a chip alone runs no send/recv (InputError), and the result of a simulated chip
+/// (accounts closed at its end; counters renamed to "chip.").
+void fresh_context();
+void prepare_functional(isa::Interpreter* func);
+void require_no_ici_transfers(const isa::Program& p, const std::string& file);
+void finish_chip(Chip& chip, const arch::ArchConfig& arch, Stats& stats, TraceRecorder& trace,
+                 const ChipOptions& options, ChipResult& result);
 /// One program on core 0.
 ChipResult run_chip(const arch::ArchConfig& arch, const isa::Program& program,
                     isa::Interpreter* functional, const ChipOptions& options);

@@ -411,6 +411,76 @@ void VectorUnit::thread() {
   }
 }
 
+// ---------------------------------------------------------------- IciUnit
+
+namespace {
+enum IciState { kIciIdle, kIciBusy, kIciDepStall, kIciRecvWait };
+}
+
+IciUnit::IciUnit(sc_core::sc_module_name name, ChipContext& ctx, Core& core)
+    : sc_module(name),
+      seq2ici_cmd("seq2ici_cmd", static_cast<int>(ctx.arch.sequencer.queue_depth)),
+      ctx_(ctx),
+      core_(core),
+      track_(ctx.trace.track(this->name())),
+      activity_(ctx.stats, this->name(), {"idle", "busy", "dependency_stall", "recv_wait"}),
+      sent_bytes_(ctx.stats.counter(std::string(this->name()) + ".sent_bytes")) {
+  SC_THREAD(thread);
+}
+
+void IciUnit::thread() {
+  while (true) {
+    state.set("idle");
+    Op* op = nullptr;
+    seq2ici_cmd.read(op);
+    maybe_hang(ctx_, name(), state);
+    int64_t arrive = now_cycle();
+    activity_.enter(kIciDepStall, arrive);
+    state.set("producers of instruction", static_cast<int64_t>(op->index));
+    wait_deps(op, arrive);
+    int64_t t = now_cycle();
+    const isa::Instruction& in = *op->inst;
+    int64_t done = t;
+    switch (in.op) {
+      case Opcode::kSend:
+        activity_.enter(kIciBusy, t);
+        done = ctx_.fabric->send(ctx_.chip_id, in, core_.functional);
+        sent_bytes_ += static_cast<int64_t>(in.get(Fid::kSend_bytes));
+        op->complete_at(done);
+        state.set("issue of instruction", static_cast<int64_t>(op->index));
+        sc_core::wait(sc_core::sc_time(1, sc_core::SC_NS));  // one send issued per cycle
+        break;
+      case Opcode::kRecv:
+        activity_.enter(kIciRecvWait, t);
+        state.set("data on its port for recv", static_cast<int64_t>(op->index));
+        ctx_.fabric->recv(ctx_.chip_id, static_cast<int>(in.get(Fid::kRecv_dim)),
+                          static_cast<int>(in.get(Fid::kRecv_dir)), in.get(Fid::kRecv_bytes));
+        done = now_cycle();
+        for (const Access& a : op->accesses) {
+          if (a.space == Access::kUb) core_.ub.note_written(a.lo, a.hi);
+        }
+        op->complete_at(done);
+        break;
+      default:  // collective
+        activity_.enter(kIciBusy, t);
+        state.set("the other chips of collective", static_cast<int64_t>(op->index));
+        if (ctx_.fabric) {
+          done = ctx_.fabric->collective(ctx_.chip_id, op->index, in, core_.functional);
+        } else if (core_.functional) {
+          core_.functional->execute_at(op->index);  // a pod of one chip
+        }
+        op->complete_at(done);
+        wait_until(done);
+        break;
+    }
+    if (ctx_.trace.enabled()) {
+      ctx_.trace.span(track_, op_name(*op), isa::opcode_spec(in.op).mnemonic, t, std::max(done, t + 1),
+                      note_of(core_, *op));
+    }
+    activity_.enter(kIciIdle, now_cycle());
+  }
+}
+
 // ---------------------------------------------------------------- Sequencer
 
 namespace {
@@ -464,7 +534,8 @@ void Sequencer::thread() {
       int64_t mask = in.get(Fid::kSync_units);
       for (Op* o : inflight_) {
         bool match = ((mask & 1) && (o->unit == UnitKind::kDma || o->unit == UnitKind::kWeightDma)) ||
-                     ((mask & 2) && o->unit == UnitKind::kMxu) || ((mask & 4) && o->unit == UnitKind::kVector);
+                     ((mask & 2) && o->unit == UnitKind::kMxu) || ((mask & 4) && o->unit == UnitKind::kVector) ||
+                     ((mask & 8) && o->unit == UnitKind::kIci);
         if (match) {
           state.set("sync: completion of instruction", static_cast<int64_t>(o->index));
           wait_done(o);
@@ -504,6 +575,9 @@ void Sequencer::thread() {
       case UnitKind::kMxu:
         q = &core_.mxu[in.get(Fid::kMatmul_mxu)]->seq2mxu_cmd;
         break;
+      case UnitKind::kIci:
+        q = &core_.ici.seq2ici_cmd;
+        break;
       default:
         q = &core_.vpu.seq2vpu_cmd;
         break;
@@ -536,6 +610,7 @@ Core::Core(sc_core::sc_module_name name, ChipContext& ctx, int index, const isa:
       ub("ub", ctx.arch, ctx.stats),
       dma("dma", ctx, *this),
       vpu("vpu", ctx, *this),
+      ici("ici", ctx, *this),
       seq("seq", ctx, *this),
       index_(index) {
   for (int i = 0; i < ctx.arch.mxu.count; ++i) {
@@ -559,6 +634,7 @@ std::vector<std::string> stuck_units(const Core& core) {
   add(core.dma, core.dma.weight_state, ".weight");
   for (const auto& m : core.mxu) add(*m, m->state);
   add(core.vpu, core.vpu.state);
+  add(core.ici, core.ici.state);
   return out;
 }
 

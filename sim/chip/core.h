@@ -23,6 +23,8 @@
 
 namespace tpu::sim {
 
+class IciFabric;
+
 /// What every unit of a chip shares.
 struct ChipContext {
   const arch::ArchConfig& arch;
@@ -32,6 +34,23 @@ struct ChipContext {
   HostLink* host = nullptr;
   std::string hang_unit;  ///< test hook: this unit never starts its first instruction
   const std::function<void(std::size_t)>* progress = nullptr;  ///< core 0 issue callback
+  IciFabric* fabric = nullptr;  ///< the pod's interconnect (null: a chip alone, a pod of one)
+  int chip_id = 0;              ///< this chip's index in the pod
+};
+
+/// The pod's side of the ICI (sim/pod/pod_sim.h implements it for the detailed and the
+/// symmetric backend). Calls come from a chip's ICI unit thread at the current SystemC time.
+class IciFabric {
+ public:
+  virtual ~IciFabric() = default;
+  /// A send issued now: reserves the port's link and returns the cycle the data arrives;
+  /// the fabric lands the data (functional) and credits the receiving port then.
+  virtual int64_t send(int chip, const isa::Instruction& in, isa::Interpreter* func) = 0;
+  /// Suspends until `bytes` have arrived at the port (dim, side) of `chip`; consumes them.
+  virtual void recv(int chip, int dim, int side, uint64_t bytes) = 0;
+  /// Suspends until this chip's part of the collective is complete (data moved when
+  /// functional); returns that cycle.
+  virtual int64_t collective(int chip, std::size_t index, const isa::Instruction& in, isa::Interpreter* func) = 0;
 };
 
 /// A unit's "what am I waiting for", for the watchdog's report. Set on the hot path, so it
@@ -136,6 +155,26 @@ class VectorUnit : public sc_core::sc_module {
   int64_t& elements_;
 };
 
+/// Executes the inter-chip instructions of a core (send, recv, collective) through the
+/// pod's fabric: sends are issued one per cycle and overlap; recv and collectives hold the
+/// unit until they complete.
+class IciUnit : public sc_core::sc_module {
+ public:
+  SC_HAS_PROCESS(IciUnit);
+  IciUnit(sc_core::sc_module_name name, ChipContext& ctx, Core& core);
+  sc_core::sc_fifo<Op*> seq2ici_cmd;
+  WaitState state;
+  void close(int64_t end) { activity_.close(end); }
+
+ private:
+  void thread();
+  ChipContext& ctx_;
+  Core& core_;
+  int track_;
+  Activity activity_;
+  int64_t& sent_bytes_;
+};
+
 class Sequencer : public sc_core::sc_module {
  public:
   SC_HAS_PROCESS(Sequencer);
@@ -177,6 +216,7 @@ class Core : public sc_core::sc_module {
   std::vector<std::unique_ptr<Mxu>> mxu;
   Dma dma;
   VectorUnit vpu;
+  IciUnit ici;
   Sequencer seq;
   sc_core::sc_event halted_event;
 

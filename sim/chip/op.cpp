@@ -42,6 +42,10 @@ UnitKind unit_of(const isa::Instruction& in) {
     case isa::Opcode::kVector:
     case isa::Opcode::kRowOp:
       return UnitKind::kVector;
+    case isa::Opcode::kSend:
+    case isa::Opcode::kRecv:
+    case isa::Opcode::kCollective:
+      return UnitKind::kIci;
     default:
       return UnitKind::kNone;
   }
@@ -49,7 +53,20 @@ UnitKind unit_of(const isa::Instruction& in) {
 
 std::vector<Access> accesses_of(const isa::Instruction& in) {
   std::vector<Access> out;
+  auto ici = [](int64_t space) { return space == static_cast<int>(isa::IciSpace::kUb) ? Access::kUb : Access::kMem; };
   switch (in.op) {
+    case isa::Opcode::kSend:
+      out.push_back(range(ici(in.get(Fid::kSend_space)), in.get(Fid::kSend_src), in.get(Fid::kSend_bytes), false));
+      break;
+    case isa::Opcode::kRecv:
+      out.push_back(range(ici(in.get(Fid::kRecv_space)), in.get(Fid::kRecv_dst), in.get(Fid::kRecv_bytes), true));
+      break;
+    case isa::Opcode::kCollective:
+      out.push_back(range(ici(in.get(Fid::kCollective_space)), in.get(Fid::kCollective_addr),
+                          in.get(Fid::kCollective_count) *
+                              static_cast<uint64_t>(isa::coll_type_bytes(in.get(Fid::kCollective_dtype))),
+                          true));
+      break;
     case isa::Opcode::kDmaLoad: {
       uint64_t rows = in.get(Fid::kDmaLoad_rows), rb = in.get(Fid::kDmaLoad_row_bytes);
       out.push_back(range(offchip(in.get(Fid::kDmaLoad_space)), in.get(Fid::kDmaLoad_src),

@@ -34,7 +34,7 @@ struct Access {
 std::vector<Access> accesses_of(const isa::Instruction& in);
 
 /// Units that take instructions from the sequencer.
-enum class UnitKind : uint8_t { kDma, kWeightDma, kMxu, kVector, kNone };
+enum class UnitKind : uint8_t { kDma, kWeightDma, kMxu, kVector, kIci, kNone };
 UnitKind unit_of(const isa::Instruction& in);
 
 struct Op {

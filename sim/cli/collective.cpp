@@ -7,7 +7,7 @@
 #include "arch/error.h"
 #include "arch/pod_config.h"
 #include "sim/cli/commands.h"
-#include "sim/pod/network.h"
+#include "sim/pod/collective.h"
 
 namespace tpu::cli {
 
@@ -68,7 +68,11 @@ int run_collective(const CollectiveOptions& o) {
                            p.chips);
   row("algorithm", pod::kAlgorithmNames[static_cast<int>(r.algorithm)], "");
   row("time", fmt::format("{:.3f}", r.seconds * 1e6), "us");
-  row("closed form (alpha-beta)", fmt::format("{:.3f}", r.closed_form_seconds * 1e6), "us");
+  if (op == pod::CollectiveOp::kAllToAll) {
+    row("closed form (alpha-beta)", "-", "(none for direct sends)");
+  } else {
+    row("closed form (alpha-beta)", fmt::format("{:.3f}", r.closed_form_seconds * 1e6), "us");
+  }
   row("algorithm bandwidth", fmt::format("{:.2f}", r.seconds > 0 ? bytes / r.seconds / 1e9 : 0.0), "GB/s per chip");
   row("pod all-reduce bandwidth", fmt::format("{:.2f}", r.seconds > 0 ? chips * bytes / r.seconds / 1e12 : 0.0),
       "TB/s (chips x bytes / time)");

@@ -3,7 +3,7 @@
 // (cut-through: the path's links are held together) and arrives after the links' and
 // routers' latencies. Collectives are schedules of such transfers between all chips, so link
 // contention is real: two transfers on one link share it. Plain C++ (no SystemC): the same
-// network serves the symmetric backend of large pods. See docs/pod.md.
+// network serves both pod backends. Collectives on it: sim/pod/collective.h. See docs/pod.md.
 #pragma once
 
 #include <cstdint>
@@ -45,45 +45,18 @@ class Network {
   /// Busy seconds of the busiest link.
   double max_link_busy() const;
   int64_t links() const { return static_cast<int64_t>(next_free_.size()); }
+  /// Busy seconds and bytes of the link leaving `chip` along `dim` in direction `dir`.
+  double link_busy(int64_t chip, int dim, int dir) const { return busy_[link(chip, dim, dir)]; }
+  double link_bytes(int64_t chip, int dim, int dir) const { return bytes_[link(chip, dim, dir)]; }
 
  private:
   std::size_t link(int64_t chip, int dim, int dir) const {
     return static_cast<std::size_t>((chip * dims() + dim) * 2 + (dir > 0 ? 1 : 0));
   }
   arch::PodConfig pod_;
-  std::vector<double> next_free_, busy_;
+  std::vector<double> next_free_, busy_, bytes_;
   double seconds_per_byte_ = 0;
   double link_bytes_ = 0;
 };
-
-enum class CollectiveOp : uint8_t { kAllReduce, kReduceScatter, kAllGather, kBroadcast };
-inline constexpr const char* kCollectiveOpNames[] = {"all-reduce", "reduce-scatter", "all-gather",
-                                                     "broadcast"};
-enum class Algorithm : uint8_t { kAuto, kRing, kBidirRing, kTorus, kTree };
-inline constexpr const char* kAlgorithmNames[] = {"auto", "ring", "bidir-ring", "torus", "tree"};
-
-struct CollectiveResult {
-  double seconds = 0;
-  Algorithm algorithm = Algorithm::kAuto;  ///< the one used
-  double closed_form_seconds = 0;         ///< alpha-beta cost on an idle network
-  double link_bytes = 0;                  ///< bytes that crossed links (every hop)
-  double max_link_busy = 0;               ///< seconds the busiest link was busy
-};
-
-/// Runs a collective over every chip of the pod on an idle network. `bytes` is each chip's
-/// buffer (all-reduce: the vector reduced; reduce-scatter: the input, each chip keeps
-/// bytes / chips; all-gather: the output, each chip contributes bytes / chips; broadcast:
-/// from chip 0). Algorithms: ring (unidirectional, over the chips in a snake order through
-/// every dimension), bidir-ring (half the data each way), torus (dimension-ordered: a
-/// bidirectional ring reduce-scatter along each dimension in turn, then all-gather back),
-/// tree (binary tree over the ring order, for small messages), auto (tree below 64 KiB,
-/// else torus for more than one dimension and bidir-ring otherwise). Reductions are free
-/// here (the vector unit's time is the chip model's). Throws InputError for algorithms the
-/// topology cannot run (a ring needs wrap-around links in every dimension it uses).
-CollectiveResult run_collective(const arch::PodConfig& pod, CollectiveOp op, double bytes,
-                                Algorithm algorithm);
-
-/// The alpha-beta cost of `algorithm` (not auto) on an idle network, for tests and reports.
-double closed_form(const arch::PodConfig& pod, CollectiveOp op, double bytes, Algorithm algorithm);
 
 }  // namespace tpu::pod

@@ -7,7 +7,7 @@
 
 #include "arch/error.h"
 #include "arch/pod_config.h"
-#include "sim/pod/network.h"
+#include "sim/pod/collective.h"
 #include "test_util.h"
 
 namespace tpu::pod {

@@ -1,0 +1,336 @@
+#include "sim/pod/collective.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "arch/error.h"
+#include "isa/numerics.h"
+
+namespace tpu::pod {
+
+namespace {
+
+std::size_t at(int64_t i) { return static_cast<std::size_t>(i); }
+
+// Dimensions of the group with more than one chip, in increasing order.
+std::vector<int> group_dims(const Network& net, const Group& g) {
+  std::vector<int> out;
+  for (int d = 0; d < net.dims(); ++d) {
+    if ((g.mask >> d & 1u) && net.config().dims[at(d)] > 1) out.push_back(d);
+  }
+  return out;
+}
+
+// Element range [lo, hi) of chunk j of n over [base, base + len).
+std::pair<int64_t, int64_t> chunk(int64_t base, int64_t len, int64_t j, int64_t n) {
+  return {base + len * j / n, base + len * (j + 1) / n};
+}
+
+int64_t mod(int64_t a, int64_t n) { return ((a % n) + n) % n; }
+
+[[noreturn]] void bad_algorithm(const std::string& expected, Algorithm a) {
+  throw InputError(SourceLocation{"<command line>", 0, 0}, "algorithm", expected,
+                   kAlgorithmNames[static_cast<int>(a)]);
+}
+
+// Ring rounds over `pos`-ordered rings (each a list of chips in ring order), one chunk per
+// position over each ring's region [base, base + len). reduce-scatter: position x ends with
+// chunk x; all-gather: position x starts with chunk x. bidir: the first half of every chunk
+// goes forward, the second half backward.
+void ring_phase(const std::vector<std::vector<int64_t>>& rings, const std::vector<int64_t>& base,
+                const std::vector<int64_t>& len, bool bidir, bool reduce,
+                const std::function<void(const Round&)>& emit) {
+  if (rings.empty()) return;
+  int64_t n = static_cast<int64_t>(rings.front().size());
+  for (int64_t s = 0; s + 1 < n; ++s) {
+    Round r;
+    for (const auto& ring : rings) {
+      for (int64_t x = 0; x < n; ++x) {
+        int64_t me = ring[at(x)];
+        int64_t b = base[at(me)], l = len[at(me)];
+        // Forward: reduce-scatter sends chunk x-1-s, all-gather chunk x-s.
+        auto [flo, fhi] = chunk(b, l, mod(reduce ? x - 1 - s : x - s, n), n);
+        int64_t fmid = bidir ? flo + (fhi - flo) / 2 : fhi;
+        if (fmid > flo) r.push_back({me, ring[at(mod(x + 1, n))], flo, fmid, flo, reduce, false});
+        if (bidir) {
+          auto [blo, bhi] = chunk(b, l, mod(reduce ? x + 1 + s : x + s, n), n);
+          int64_t bmid = blo + (bhi - blo) / 2;
+          if (bhi > bmid) r.push_back({me, ring[at(mod(x - 1, n))], bmid, bhi, bmid, reduce, true});
+        }
+      }
+    }
+    emit(r);
+  }
+}
+
+}  // namespace
+
+Group group_of(const Network& net, int64_t chip, unsigned mask) {
+  auto c = net.coords(chip);
+  for (int d = 0; d < net.dims(); ++d) {
+    if (mask >> d & 1u) c[at(d)] = 0;
+  }
+  return Group{net.chip_at(c), mask};
+}
+
+std::vector<int64_t> snake_members(const Network& net, const Group& g) {
+  std::vector<int> dims = group_dims(net, g);
+  int64_t total = 1;
+  for (int d : dims) total *= net.config().dims[at(d)];
+  std::vector<int64_t> order;
+  order.reserve(at(total));
+  auto base = net.coords(g.leader);
+  for (int64_t i = 0; i < total; ++i) {
+    // Reflected mixed radix: a digit runs backwards when the digits above it are odd.
+    auto c = base;
+    int64_t rest = i;
+    for (std::size_t k = 0; k < dims.size(); ++k) {
+      int64_t n = net.config().dims[at(dims[k])];
+      int64_t digit = rest % n;
+      rest /= n;
+      if (rest % 2 == 1) digit = n - 1 - digit;
+      c[at(dims[k])] = digit;
+    }
+    order.push_back(net.chip_at(c));
+  }
+  return order;
+}
+
+Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op, int64_t bytes, Algorithm a) {
+  std::vector<int> dims = group_dims(net, g);
+  if (a == Algorithm::kAuto) {
+    if (op == CollectiveOp::kBroadcast || (op == CollectiveOp::kAllReduce && bytes < 64 * 1024)) {
+      a = Algorithm::kTree;
+    } else if (op == CollectiveOp::kAllToAll) {
+      a = Algorithm::kRing;  // direct sends; the name only selects the rank order
+    } else {
+      a = dims.size() > 1 ? Algorithm::kTorus : Algorithm::kBidirRing;
+    }
+  }
+  if (op == CollectiveOp::kBroadcast && a != Algorithm::kTree) bad_algorithm("tree or auto for broadcast", a);
+  if (a == Algorithm::kTree && op != CollectiveOp::kAllReduce && op != CollectiveOp::kBroadcast) {
+    bad_algorithm(fmt::format("ring, bidir-ring, torus or auto for {}", kCollectiveOpNames[static_cast<int>(op)]), a);
+  }
+  if (op == CollectiveOp::kAllToAll && a != Algorithm::kRing) bad_algorithm("ring or auto for all-to-all", a);
+  if (op == CollectiveOp::kAllToAll) {
+    int64_t members = 1;
+    for (int d : dims) members *= net.config().dims[at(d)];
+    if (members > kMaxAllToAllChips) {
+      throw InputError(SourceLocation{net.config().name, 0, 0}, "op",
+                       fmt::format("all-to-all over at most {} chips (it sends chips^2 transfers)", kMaxAllToAllChips),
+                       fmt::format("{} chips", members));
+    }
+  }
+  if (a == Algorithm::kRing || a == Algorithm::kBidirRing || a == Algorithm::kTorus) {
+    for (int d : dims) {
+      if (!net.wraps(d) && net.config().dims[at(d)] > 2 && op != CollectiveOp::kAllToAll) {
+        throw InputError(SourceLocation{net.config().name, 0, 0}, "algorithm",
+                         fmt::format("a topology with wrap-around links for {} (dimension {} is a mesh)",
+                                     kAlgorithmNames[static_cast<int>(a)], d),
+                         "mesh");
+      }
+    }
+  }
+  return a;
+}
+
+void collective_rounds(const Network& net, const Group& g, CollectiveOp op, Algorithm a, int64_t count,
+                       const std::function<void(const Round&)>& emit) {
+  std::vector<int64_t> members = snake_members(net, g);
+  int64_t n = static_cast<int64_t>(members.size());
+  if (n < 2 || count <= 0) return;
+  std::vector<int64_t> base(at(net.chips()), 0), len(at(net.chips()), count);
+  bool rs = op == CollectiveOp::kAllReduce || op == CollectiveOp::kReduceScatter;
+  bool ag = op == CollectiveOp::kAllReduce || op == CollectiveOp::kAllGather;
+  switch (a) {
+    case Algorithm::kRing:
+    case Algorithm::kBidirRing: {
+      if (op == CollectiveOp::kAllToAll) {
+        for (int64_t s = 1; s < n; ++s) {
+          Round r;
+          for (int64_t i = 0; i < n; ++i) {
+            int64_t j = (i + s) % n;
+            auto [slo, shi] = chunk(0, count, j, n);
+            auto [dlo, dhi] = chunk(0, count, i, n);
+            (void)shi;
+            if (dhi > dlo) r.push_back({members[at(i)], members[at(j)], dlo, dhi, slo, false, false});
+          }
+          emit(r);
+        }
+        return;
+      }
+      bool bidir = a == Algorithm::kBidirRing;
+      if (rs) ring_phase({members}, base, len, bidir, true, emit);
+      if (ag) ring_phase({members}, base, len, bidir, false, emit);
+      return;
+    }
+    case Algorithm::kTorus: {
+      // Dimension-ordered: a bidirectional reduce-scatter along each dimension over the region
+      // the chip owns so far, then all-gathers back in reverse order.
+      std::vector<int> dims = group_dims(net, g);
+      struct Phase {
+        int dim;
+        std::vector<std::vector<int64_t>> rings;
+        std::vector<int64_t> base, len;
+      };
+      std::vector<Phase> phases;
+      for (int d : dims) {
+        Phase p{d, {}, base, len};
+        int64_t nd = net.config().dims[at(d)];
+        for (int64_t c : members) {
+          if (net.coords(c)[at(d)] != 0) continue;
+          std::vector<int64_t> ring;
+          for (int64_t i = 0; i < nd; ++i) ring.push_back(net.step(c, d, i));
+          p.rings.push_back(std::move(ring));
+        }
+        for (int64_t c : members) {
+          auto [lo, hi] = chunk(base[at(c)], len[at(c)], net.coords(c)[at(d)], nd);
+          base[at(c)] = lo;
+          len[at(c)] = hi - lo;
+        }
+        phases.push_back(std::move(p));
+      }
+      if (rs) {
+        for (const Phase& p : phases) ring_phase(p.rings, p.base, p.len, true, true, emit);
+      }
+      if (ag) {
+        for (std::size_t i = phases.size(); i-- > 0;) {
+          ring_phase(phases[i].rings, phases[i].base, phases[i].len, true, false, emit);
+        }
+      }
+      return;
+    }
+    case Algorithm::kTree: {
+      // Binary tree over the snake order: reduce towards rank 0, then broadcast back.
+      std::vector<int64_t> spans;
+      for (int64_t span = 1; span < n; span *= 2) spans.push_back(span);
+      auto level = [&](int64_t span, bool up) {
+        Round r;
+        for (int64_t k = 0; k + span < n; k += 2 * span) {
+          int64_t lo_rank = members[at(k)], hi_rank = members[at(k + span)];
+          r.push_back({up ? hi_rank : lo_rank, up ? lo_rank : hi_rank, 0, count, 0, up, false});
+        }
+        emit(r);
+      };
+      if (op == CollectiveOp::kAllReduce) {
+        for (int64_t s : spans) level(s, true);
+      }
+      for (std::size_t i = spans.size(); i-- > 0;) level(spans[i], false);
+      return;
+    }
+    case Algorithm::kAuto:
+      return;
+  }
+}
+
+void time_rounds(Network& net, const Group& g, CollectiveOp op, Algorithm a, int64_t count, int elem_bytes,
+                 std::vector<double>& ready) {
+  collective_rounds(net, g, op, a, count, [&](const Round& r) {
+    std::vector<double> next = ready;
+    for (const Xfer& x : r) {
+      double t = net.send_to(x.from, x.to, static_cast<double>((x.hi - x.lo) * elem_bytes), ready[at(x.from)],
+                             x.backward_on_tie);
+      next[at(x.to)] = std::max(next[at(x.to)], t);
+    }
+    ready = std::move(next);
+  });
+}
+
+void move_data(const Network& net, const Group& g, CollectiveOp op, Algorithm a, int64_t count, ReduceType t,
+               CollectiveData& data) {
+  int eb = t == ReduceType::kFp32 ? 4 : 2;
+  std::map<int64_t, std::vector<uint8_t>> original;  // all-to-all reads the buffers as they began
+  if (op == CollectiveOp::kAllToAll) {
+    for (int64_t c : snake_members(net, g)) original[c] = data.read(c, 0, count);
+  }
+  collective_rounds(net, g, op, a, count, [&](const Round& r) {
+    std::vector<std::vector<uint8_t>> payload;
+    for (const Xfer& x : r) {
+      if (op == CollectiveOp::kAllToAll) {
+        const auto& o = original.at(x.from);
+        payload.emplace_back(o.begin() + x.src_lo * eb, o.begin() + (x.src_lo + x.hi - x.lo) * eb);
+      } else {
+        payload.push_back(data.read(x.from, x.src_lo, x.src_lo + x.hi - x.lo));
+      }
+    }
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      const Xfer& x = r[i];
+      std::vector<uint8_t>& in = payload[i];
+      if (x.reduce) {
+        std::vector<uint8_t> local = data.read(x.to, x.lo, x.hi);
+        for (int64_t e = 0; e < x.hi - x.lo; ++e) {
+          if (t == ReduceType::kFp32) {
+            float u, v;
+            std::memcpy(&u, &local[at(e * 4)], 4);
+            std::memcpy(&v, &in[at(e * 4)], 4);
+            float s = u + v;
+            std::memcpy(&in[at(e * 4)], &s, 4);
+          } else {
+            uint16_t u, v;
+            std::memcpy(&u, &local[at(e * 2)], 2);
+            std::memcpy(&v, &in[at(e * 2)], 2);
+            uint16_t s = isa::fp32_to_bf16(isa::bf16_to_fp32(u) + isa::bf16_to_fp32(v));
+            std::memcpy(&in[at(e * 2)], &s, 2);
+          }
+        }
+      }
+      data.write(x.to, x.lo, in);
+    }
+  });
+}
+
+double closed_form(const arch::PodConfig& pod, CollectiveOp op, double bytes, Algorithm a) {
+  double beta = 1.0 / (pod.link_bandwidth_gbps * 1e9 * static_cast<double>(pod.links_per_direction));
+  double alpha = pod.link_latency_ns * 1e-9;
+  double p = static_cast<double>(pod.chips);
+  double phases = op == CollectiveOp::kAllReduce ? 2 : 1;
+  if (op == CollectiveOp::kAllToAll) return 0;  // no alpha-beta form for direct sends
+  switch (a) {
+    case Algorithm::kRing:
+      return phases * (p - 1) * (bytes / p * beta + alpha);
+    case Algorithm::kBidirRing:
+      return phases * (p - 1) * (bytes / (2 * p) * beta + alpha);
+    case Algorithm::kTorus: {
+      double t = 0, d_bytes = bytes;
+      for (auto n64 : pod.dims) {
+        double n = static_cast<double>(n64);
+        if (n64 < 2) continue;
+        t += (n - 1) * (d_bytes / (2 * n) * beta + alpha);
+        d_bytes /= n;
+      }
+      return phases * t;
+    }
+    case Algorithm::kTree: {
+      // Binary tree over the ring order of a one-dimensional ring: level l spans 2^l hops.
+      double t = 0;
+      for (int64_t span = 1; span < pod.chips; span *= 2) {
+        double s = static_cast<double>(std::min<int64_t>(span, pod.chips - span));
+        t += bytes * beta + s * alpha + std::max(0.0, s - 1) * pod.router_latency_ns * 1e-9;
+      }
+      return phases * t;
+    }
+    default:
+      return 0;
+  }
+}
+
+CollectiveResult run_collective(const arch::PodConfig& pod, CollectiveOp op, double bytes, Algorithm algorithm) {
+  Network net(pod);
+  CollectiveResult r;
+  Group g{0, (1u << net.dims()) - 1};
+  int64_t count = static_cast<int64_t>(std::llround(bytes));
+  r.algorithm = resolve_algorithm(net, g, op, count, algorithm);
+  std::vector<double> ready(at(pod.chips), 0.0);
+  time_rounds(net, g, op, r.algorithm, count, 1, ready);
+  r.seconds = *std::max_element(ready.begin(), ready.end());
+  r.closed_form_seconds = closed_form(pod, op, bytes, r.algorithm);
+  r.link_bytes = net.link_bytes();
+  r.max_link_busy = net.max_link_busy();
+  return r;
+}
+
+}  // namespace tpu::pod

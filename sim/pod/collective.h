@@ -1,0 +1,95 @@
+// Collectives on the pod network: each algorithm is a schedule of rounds of transfers of
+// element ranges between the chips of a group. One schedule drives both the time (every
+// transfer on its links, sim/pod/network.h) and, in the detailed backend, the data (real
+// sums in a documented order). See docs/pod.md.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "arch/pod_config.h"
+#include "sim/pod/network.h"
+
+namespace tpu::pod {
+
+enum class CollectiveOp : uint8_t { kAllReduce, kReduceScatter, kAllGather, kAllToAll, kBroadcast };
+inline constexpr const char* kCollectiveOpNames[] = {"all-reduce", "reduce-scatter", "all-gather",
+                                                     "all-to-all", "broadcast"};
+enum class Algorithm : uint8_t { kAuto, kRing, kBidirRing, kTorus, kTree };
+inline constexpr const char* kAlgorithmNames[] = {"auto", "ring", "bidir-ring", "torus", "tree"};
+
+/// Largest group an all-to-all may span (it is chips^2 transfers).
+inline constexpr int64_t kMaxAllToAllChips = 1024;
+
+/// The chips of one collective: those that share `leader`'s coordinates outside the
+/// dimensions of `mask` (bit d: pod dimension d).
+struct Group {
+  int64_t leader = 0;
+  unsigned mask = 0;
+};
+/// The group of `chip` for `mask` (its leader has coordinate 0 in every masked dimension).
+Group group_of(const Network& net, int64_t chip, unsigned mask);
+/// Members in snake order: consecutive members are neighbours; rank 0 is the leader.
+std::vector<int64_t> snake_members(const Network& net, const Group& g);
+
+/// One transfer of a round: elements [src_lo, src_lo + (hi - lo)) of `from`'s buffer (as
+/// they were when the collective began, for all-to-all; as they are at the round's start
+/// otherwise) go to elements [lo, hi) of `to`'s buffer, added (`reduce`: to = to + from, in
+/// that operand order) or copied.
+struct Xfer {
+  int64_t from = 0, to = 0;
+  int64_t lo = 0, hi = 0, src_lo = 0;
+  bool reduce = false;
+  bool backward_on_tie = false;  ///< route of a bidirectional ring's backward half
+};
+using Round = std::vector<Xfer>;
+
+/// The algorithm `a` resolves to for `count` elements of `elem_bytes` (auto: tree below
+/// 64 KiB and for broadcast, torus over more than one dimension, else bidir-ring). Throws
+/// InputError when the group's topology or the op cannot run it.
+Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op, int64_t bytes, Algorithm a);
+
+/// Calls `round` for each round of the schedule, in order. `a` must be resolved.
+void collective_rounds(const Network& net, const Group& g, CollectiveOp op, Algorithm a, int64_t count,
+                       const std::function<void(const Round&)>& round);
+
+/// Runs the schedule's transfers on `net` (each member starts at ready[chip], seconds;
+/// ready is indexed by pod chip id and updated to each member's finish time).
+void time_rounds(Network& net, const Group& g, CollectiveOp op, Algorithm a, int64_t count, int elem_bytes,
+                 std::vector<double>& ready);
+
+/// Where the detailed backend's data lives: the buffer of each chip, element-addressed.
+class CollectiveData {
+ public:
+  virtual ~CollectiveData() = default;
+  virtual std::vector<uint8_t> read(int64_t chip, int64_t lo, int64_t hi) = 0;
+  virtual void write(int64_t chip, int64_t lo, const std::vector<uint8_t>& bytes) = 0;
+};
+/// Element types a collective reduces in.
+enum class ReduceType : uint8_t { kFp32, kBf16 };
+/// Moves the data of the schedule: every round's payloads are read first, then applied.
+/// Sums are local + incoming in the element type (bf16: the fp32 sum rounded to bf16).
+void move_data(const Network& net, const Group& g, CollectiveOp op, Algorithm a, int64_t count, ReduceType t,
+               CollectiveData& data);
+
+struct CollectiveResult {
+  double seconds = 0;
+  Algorithm algorithm = Algorithm::kAuto;  ///< the one used
+  double closed_form_seconds = 0;         ///< alpha-beta cost on an idle network
+  double link_bytes = 0;                  ///< bytes that crossed links (every hop)
+  double max_link_busy = 0;               ///< seconds the busiest link was busy
+};
+
+/// Runs a collective over every chip of the pod on an idle network, all chips starting at
+/// 0. `bytes` is each chip's buffer (all-reduce: the vector reduced; reduce-scatter: the
+/// input, each chip keeps bytes / chips; all-gather: the output; all-to-all: bytes / chips
+/// to every chip; broadcast: from chip 0). Reductions are free here (the vector unit's time
+/// is the chip model's). Throws InputError for algorithms the topology cannot run.
+CollectiveResult run_collective(const arch::PodConfig& pod, CollectiveOp op, double bytes, Algorithm algorithm);
+
+/// The alpha-beta cost of `algorithm` (not auto) on an idle network, for tests and reports.
+double closed_form(const arch::PodConfig& pod, CollectiveOp op, double bytes, Algorithm algorithm);
+
+}  // namespace tpu::pod
