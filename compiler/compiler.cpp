@@ -223,6 +223,7 @@ class Lowering {
   void lower_rowop(const Op& op);
   void lower_concat(const Op& op);
   void lower_copy(const Op& op);
+  void emit_collective(const Op& op, const Tensor& t, isa::CollOp kind);
   void apply_unary(const Op& op, isa::Activation f, uint64_t ub, int64_t pixels, int64_t c,
                    uint64_t lut_ub, const std::string& note);
   uint64_t lut_for(const Op& op, isa::Activation f);
@@ -1219,10 +1220,31 @@ void Lowering::lower_concat(const Op& op) {
   }
 }
 
+void Lowering::emit_collective(const Op& op, const Tensor& t, isa::CollOp kind) {
+  if (img0_ != 0) return;  // core 0 of the chip communicates for it (docs/pod.md)
+  if (t.space != isa::Space::kMem) {
+    fail(op, "", "a tensor in off-chip memory for a collective (it spilled to host memory)", "host");
+  }
+  if (dt_ != isa::MatType::kBf16) fail(op, "dtype", "bf16 for collectives (sums of int8 are not defined)", "int8");
+  uint64_t count = static_cast<uint64_t>(op.out.elements() * out_.batch);
+  if (count > static_cast<uint64_t>(isa::field_max(Fid::kCollective_count))) {
+    fail(op, "", fmt::format("at most {} elements per collective", isa::field_max(Fid::kCollective_count)),
+         std::to_string(count));
+  }
+  Instruction in = Instruction::make(Opcode::kCollective);
+  in.set(Fid::kCollective_op, static_cast<int64_t>(kind));
+  in.set(Fid::kCollective_dtype, static_cast<int64_t>(isa::CollType::kBf16));
+  in.set(Fid::kCollective_space, static_cast<int64_t>(isa::IciSpace::kMem));
+  in.set(Fid::kCollective_addr, static_cast<int64_t>(t.addr));
+  in.set(Fid::kCollective_count, static_cast<int64_t>(count));
+  in.set(Fid::kCollective_group, static_cast<int64_t>(opt_.comm_masks[static_cast<std::size_t>(op.comm_group)] & 7u));
+  emit(in, fmt::format("{}: {} over the {} group", op.name, op_kind_name(op.kind), op.comm_group ? "tensor" : "data"));
+}
+
 void Lowering::lower_copy(const Op& op) {
   const Tensor& x = tensor(op.inputs[0]);
   const Tensor& y = tensor(op.name);
-  uint64_t per_sample = static_cast<uint64_t>(op.out.elements() * eb_);
+  uint64_t per_sample = static_cast<uint64_t>(op.in[0].elements() * eb_);
   uint64_t begin = static_cast<uint64_t>(img0_) * per_sample, end = static_cast<uint64_t>(img1_) * per_sample;
   ub_begin(true);
   uint64_t chunk = std::min<uint64_t>((ub_end_ - ub_base_ - 2 * kAlign) / 2, uint64_t{1} << 23);
@@ -1249,7 +1271,8 @@ Compiled Lowering::run() {
   for (std::size_t i = 0; i < w_.ops.size(); ++i) {
     const Op& op = w_.ops[i];
     for (const auto& n : op.inputs) last_use_[root.at(n)] = i;
-    root[op.name] = op.kind == OpKind::kReshape ? root.at(op.inputs[0]) : op.name;
+    bool alias = op.kind == OpKind::kReshape || op.kind == OpKind::kAllReduce;
+    root[op.name] = alias ? root.at(op.inputs[0]) : op.name;
   }
   for (const auto& [name, i] : last_use_) dies_at_[i].push_back(name);
   for (const auto& in : w_.inputs) {
@@ -1322,10 +1345,17 @@ Compiled Lowering::run() {
     out_.layers.push_back(plan);
     layer_ = static_cast<int>(out_.layers.size()) - 1;
 
-    if (op.kind == OpKind::kReshape && !is_output(op.name)) {
+    if ((op.kind == OpKind::kReshape || op.kind == OpKind::kAllReduce) && !is_output(op.name)) {
       Tensor t = tensor(op.inputs[0]);
       t.shape = op.out;
       tensors_[op.name] = t;
+      if (op.kind == OpKind::kAllReduce) emit_collective(op, t, isa::CollOp::kAllReduce);
+    } else if (op.kind == OpKind::kAllGather) {
+      // This chip's shard is copied to the start of the gathered tensor, then gathered in
+      // place (docs/pod.md: tensor parallelism).
+      define_output(op);
+      lower_copy(op);
+      emit_collective(op, tensor(op.name), isa::CollOp::kAllGather);
     } else if (op.kind == OpKind::kReshape) {
       // A reshaped output gets its own region: the bytes are copied through the UB.
       define_output(op);

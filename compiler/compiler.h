@@ -4,6 +4,7 @@
 // the accumulators, the unified buffer and the weight FIFO. See docs/compiler.md.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -25,6 +26,9 @@ struct CompileOptions {
   bool fusion = true;                 ///< fuse bias/activation/elementwise into the matrix op
   /// Bound on each core's program (an InputError names the layer that passes it).
   std::size_t max_instructions = kMaxCompiledInstructions;
+  /// Pod dimensions (bit d: dimension d) of the data- and tensor-parallel groups that
+  /// all_reduce / all_gather ops (comm_group 0 / 1) run over.
+  std::array<unsigned, 2> comm_masks{7u, 7u};
 };
 
 /// One workload op (or a fused group led by it) as compiled.

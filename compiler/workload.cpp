@@ -173,6 +173,9 @@ Op parse_op(const Reader& r, const YAML::Node& n, std::size_t index, const std::
       }
     }
     if (!found) r.fail(k, ctx + ".op", join_names({std::begin(kOpKindNames), std::end(kOpKindNames)}));
+    if (op.is_comm()) {
+      r.fail(k, ctx + ".op", "an op of the model (all_reduce and all_gather are inserted by tpusim run --parallel)");
+    }
   }
   std::vector<std::string> allowed = keys_for(op.kind);
   allowed.insert(allowed.end(), {"name", "op", "input", "inputs"});
@@ -507,6 +510,19 @@ void infer_op(Workload& w, Op& op, const std::map<std::string, Shape>& tensors) 
       }
       std::vector<int64_t> d = x.dims;
       d.back() = c;
+      op.out = Shape::of(d);
+      op.macs = 0;
+      break;
+    }
+    case OpKind::kAllReduce:
+      need_inputs(1, 1);
+      op.out = x;
+      op.macs = 0;
+      break;
+    case OpKind::kAllGather: {
+      need_inputs(1, 1);
+      std::vector<int64_t> d = x.dims;
+      d.back() *= op.parts;
       op.out = Shape::of(d);
       op.macs = 0;
       break;

@@ -20,7 +20,7 @@ namespace tpu::compiler {
   X(kAvgPool, "avg_pool") X(kAdd, "add") X(kMul, "mul") X(kRelu, "relu")          \
   X(kRelu6, "relu6") X(kGelu, "gelu") X(kSigmoid, "sigmoid") X(kTanh, "tanh")     \
   X(kSoftmax, "softmax") X(kLayerNorm, "layer_norm") X(kConcat, "concat")         \
-  X(kReshape, "reshape")
+  X(kReshape, "reshape") X(kAllReduce, "all_reduce") X(kAllGather, "all_gather")
 
 enum class OpKind : uint8_t {
 #define TPU_X(e, s) e,
@@ -63,6 +63,10 @@ struct Op {
   int64_t segment = 0;       ///< softmax: normalise over segments of this length (0: all C)
   double eps = 1e-5;         ///< layer_norm
   std::vector<int64_t> reshape;  ///< reshape: the new per-sample shape
+  /// all_reduce / all_gather (inserted by parallelize(), never written in a workload file):
+  /// the parallel group (0 data, 1 tensor) and, for all_gather, the chips in it.
+  int comm_group = 0;
+  int64_t parts = 1;
 
   // Derived by shape inference.
   std::vector<Shape> in;
@@ -70,6 +74,7 @@ struct Op {
   int64_t macs = 0;  ///< per sample: multiply-accumulates the op needs (useful work)
 
   bool is_matrix() const;  ///< runs on the MXU
+  bool is_comm() const { return kind == OpKind::kAllReduce || kind == OpKind::kAllGather; }
 };
 
 struct WorkloadInput {

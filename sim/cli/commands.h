@@ -65,6 +65,10 @@ struct RunOptions {
   bool trace = false;
   bool vcd = false;
   bool check = false;  ///< compare outputs with the reference network evaluator
+  std::string pod;               ///< pod YAML: simulate every chip of the pod
+  std::string parallel;          ///< "data=D,tensor=T"
+  std::string backend = "auto";  ///< detailed|symmetric|auto
+  bool scaling = false;          ///< also run sub-pods and print the scaling table
 };
 int run_run(const RunOptions& o);
 

@@ -8,7 +8,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <set>
+#include <tuple>
 
 #include "arch/arch_config.h"
 #include "arch/error.h"
@@ -20,6 +23,9 @@
 #include "sim/chip/chip.h"
 #include "sim/chip/report.h"
 #include "sim/cli/commands.h"
+#include "sim/pod/pod_sim.h"
+#include "compiler/parallel.h"
+#include "arch/pod_config.h"
 
 namespace tpu::cli {
 
@@ -159,6 +165,62 @@ std::string csv_escape(const std::string& s) {
   return out + "\"";
 }
 
+// The workload-level fields of report.json (useful MACs are the workload's, not the
+// array's) and one row per layer; returns the rows and sets *csv to layers.csv.
+std::vector<LayerRow> fill_report(nlohmann::json& report, const arch::ArchConfig& a, const compiler::Compiled& c,
+                                  const sim::ChipResult& r, const RunOptions& o, std::string* csv_out) {
+  auto rows = layer_rows(a, c, r);
+  int64_t macs = 0, array_macs = 0;
+  for (const auto& l : c.layers) {
+    macs += l.macs;
+    array_macs += l.array_macs;
+  }
+  double seconds = report["seconds"].get<double>();
+  double peak = static_cast<double>((c.dtype == isa::MatType::kInt8 ? a.derived.peak_macs_per_cycle_int8 : a.derived.peak_macs_per_cycle_bf16));
+  report["workload"] = {{"name", c.workload.name},
+                        {"file", o.workload},
+                        {"dtype", isa::kMatTypeNames[static_cast<int>(c.dtype)]},
+                        {"batch", c.batch},
+                        {"mode", "inference"},
+                        {"fusion", !o.no_fusion},
+                        {"ideal_memory", o.ideal_memory},
+                        {"instructions", c.program.code.size()},
+                        {"cores_used", c.core_programs.size()}};
+  report["macs"] = macs;
+  report["array_macs"] = array_macs;
+  report["utilization"] = r.cycles ? static_cast<double>(macs) / (static_cast<double>(r.cycles) * peak) : 0.0;
+  report["achieved_tops"] = seconds > 0 ? 2.0 * static_cast<double>(macs) / seconds / 1e12 : 0.0;
+  report["throughput_samples_per_s"] = seconds > 0 ? static_cast<double>(c.batch) / seconds : 0.0;
+  nlohmann::json layers = nlohmann::json::array();
+  std::string csv = "name,op,shape,macs,array_macs,cycles,compute_cycles,utilization,mapping_efficiency,"
+                    "weight_stall,weight_shift,input_stall,raw_stall,fill_drain,hbm_bytes,bound\n";
+  for (const auto& l : rows) {
+    layers.push_back({{"name", l.name},
+                      {"op", l.op},
+                      {"shape", l.shape},
+                      {"macs", l.macs},
+                      {"array_macs", l.array_macs},
+                      {"cycles", l.cycles},
+                      {"start_cycle", l.start},
+                      {"end_cycle", l.end},
+                      {"compute_cycles", l.compute_cycles},
+                      {"utilization", l.utilization},
+                      {"mapping_efficiency", l.mapping_efficiency},
+                      {"stalls", {{"weight_stall", l.mxu[3]}, {"weight_shift", l.mxu[2]},
+                                  {"input_stall", l.mxu[5]}, {"raw_stall", l.mxu[4]},
+                                  {"fill_drain", l.mxu[1]}}},
+                      {"hbm_bytes", l.hbm_bytes},
+                      {"bound", l.bound}});
+    csv += fmt::format("{},{},{},{},{},{},{},{:.6f},{:.6f},{},{},{},{},{},{},{}\n", csv_escape(l.name),
+                       csv_escape(l.op), l.shape, l.macs, l.array_macs, l.cycles, l.compute_cycles,
+                       l.utilization, l.mapping_efficiency, l.mxu[3], l.mxu[2], l.mxu[5], l.mxu[4],
+                       l.mxu[1], l.hbm_bytes, l.bound);
+  }
+  report["layers"] = layers;
+  *csv_out = csv;
+  return rows;
+}
+
 }  // namespace
 
 int run_compile(const CompileCmdOptions& o) {
@@ -180,8 +242,292 @@ int run_compile(const CompileCmdOptions& o) {
   return 0;
 }
 
+namespace {
+
+SourceLocation command_line() { return SourceLocation{"<command line>", 0, 0}; }
+
+// How the chips of a pod divide the work: tensor parallelism over the lowest pod dimensions
+// whose product is the tensor degree, data parallelism over the rest.
+struct ParallelPlan {
+  int64_t data = 1, tensor = 1;
+  unsigned data_mask = 0, tensor_mask = 0;
+};
+
+ParallelPlan parse_parallel(const std::string& text, const arch::PodConfig& pod) {
+  ParallelPlan p;
+  bool has_data = false;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    std::size_t comma = text.find(',', at);
+    std::string item = text.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    at = comma == std::string::npos ? text.size() : comma + 1;
+    std::size_t eq = item.find('=');
+    std::string key = item.substr(0, eq), value = eq == std::string::npos ? "" : item.substr(eq + 1);
+    int64_t v = 0;
+    std::size_t used = 0;
+    try {
+      v = std::stoll(value, &used);
+    } catch (...) {
+      used = 0;
+    }
+    if ((key != "data" && key != "tensor") || used == 0 || used != value.size() || v < 1) {
+      throw InputError(command_line(), "--parallel", "data=D,tensor=T with positive integers", "'" + item + "'");
+    }
+    (key == "data" ? p.data : p.tensor) = v;
+    has_data = has_data || key == "data";
+  }
+  if (!has_data) p.data = pod.chips / p.tensor;
+  if (p.data * p.tensor != pod.chips) {
+    throw InputError(command_line(), "--parallel", fmt::format("data x tensor = the pod's {} chips", pod.chips),
+                     fmt::format("data={} tensor={}", p.data, p.tensor));
+  }
+  int64_t product = 1;
+  std::size_t d = 0;
+  std::string prefixes = "1";
+  while (product < p.tensor && d < pod.dims.size()) {
+    product *= pod.dims[d];
+    p.tensor_mask |= 1u << d;
+    prefixes += fmt::format(", {}", product);
+    ++d;
+  }
+  if (product != p.tensor) {
+    throw InputError(command_line(), "--parallel",
+                     fmt::format("tensor= a product of the pod's leading dimensions ({})", prefixes),
+                     std::to_string(p.tensor));
+  }
+  p.data_mask = ((1u << pod.dims.size()) - 1) & ~p.tensor_mask;
+  return p;
+}
+
+// The program with its collectives turned into nops: the same step without communication.
+isa::Program without_collectives(const isa::Program& p) {
+  isa::Program q = p;
+  for (auto& in : q.code) {
+    if (in.op == isa::Opcode::kCollective) in = isa::Instruction::make(isa::Opcode::kNop);
+  }
+  return q;
+}
+
+// A sub-pod of n chips for --scaling: the leading dimensions filled first.
+arch::PodConfig sub_pod(const arch::PodConfig& pod, int64_t n) {
+  arch::PodConfig p = pod;
+  int64_t left = n;
+  for (auto& d : p.dims) {
+    int64_t take = std::min(d, left);
+    while (take > 1 && left % take != 0) --take;
+    d = std::max<int64_t>(take, 1);
+    left /= d;
+  }
+  p.chips = 1;
+  for (auto d : p.dims) p.chips *= d;
+  p.name = fmt::format("{} ({} chips)", pod.name, p.chips);
+  return p;
+}
+
+struct PodStep {
+  compiler::Compiled compiled;
+  pod::PodResult result;
+  pod::Backend backend = pod::Backend::kDetailed;
+  int64_t compute_cycles = 0;  ///< the same step without collectives, one chip
+};
+
+}  // namespace
+
+static int run_pod_mode(const RunOptions& o, const arch::ArchConfig& a) {
+  arch::PodConfig pod = arch::load_pod(o.pod);
+  ParallelPlan plan = parse_parallel(o.parallel, pod);
+  if (o.backend != "auto" && o.backend != "detailed" && o.backend != "symmetric") {
+    throw InputError(command_line(), "--backend", "detailed|symmetric|auto", "'" + o.backend + "'");
+  }
+  compiler::Workload w0 = compiler::load_workload(o.workload);
+  int64_t global = o.batch != -1 ? o.batch : w0.batch;
+  if (global < 1 || global > compiler::kMaxBatch) {
+    throw InputError(command_line(), "--batch", fmt::format("an integer in [1, {}]", compiler::kMaxBatch),
+                     std::to_string(global));
+  }
+  if (global % plan.data != 0) {
+    throw InputError(command_line(), "--batch", fmt::format("a multiple of data={} (each data group gets an equal share)", plan.data),
+                     std::to_string(global));
+  }
+  const int64_t group_batch = global / plan.data;  // samples of one data-parallel group
+  auto compile_step = [&](const ParallelPlan& pp) {
+    compiler::Workload w = w0;
+    w.batch = group_batch;
+    compiler::infer_shapes(w);
+    std::set<std::string> sharded;
+    w = compiler::shard_tensor(w, pp.tensor, &sharded);
+    w = compiler::insert_gradient_collectives(w, pp.data, sharded);
+    compiler::CompileOptions opt;
+    opt.dtype = parse_dtype(o.dtype);
+    opt.fusion = !o.no_fusion;
+    opt.comm_masks = {pp.data_mask, pp.tensor_mask};
+    return compiler::compile(a, w, opt);
+  };
+  auto run_step = [&](const arch::PodConfig& p, const ParallelPlan& pp, bool record) {
+    PodStep s;
+    s.compiled = compile_step(pp);
+    s.backend = o.backend == "symmetric" || (o.backend == "auto" && p.chips > 64) ? pod::Backend::kSymmetric
+                                                                                 : pod::Backend::kDetailed;
+    std::vector<sim::CoreProgram> cores;
+    for (const auto& prog : s.compiled.core_programs) cores.push_back({&prog, nullptr});
+    std::size_t copies = s.backend == pod::Backend::kSymmetric ? 1 : static_cast<std::size_t>(p.chips);
+    pod::PodRunOptions po;
+    po.backend = s.backend;
+    po.chip.functional = false;
+    po.chip.record_instructions = record;
+    po.chip.trace = record && o.trace;
+    s.result = pod::run_pod(a, p, std::vector<std::vector<sim::CoreProgram>>(copies, cores), po);
+    // The same step with its collectives removed, on one chip: the compute time.
+    std::vector<isa::Program> quiet;
+    for (const auto& prog : s.compiled.core_programs) quiet.push_back(without_collectives(prog));
+    std::vector<sim::CoreProgram> qcores;
+    for (const auto& prog : quiet) qcores.push_back({&prog, nullptr});
+    sim::ChipOptions co;
+    co.functional = false;
+    s.compute_cycles = sim::run_chip(a, qcores, co).cycles;
+    return s;
+  };
+
+  // One chip running a data group's samples alone, every layer whole: the scaling baseline.
+  ParallelPlan single;
+  compiler::Compiled one = compile_step(single);
+  std::vector<sim::CoreProgram> one_cores;
+  for (const auto& prog : one.core_programs) one_cores.push_back({&prog, nullptr});
+  sim::ChipOptions one_opt;
+  one_opt.functional = false;
+  int64_t one_cycles = sim::run_chip(a, one_cores, one_opt).cycles;
+  int64_t model_macs = 0;  // useful MACs of one data group's step
+  for (const auto& l : one.layers) model_macs += l.macs;
+
+  PodStep step = run_step(pod, plan, true);
+  const compiler::Compiled& c = step.compiled;
+  const pod::PodResult& pr = step.result;
+  std::string dir = o.out_dir.empty() ? "runs/" + c.workload.name : o.out_dir;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw InputError(SourceLocation{dir, 0, 0}, "cannot create run directory: " + ec.message());
+  write_text(dir + "/config.resolved.yaml", arch::dump_arch(a) + arch::dump_derived(a) + "# pod\n" + arch::dump_pod(pod));
+  std::vector<const isa::Program*> listing;
+  for (const auto& p : c.core_programs) listing.push_back(&p);
+  const sim::ChipResult& r0 = pr.chips.front();
+  nlohmann::json report = sim::make_report(a, listing, c.workload.name, r0, false);
+  if (!pr.completed) {
+    write_text(dir + "/report.json", report.dump(2) + "\n");
+    std::string msg = fmt::format("tpusim: error: the watchdog stopped the pod at cycle {}: no unit can make progress\n", pr.cycles);
+    for (const auto& s : pr.stuck) msg += "  " + s + "\n";
+    std::cerr << msg;
+    return 1;
+  }
+  std::string csv;
+  auto rows = fill_report(report, a, c, r0, o, &csv);
+
+  double hz = a.clock_mhz * 1e6;
+  double peak_macs = static_cast<double>(c.dtype == isa::MatType::kInt8 ? a.derived.peak_macs_per_cycle_int8
+                                                                         : a.derived.peak_macs_per_cycle_bf16);
+  auto pod_figures = [&](const arch::PodConfig& p, const ParallelPlan& pp, const PodStep& s) {
+    double step_s = static_cast<double>(s.result.cycles) / hz;
+    double compute_s = static_cast<double>(s.compute_cycles) / hz;
+    double comm_s = 0;
+    for (const auto& col : s.result.collectives) comm_s += static_cast<double>(col.end_cycle - col.start_cycle) / hz;
+    double samples = static_cast<double>(group_batch * pp.data);
+    double flops = 2.0 * static_cast<double>(model_macs) * static_cast<double>(pp.data);
+    nlohmann::json j = {
+        {"chips", p.chips},
+        {"pod", p.name},
+        {"topology", arch::dump_pod(p)},
+        {"backend", pod::kBackendNames[static_cast<int>(s.backend)]},
+        {"parallel", {{"data", pp.data}, {"tensor", pp.tensor}, {"data_dims_mask", pp.data_mask},
+                      {"tensor_dims_mask", pp.tensor_mask}}},
+        {"global_batch", group_batch * pp.data},
+        {"step_cycles", s.result.cycles},
+        {"step_seconds", step_s},
+        {"throughput", step_s > 0 ? samples / step_s : 0.0},
+        {"tflops", step_s > 0 ? flops / step_s / 1e12 : 0.0},
+        {"fraction_of_peak", step_s > 0 ? flops / step_s / (2.0 * peak_macs * hz * static_cast<double>(p.chips)) : 0.0},
+        {"compute_seconds", compute_s},
+        {"comm_seconds", comm_s},
+        {"exposed_comm_seconds", std::max(0.0, step_s - compute_s)},
+        {"scaling_efficiency", s.result.cycles > 0 ? static_cast<double>(one_cycles) /
+                                                         (static_cast<double>(pp.tensor) * static_cast<double>(s.result.cycles))
+                                                   : 0.0},
+        {"link_bytes", s.result.link_bytes},
+        {"busiest_link_busy_fraction", step_s > 0 ? s.result.max_link_busy / step_s : 0.0}};
+    // Tokens: a workload whose first input is a sequence [S, D] processes S tokens per sample.
+    if (!w0.inputs.empty() && w0.inputs.front().shape.dims.size() == 2) {
+      j["tokens_per_second"] = step_s > 0 ? samples * static_cast<double>(w0.inputs.front().shape.dims[0]) / step_s : 0.0;
+    }
+    std::map<std::tuple<std::string, std::string, int64_t>, std::array<double, 3>> table;
+    for (const auto& col : s.result.collectives) {
+      auto& e = table[{col.op, col.algorithm, col.chips}];
+      e[0] += 1;
+      e[1] += static_cast<double>(col.bytes);
+      e[2] += static_cast<double>(col.end_cycle - col.start_cycle) / hz;
+    }
+    nlohmann::json cols = nlohmann::json::array();
+    for (const auto& [k, v] : table) {
+      cols.push_back({{"op", std::get<0>(k)}, {"algorithm", std::get<1>(k)}, {"group_chips", std::get<2>(k)},
+                      {"count", static_cast<int64_t>(v[0])}, {"bytes", static_cast<int64_t>(v[1])}, {"seconds", v[2]}});
+    }
+    j["collectives"] = cols;
+    return j;
+  };
+  nlohmann::json pj = pod_figures(pod, plan, step);
+  report["workload"]["batch_per_data_group"] = group_batch;
+  report["workload"]["global_batch"] = global;
+
+  std::string scaling_text;
+  if (o.scaling) {
+    nlohmann::json series = nlohmann::json::array();
+    scaling_text = fmt::format("  {:>6} {:>6} {:>6} {:>12} {:>14} {:>10} {:>8}\n", "chips", "data", "tensor", "step ms",
+                               "samples/s", "TFLOPS", "eff%");
+    std::vector<int64_t> sizes;
+    for (int64_t n = plan.tensor; n < pod.chips; n *= 2) sizes.push_back(n);
+    sizes.push_back(pod.chips);
+    for (int64_t n : sizes) {
+      arch::PodConfig sp = sub_pod(pod, n);
+      if (sp.chips != n) continue;
+      ParallelPlan pp = parse_parallel(fmt::format("tensor={}", plan.tensor), sp);
+      nlohmann::json f = n == pod.chips ? pj : pod_figures(sp, pp, run_step(sp, pp, false));
+      series.push_back(f);
+      scaling_text += fmt::format("  {:>6} {:>6} {:>6} {:>12.3f} {:>14.1f} {:>10.1f} {:>8.1f}\n", n, pp.data, pp.tensor,
+                                  f["step_seconds"].get<double>() * 1e3, f["throughput"].get<double>(),
+                                  f["tflops"].get<double>(), 100 * f["scaling_efficiency"].get<double>());
+    }
+    pj["scaling"] = series;
+  }
+  report["pod"] = pj;
+  write_text(dir + "/report.json", report.dump(2) + "\n");
+  write_text(dir + "/layers.csv", csv);
+  if (o.trace) write_text(dir + "/timeline.json", r0.timeline_json);
+
+  std::cout << fmt::format("tpusim run: {} on {} ({} chips, {} backend), data={} tensor={}, global batch {}\n",
+                           c.workload.name, pod.name, pod.chips, pj["backend"].get<std::string>(), plan.data, plan.tensor,
+                           global);
+  auto line = [](const std::string& k, const std::string& v, const std::string& unit) {
+    std::cout << fmt::format("  {:<28}{:>16} {}\n", k, v, unit);
+  };
+  line("step time", fmt::format("{:.3f}", pj["step_seconds"].get<double>() * 1e3), "ms");
+  line("throughput", fmt::format("{:.1f}", pj["throughput"].get<double>()), "samples/s");
+  if (pj.contains("tokens_per_second")) line("", fmt::format("{:.0f}", pj["tokens_per_second"].get<double>()), "tokens/s");
+  line("achieved", fmt::format("{:.1f}", pj["tflops"].get<double>()), "TFLOPS");
+  line("fraction of pod peak", fmt::format("{:.1f}", 100 * pj["fraction_of_peak"].get<double>()), "%");
+  line("compute (one chip, no comm)", fmt::format("{:.3f}", pj["compute_seconds"].get<double>() * 1e3), "ms");
+  line("communication", fmt::format("{:.3f}", pj["comm_seconds"].get<double>() * 1e3), "ms (collectives of chip 0)");
+  line("exposed communication", fmt::format("{:.3f}", pj["exposed_comm_seconds"].get<double>() * 1e3), "ms");
+  line("scaling efficiency", fmt::format("{:.1f}", 100 * pj["scaling_efficiency"].get<double>()), "% of one chip x chips");
+  for (const auto& col : pj["collectives"]) {
+    std::cout << fmt::format("  {:>5} x {:<15} {:<11} over {:>5} chips {:>14} bytes {:>10.3f} ms\n", col["count"].get<int64_t>(),
+                             col["op"].get<std::string>(), col["algorithm"].get<std::string>(),
+                             col["group_chips"].get<int64_t>(), col["bytes"].get<int64_t>(), col["seconds"].get<double>() * 1e3);
+  }
+  if (o.scaling) std::cout << "  scaling (weak: each data group keeps its batch)\n" << scaling_text;
+  std::cout << fmt::format("  run directory: {}\n", dir);
+  return 0;
+}
+
 int run_run(const RunOptions& o) {
   arch::ArchConfig a = load_arch_for_run(o.arch, o.sets, o.ideal_memory);
+  if (!o.pod.empty()) return run_pod_mode(o, a);
   compiler::Compiled c = compile_from(a, o.workload, o.dtype, o.batch, o.no_fusion);
   std::string dir = o.out_dir.empty() ? "runs/" + c.workload.name : o.out_dir;
   std::error_code ec;
@@ -231,55 +577,8 @@ int run_run(const RunOptions& o) {
     return 1;
   }
 
-  // Workload-level figures: useful MACs are the workload's, not the array's.
-  auto rows = layer_rows(a, c, r);
-  int64_t macs = 0, array_macs = 0;
-  for (const auto& l : c.layers) {
-    macs += l.macs;
-    array_macs += l.array_macs;
-  }
-  double seconds = report["seconds"].get<double>();
-  double peak = static_cast<double>((c.dtype == isa::MatType::kInt8 ? a.derived.peak_macs_per_cycle_int8 : a.derived.peak_macs_per_cycle_bf16));
-  report["workload"] = {{"name", c.workload.name},
-                        {"file", o.workload},
-                        {"dtype", isa::kMatTypeNames[static_cast<int>(c.dtype)]},
-                        {"batch", c.batch},
-                        {"mode", "inference"},
-                        {"fusion", !o.no_fusion},
-                        {"ideal_memory", o.ideal_memory},
-                        {"instructions", c.program.code.size()},
-                        {"cores_used", c.core_programs.size()}};
-  report["macs"] = macs;
-  report["array_macs"] = array_macs;
-  report["utilization"] = r.cycles ? static_cast<double>(macs) / (static_cast<double>(r.cycles) * peak) : 0.0;
-  report["achieved_tops"] = seconds > 0 ? 2.0 * static_cast<double>(macs) / seconds / 1e12 : 0.0;
-  report["throughput_samples_per_s"] = seconds > 0 ? static_cast<double>(c.batch) / seconds : 0.0;
-  nlohmann::json layers = nlohmann::json::array();
-  std::string csv = "name,op,shape,macs,array_macs,cycles,compute_cycles,utilization,mapping_efficiency,"
-                    "weight_stall,weight_shift,input_stall,raw_stall,fill_drain,hbm_bytes,bound\n";
-  for (const auto& l : rows) {
-    layers.push_back({{"name", l.name},
-                      {"op", l.op},
-                      {"shape", l.shape},
-                      {"macs", l.macs},
-                      {"array_macs", l.array_macs},
-                      {"cycles", l.cycles},
-                      {"start_cycle", l.start},
-                      {"end_cycle", l.end},
-                      {"compute_cycles", l.compute_cycles},
-                      {"utilization", l.utilization},
-                      {"mapping_efficiency", l.mapping_efficiency},
-                      {"stalls", {{"weight_stall", l.mxu[3]}, {"weight_shift", l.mxu[2]},
-                                  {"input_stall", l.mxu[5]}, {"raw_stall", l.mxu[4]},
-                                  {"fill_drain", l.mxu[1]}}},
-                      {"hbm_bytes", l.hbm_bytes},
-                      {"bound", l.bound}});
-    csv += fmt::format("{},{},{},{},{},{},{},{:.6f},{:.6f},{},{},{},{},{},{},{}\n", csv_escape(l.name),
-                       csv_escape(l.op), l.shape, l.macs, l.array_macs, l.cycles, l.compute_cycles,
-                       l.utilization, l.mapping_efficiency, l.mxu[3], l.mxu[2], l.mxu[5], l.mxu[4],
-                       l.mxu[1], l.hbm_bytes, l.bound);
-  }
-  report["layers"] = layers;
+  std::string csv;
+  auto rows = fill_report(report, a, c, r, o, &csv);
 
   int status = 0;
   if (functional) {
