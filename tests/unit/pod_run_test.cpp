@@ -1,0 +1,111 @@
+// tpusim run --pod: the pod section of report.json against its definitions, the two
+// backends agreeing, parallel plans and their errors.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "arch/arch_config.h"
+#include "cli_util.h"
+#include "test_util.h"
+
+namespace tpu {
+namespace {
+
+using test::run_tpusim;
+
+class PodRun : public test::ScratchDir {
+ protected:
+  void SetUp() override {
+    ScratchDir::SetUp();
+    write("mlp.yaml",
+          "name: mlp\nbatch: 8\ndtype: bf16\ninputs: [{name: x, shape: [16, 256]}]\nops:\n"
+          "  - {name: fc1, op: fully_connected, units: 512, activation: relu}\n"
+          "  - {name: fc2, op: fully_connected, units: 256}\n"
+          "  - {name: fc3, op: fully_connected, units: 128}\n");
+    write("pod.yaml",
+          "name: p2x2\ntopology: [torus, torus]\ndims: [2, 2]\nlink_bandwidth_gbps: 50\nlink_latency_ns: 500\n"
+          "ports_per_chip: 4\n");
+  }
+  nlohmann::json report(const std::string& args, const std::string& out) {
+    test::CliResult r = run_tpusim("run --arch " + test::source_path("configs/arch/tpu_v4.yaml") + " --workload " +
+                                   path("mlp.yaml") + " --pod " + path("pod.yaml") + " --out " + path(out) + " " + args);
+    EXPECT_EQ(r.code, 0) << r.out;
+    std::ifstream f(path(out) + "/report.json");
+    return nlohmann::json::parse(f);
+  }
+};
+
+TEST_F(PodRun, ThePodSectionFollowsItsDefinitions) {
+  nlohmann::json j = report("--parallel data=2,tensor=2", "run");
+  const auto& p = j["pod"];
+  arch::ArchConfig a = arch::load_arch(test::source_path("configs/arch/tpu_v4.yaml"));
+  double hz = a.clock_mhz * 1e6;
+  EXPECT_EQ(p["chips"], 4);
+  EXPECT_EQ(p["parallel"]["data"], 2);
+  EXPECT_EQ(p["parallel"]["tensor"], 2);
+  EXPECT_EQ(p["parallel"]["tensor_dims_mask"], 1);  // dimension 0
+  EXPECT_EQ(p["parallel"]["data_dims_mask"], 2);    // dimension 1
+  EXPECT_EQ(p["global_batch"], 8);
+  double step = p["step_seconds"];
+  EXPECT_DOUBLE_EQ(step, p["step_cycles"].get<double>() / hz);
+  EXPECT_DOUBLE_EQ(p["throughput"].get<double>(), 8 / step);
+  EXPECT_DOUBLE_EQ(p["tokens_per_second"].get<double>(), 8 * 16 / step);
+  double macs = 16.0 * 8 * (256 * 512 + 512 * 256 + 256 * 128);
+  EXPECT_NEAR(p["tflops"].get<double>(), 2 * macs / step / 1e12, 1e-9);
+  EXPECT_NEAR(p["fraction_of_peak"].get<double>(),
+              p["tflops"].get<double>() * 1e12 / (4 * 2.0 * a.derived.peak_macs_per_cycle_bf16 * hz), 1e-12);
+  EXPECT_DOUBLE_EQ(p["exposed_comm_seconds"].get<double>(),
+                   std::max(0.0, step - p["compute_seconds"].get<double>()));
+  // Three sharded layers, each followed by an all-gather over the two chips of dimension 0.
+  ASSERT_EQ(p["collectives"].size(), 1u);
+  EXPECT_EQ(p["collectives"][0]["op"], "all-gather");
+  EXPECT_EQ(p["collectives"][0]["group_chips"], 2);
+  EXPECT_EQ(p["collectives"][0]["count"], 3);
+  EXPECT_EQ(p["collectives"][0]["bytes"], 2 * 4 * 16 * (512 + 256 + 128));  // bf16, batch 4 per group
+  EXPECT_GT(p["comm_seconds"].get<double>(), 0.0);
+  EXPECT_GT(p["scaling_efficiency"].get<double>(), 0.0);
+  EXPECT_LE(p["scaling_efficiency"].get<double>(), 1.0);
+  // Sharding halves each layer's useful MACs on a chip.
+  int64_t chip_macs = 0;
+  for (const auto& l : j["layers"]) chip_macs += l["macs"].get<int64_t>();
+  EXPECT_EQ(chip_macs, static_cast<int64_t>(macs / 2 / 2));
+}
+
+TEST_F(PodRun, DetailedAndSymmetricBackendsAgree) {
+  for (const char* plan : {"data=4", "data=2,tensor=2", "tensor=4"}) {
+    SCOPED_TRACE(plan);
+    double d = report(std::string("--parallel ") + plan + " --backend detailed", "d")["pod"]["step_seconds"];
+    double s = report(std::string("--parallel ") + plan + " --backend symmetric", "s")["pod"]["step_seconds"];
+    EXPECT_NEAR(s / d, 1.0, 0.01);
+  }
+}
+
+TEST_F(PodRun, ScalingRunsEverySubPodSize) {
+  nlohmann::json j = report("--parallel tensor=2 --scaling", "sc");
+  const auto& series = j["pod"]["scaling"];
+  ASSERT_EQ(series.size(), 2u);  // 2 and 4 chips
+  EXPECT_EQ(series[0]["chips"], 2);
+  EXPECT_EQ(series[1]["chips"], 4);
+  EXPECT_EQ(series[1]["global_batch"], 2 * series[0]["global_batch"].get<int64_t>());
+}
+
+TEST_F(PodRun, BadParallelPlansExitTwoWithOneMessage) {
+  std::string base = "run --arch " + test::source_path("configs/arch/tpu_v4.yaml") + " --workload " + path("mlp.yaml") +
+                     " --out " + path("bad");
+  for (const auto& [args, key] : std::vector<std::pair<std::string, std::string>>{
+           {"--pod " + path("pod.yaml") + " --parallel data=3", "--parallel"},
+           {"--pod " + path("pod.yaml") + " --parallel tensor=3,data=1", "--parallel"},
+           {"--pod " + path("pod.yaml") + " --parallel model=2", "--parallel"},
+           {"--pod " + path("pod.yaml") + " --batch 6", "--batch"},
+           {"--pod " + path("pod.yaml") + " --backend fast", "--backend"},
+           {"--parallel data=2", "--parallel"}}) {
+    test::CliResult r = run_tpusim(base + " " + args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.out;
+    EXPECT_NE(r.out.find(key), std::string::npos) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  }
+}
+
+}  // namespace
+}  // namespace tpu
