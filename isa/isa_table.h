@@ -58,8 +58,8 @@ inline constexpr const char* kIciDirNames[] = {"plus", "minus"};
 enum class CollOp : uint8_t { kAllReduce, kReduceScatter, kAllGather, kAllToAll, kBroadcast };
 inline constexpr const char* kCollOpNames[] = {"all_reduce", "reduce_scatter", "all_gather",
                                                "all_to_all", "broadcast"};
-enum class CollAlgorithm : uint8_t { kAuto, kRing, kBidirRing, kTorus, kTree };
-inline constexpr const char* kCollAlgorithmNames[] = {"auto", "ring", "bidir_ring", "torus", "tree"};
+enum class CollAlgorithm : uint8_t { kAuto, kRing, kBidirRing, kTorus, kTree, kMultiTorus };
+inline constexpr const char* kCollAlgorithmNames[] = {"auto", "ring", "bidir_ring", "torus", "tree", "multi_torus"};
 enum class CollType : uint8_t { kFp32, kBf16 };
 inline constexpr const char* kCollTypeNames[] = {"fp32", "bf16"};
 inline constexpr int coll_type_bytes(int64_t t) { return t == 0 ? 4 : 2; }
@@ -243,7 +243,8 @@ enum class FieldKind : uint8_t {
   F(Collective, op, kEnum, 3, "", kCollOpNames,                                                \
     "all_reduce, reduce_scatter, all_gather, all_to_all or broadcast (from group rank 0).")    \
   F(Collective, algorithm, kEnum, 3, "auto", kCollAlgorithmNames,                              \
-    "auto, ring, bidir_ring, torus (dimension-ordered) or tree.")                              \
+    "auto, ring, bidir_ring, torus (dimension-ordered), tree or multi_torus (every dimension "  \
+    "at once on its own part of the data).")                              \
   F(Collective, dtype, kEnum, 1, "fp32", kCollTypeNames,                                       \
     "Element type: sums are taken in it (bf16: each add rounded to bf16).")                    \
   F(Collective, space, kEnum, 1, "mem", kIciSpaceNames, "Memory of the buffer.")               \

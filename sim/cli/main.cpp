@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
   cl->add_option("--pod", co.pod, "Pod YAML")->required()->check(CLI::ExistingFile);
   cl->add_option("--op", co.op, "all-reduce|reduce-scatter|all-gather|all-to-all|broadcast");
   cl->add_option("--bytes", co.bytes, "Buffer per chip, e.g. 1GiB, 64MiB, 4096 (default 1GiB)");
-  cl->add_option("--algorithm", co.algorithm, "auto|ring|bidir-ring|torus|tree");
+  cl->add_option("--algorithm", co.algorithm, "auto|ring|bidir-ring|torus|multi-torus|tree");
   cl->add_option("--set", co.sets, "Pod override (repeatable)")->allow_extra_args(false);
 
   auto* i = app.add_subcommand("isa", "Print the ISA reference");

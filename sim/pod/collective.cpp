@@ -108,7 +108,7 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
     } else if (op == CollectiveOp::kAllToAll) {
       a = Algorithm::kRing;  // direct sends; the name only selects the rank order
     } else {
-      a = dims.size() > 1 ? Algorithm::kTorus : Algorithm::kBidirRing;
+      a = dims.size() > 1 ? Algorithm::kMultiTorus : Algorithm::kBidirRing;
     }
   }
   if (op == CollectiveOp::kBroadcast && a != Algorithm::kTree) bad_algorithm("tree or auto for broadcast", a);
@@ -125,7 +125,7 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
                        fmt::format("{} chips", members));
     }
   }
-  if (a == Algorithm::kRing || a == Algorithm::kBidirRing || a == Algorithm::kTorus) {
+  if (a == Algorithm::kRing || a == Algorithm::kBidirRing || a == Algorithm::kTorus || a == Algorithm::kMultiTorus) {
     for (int d : dims) {
       if (!net.wraps(d) && net.config().dims[at(d)] > 2 && op != CollectiveOp::kAllToAll) {
         throw InputError(SourceLocation{net.config().name, 0, 0}, "algorithm",
@@ -168,39 +168,69 @@ void collective_rounds(const Network& net, const Group& g, CollectiveOp op, Algo
       if (ag) ring_phase({members}, base, len, bidir, false, emit);
       return;
     }
-    case Algorithm::kTorus: {
+    case Algorithm::kTorus:
+    case Algorithm::kMultiTorus: {
       // Dimension-ordered: a bidirectional reduce-scatter along each dimension over the region
-      // the chip owns so far, then all-gathers back in reverse order.
+      // the chip owns so far, then all-gathers back in reverse order. multi-torus splits the
+      // buffer into one part per dimension; part p takes the dimensions in an order rotated
+      // by p, so that in every phase each part uses a different dimension's links.
       std::vector<int> dims = group_dims(net, g);
+      std::size_t k = a == Algorithm::kMultiTorus ? std::max<std::size_t>(dims.size(), 1) : 1;
       struct Phase {
-        int dim;
         std::vector<std::vector<int64_t>> rings;
         std::vector<int64_t> base, len;
       };
-      std::vector<Phase> phases;
-      for (int d : dims) {
-        Phase p{d, {}, base, len};
-        int64_t nd = net.config().dims[at(d)];
+      std::vector<std::vector<Phase>> parts(k);
+      for (std::size_t p = 0; p < k; ++p) {
+        int64_t plo = count * static_cast<int64_t>(p) / static_cast<int64_t>(k);
+        int64_t phi = count * static_cast<int64_t>(p + 1) / static_cast<int64_t>(k);
         for (int64_t c : members) {
-          if (net.coords(c)[at(d)] != 0) continue;
-          std::vector<int64_t> ring;
-          for (int64_t i = 0; i < nd; ++i) ring.push_back(net.step(c, d, i));
-          p.rings.push_back(std::move(ring));
+          base[at(c)] = plo;
+          len[at(c)] = phi - plo;
         }
-        for (int64_t c : members) {
-          auto [lo, hi] = chunk(base[at(c)], len[at(c)], net.coords(c)[at(d)], nd);
-          base[at(c)] = lo;
-          len[at(c)] = hi - lo;
+        for (std::size_t j = 0; j < dims.size(); ++j) {
+          int d = dims[(p + j) % dims.size()];
+          Phase ph{{}, base, len};
+          int64_t nd = net.config().dims[at(d)];
+          for (int64_t c : members) {
+            if (net.coords(c)[at(d)] != 0) continue;
+            std::vector<int64_t> ring;
+            for (int64_t i = 0; i < nd; ++i) ring.push_back(net.step(c, d, i));
+            ph.rings.push_back(std::move(ring));
+          }
+          for (int64_t c : members) {
+            auto [lo, hi] = chunk(base[at(c)], len[at(c)], net.coords(c)[at(d)], nd);
+            base[at(c)] = lo;
+            len[at(c)] = hi - lo;
+          }
+          parts[p].push_back(std::move(ph));
         }
-        phases.push_back(std::move(p));
       }
+      // Phase j of every part at once: round r of each part's phase j in one round.
+      auto phase = [&](std::size_t j, bool reduce) {
+        if (k == 1) {
+          ring_phase(parts[0][j].rings, parts[0][j].base, parts[0][j].len, true, reduce, emit);
+          return;
+        }
+        std::vector<Round> merged;
+        for (std::size_t p = 0; p < k; ++p) {
+          std::size_t r = 0;
+          ring_phase(parts[p][j].rings, parts[p][j].base, parts[p][j].len, true, reduce, [&](const Round& round) {
+            if (merged.size() <= r) merged.emplace_back();
+            for (Xfer x : round) {
+              x.stream = static_cast<int>(p);
+              merged[r].push_back(x);
+            }
+            ++r;
+          });
+        }
+        for (const Round& round : merged) emit(round);
+      };
       if (rs) {
-        for (const Phase& p : phases) ring_phase(p.rings, p.base, p.len, true, true, emit);
+        for (std::size_t j = 0; j < dims.size(); ++j) phase(j, true);
       }
       if (ag) {
-        for (std::size_t i = phases.size(); i-- > 0;) {
-          ring_phase(phases[i].rings, phases[i].base, phases[i].len, true, false, emit);
-        }
+        for (std::size_t j = dims.size(); j-- > 0;) phase(j, false);
       }
       return;
     }
@@ -229,15 +259,25 @@ void collective_rounds(const Network& net, const Group& g, CollectiveOp op, Algo
 
 void time_rounds(Network& net, const Group& g, CollectiveOp op, Algorithm a, int64_t count, int elem_bytes,
                  std::vector<double>& ready) {
+  // Per stream, when each chip has the data its next send needs.
+  std::vector<std::vector<double>> streams(1, ready);
   collective_rounds(net, g, op, a, count, [&](const Round& r) {
-    std::vector<double> next = ready;
     for (const Xfer& x : r) {
-      double t = net.send_to(x.from, x.to, static_cast<double>((x.hi - x.lo) * elem_bytes), ready[at(x.from)],
-                             x.backward_on_tie);
-      next[at(x.to)] = std::max(next[at(x.to)], t);
+      while (static_cast<int>(streams.size()) <= x.stream) streams.push_back(ready);
     }
-    ready = std::move(next);
+    std::vector<std::vector<double>> next = streams;
+    for (const Xfer& x : r) {
+      const auto& s = streams[static_cast<std::size_t>(x.stream)];
+      double t = net.send_to(x.from, x.to, static_cast<double>((x.hi - x.lo) * elem_bytes), s[at(x.from)],
+                             x.backward_on_tie);
+      auto& n = next[static_cast<std::size_t>(x.stream)];
+      n[at(x.to)] = std::max(n[at(x.to)], t);
+    }
+    streams = std::move(next);
   });
+  for (const auto& s : streams) {
+    for (std::size_t c = 0; c < ready.size(); ++c) ready[c] = std::max(ready[c], s[c]);
+  }
 }
 
 void move_data(const Network& net, const Group& g, CollectiveOp op, Algorithm a, int64_t count, ReduceType t,
@@ -294,13 +334,25 @@ double closed_form(const arch::PodConfig& pod, CollectiveOp op, double bytes, Al
       return phases * (p - 1) * (bytes / p * beta + alpha);
     case Algorithm::kBidirRing:
       return phases * (p - 1) * (bytes / (2 * p) * beta + alpha);
-    case Algorithm::kTorus: {
-      double t = 0, d_bytes = bytes;
+    case Algorithm::kTorus:
+    case Algorithm::kMultiTorus: {
+      // Phase j: each part's ring along its j-th dimension over what it holds by then; the
+      // parts' phases run at once, so a phase takes as long as its slowest part.
+      std::vector<double> dims;
       for (auto n64 : pod.dims) {
-        double n = static_cast<double>(n64);
-        if (n64 < 2) continue;
-        t += (n - 1) * (d_bytes / (2 * n) * beta + alpha);
-        d_bytes /= n;
+        if (n64 > 1) dims.push_back(static_cast<double>(n64));
+      }
+      std::size_t k = a == Algorithm::kMultiTorus ? std::max<std::size_t>(dims.size(), 1) : 1;
+      std::vector<double> held(k, bytes / static_cast<double>(k));
+      double t = 0;
+      for (std::size_t j = 0; j < dims.size(); ++j) {
+        double slowest = 0;
+        for (std::size_t p = 0; p < k; ++p) {
+          double n = dims[(p + j) % dims.size()];
+          slowest = std::max(slowest, (n - 1) * (held[p] / (2 * n) * beta + alpha));
+          held[p] /= n;
+        }
+        t += slowest;
       }
       return phases * t;
     }

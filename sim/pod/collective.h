@@ -17,8 +17,8 @@ namespace tpu::pod {
 enum class CollectiveOp : uint8_t { kAllReduce, kReduceScatter, kAllGather, kAllToAll, kBroadcast };
 inline constexpr const char* kCollectiveOpNames[] = {"all-reduce", "reduce-scatter", "all-gather",
                                                      "all-to-all", "broadcast"};
-enum class Algorithm : uint8_t { kAuto, kRing, kBidirRing, kTorus, kTree };
-inline constexpr const char* kAlgorithmNames[] = {"auto", "ring", "bidir-ring", "torus", "tree"};
+enum class Algorithm : uint8_t { kAuto, kRing, kBidirRing, kTorus, kTree, kMultiTorus };
+inline constexpr const char* kAlgorithmNames[] = {"auto", "ring", "bidir-ring", "torus", "tree", "multi-torus"};
 
 /// Largest group an all-to-all may span (it is chips^2 transfers).
 inline constexpr int64_t kMaxAllToAllChips = 1024;
@@ -43,11 +43,14 @@ struct Xfer {
   int64_t lo = 0, hi = 0, src_lo = 0;
   bool reduce = false;
   bool backward_on_tie = false;  ///< route of a bidirectional ring's backward half
+  /// Independent parts of the data (multi-torus): a transfer waits only for the earlier
+  /// rounds' transfers of its own stream.
+  int stream = 0;
 };
 using Round = std::vector<Xfer>;
 
-/// The algorithm `a` resolves to for `count` elements of `elem_bytes` (auto: tree below
-/// 64 KiB and for broadcast, torus over more than one dimension, else bidir-ring). Throws
+/// The algorithm `a` resolves to for a buffer of `bytes` (auto: tree for all-reduces below
+/// 64 KiB and for broadcast, multi-torus over more than one dimension, else bidir-ring). Throws
 /// InputError when the group's topology or the op cannot run it.
 Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op, int64_t bytes, Algorithm a);
 

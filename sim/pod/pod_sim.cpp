@@ -24,6 +24,7 @@ using isa::Opcode;
 
 static_assert(static_cast<int>(isa::CollOp::kBroadcast) == static_cast<int>(CollectiveOp::kBroadcast));
 static_assert(static_cast<int>(isa::CollAlgorithm::kTree) == static_cast<int>(Algorithm::kTree));
+static_assert(static_cast<int>(isa::CollAlgorithm::kMultiTorus) == static_cast<int>(Algorithm::kMultiTorus));
 
 std::size_t at(int64_t i) { return static_cast<std::size_t>(i); }
 

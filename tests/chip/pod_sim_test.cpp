@@ -107,12 +107,23 @@ uint32_t ring_sum(const Elem& t, int64_t e, int64_t lo, int64_t hi, int64_t n, b
   return acc;
 }
 
-// The torus algorithm's value of element e: bidirectional ring sums along dimension 0, then
-// 1, ... over the range the owning chips hold (coordinates: dimension 0 fastest).
+// The torus algorithm's value of element e of the part [lo, hi) that takes the dimensions in
+// `order`: bidirectional ring sums along order[0] within each line, then those partial sums
+// along order[1] over the chunk the first phase left, and so on (coordinates: dimension 0
+// fastest). multi-torus: part p of k = dims.size() takes the order rotated by p.
 uint32_t torus_sum(const Elem& t, const std::vector<int64_t>& dims, const std::vector<std::vector<uint8_t>>& v, int64_t e,
-                   int64_t count) {
-  // Dimension-ordered: phase 0 sums over dimension 0 within each line, phase 1 sums those
-  // partial sums over dimension 1 over the chunk phase 0 left, and so on.
+                   int64_t lo0, int64_t hi0, const std::vector<std::size_t>& order) {
+  // The range phase `phase` works on: the chunk chain of the earlier phases' coordinates.
+  auto range = [&](std::size_t phase, const std::vector<int64_t>& coords) {
+    int64_t lo = lo0, hi = hi0;
+    for (std::size_t k = 0; k < phase; ++k) {
+      int64_t len = hi - lo, n = dims[order[k]], j = coords[order[k]];
+      int64_t nlo = lo + len * j / n, nhi = lo + len * (j + 1) / n;
+      lo = nlo;
+      hi = nhi;
+    }
+    return std::make_pair(lo, hi);
+  };
   std::function<uint32_t(std::size_t, std::vector<int64_t>)> partial = [&](std::size_t phase,
                                                                          std::vector<int64_t> coords) -> uint32_t {
     if (phase == 0) {
@@ -120,33 +131,37 @@ uint32_t torus_sum(const Elem& t, const std::vector<int64_t>& dims, const std::v
       for (std::size_t k = dims.size(); k-- > 0;) chip = chip * dims[k] + coords[k];
       return t.get(v[static_cast<std::size_t>(chip)], e);
     }
-    std::size_t d = phase - 1;
-    // The range phase d works on: the chunk chain of the earlier phases.
-    int64_t lo = 0, hi = count;
-    for (std::size_t k = 0; k < d; ++k) {
-      int64_t len = hi - lo, j = coords[k];
-      int64_t nlo = lo + len * j / dims[k], nhi = lo + len * (j + 1) / dims[k];
-      lo = nlo;
-      hi = nhi;
-    }
+    std::size_t d = order[phase - 1];
+    auto [lo, hi] = range(phase - 1, coords);
     return ring_sum(t, e, lo, hi, dims[d], true, [&](int64_t pos) {
       auto c = coords;
       c[d] = pos;
       return partial(phase - 1, c);
     });
   };
-  // The owner of e after every phase: coordinate k is e's chunk in phase k.
-  std::vector<int64_t> owner(dims.size());
-  int64_t lo = 0, hi = count;
-  for (std::size_t k = 0; k < dims.size(); ++k) {
-    int64_t len = hi - lo, j = 0;
-    while (!(e >= lo + len * j / dims[k] && e < lo + len * (j + 1) / dims[k])) ++j;
-    owner[k] = j;
-    int64_t nlo = lo + len * j / dims[k], nhi = lo + len * (j + 1) / dims[k];
-    lo = nlo;
-    hi = nhi;
+  // The owner of e after every phase: its coordinate along order[k] is e's chunk in phase k.
+  std::vector<int64_t> owner(dims.size(), 0);
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    auto [lo, hi] = range(k, owner);
+    int64_t len = hi - lo, n = dims[order[k]], j = 0;
+    while (!(e >= lo + len * j / n && e < lo + len * (j + 1) / n)) ++j;
+    owner[order[k]] = j;
   }
-  return partial(dims.size(), owner);
+  return partial(order.size(), owner);
+}
+
+uint32_t torus_sum(const Elem& t, const std::vector<int64_t>& dims, const std::vector<std::vector<uint8_t>>& v, int64_t e,
+                   int64_t count, bool multi) {
+  std::size_t k = multi ? dims.size() : 1;
+  std::size_t p = 0;
+  while (!(e >= count * static_cast<int64_t>(p) / static_cast<int64_t>(k) &&
+           e < count * static_cast<int64_t>(p + 1) / static_cast<int64_t>(k))) {
+    ++p;
+  }
+  std::vector<std::size_t> order;
+  for (std::size_t j = 0; j < dims.size(); ++j) order.push_back((p + j) % dims.size());
+  return torus_sum(t, dims, v, e, count * static_cast<int64_t>(p) / static_cast<int64_t>(k),
+                   count * static_cast<int64_t>(p + 1) / static_cast<int64_t>(k), order);
 }
 
 std::string collective_program(int64_t c, const char* dtype, int64_t count, const std::string& op, const std::string& alg) {
@@ -162,7 +177,7 @@ PodResult run_detailed(const arch::ArchConfig& a, const arch::PodConfig& pod, Po
   return run_pod(a, pod, p.cores(), o);
 }
 
-TEST(PodSim, TorusAllReduceEqualsTheReferenceSumsBitForBit) {
+TEST(PodSim, TorusAndMultiTorusAllReduceEqualTheReferenceSumsBitForBit) {
   arch::ArchConfig a = v4();
   const int64_t count = 1001;  // not a multiple of any chunk count: uneven chunks
   for (const auto& [topo, dims_text, dims] :
@@ -170,18 +185,21 @@ TEST(PodSim, TorusAllReduceEqualsTheReferenceSumsBitForBit) {
            {"[torus, torus]", "[2, 2]", {2, 2}},
            {"[torus, torus]", "[4, 4]", {4, 4}},
            {"[torus, torus, torus]", "[2, 2, 2]", {2, 2, 2}}}) {
-    for (const char* dtype : {"fp32", "bf16"}) {
-      SCOPED_TRACE(fmt::format("{} {}", dims_text, dtype));
+    for (const auto& [dtype, alg] : std::vector<std::pair<std::string, std::string>>{
+             {"fp32", "torus"}, {"bf16", "torus"}, {"fp32", "multi_torus"}, {"bf16", "multi_torus"}}) {
+      SCOPED_TRACE(fmt::format("{} {} {}", dims_text, dtype, alg));
       arch::PodConfig pod = make_pod(topo, dims_text, 6);
       PodPrograms p = make_programs(a, pod.chips, [&](int64_t c) {
-        return collective_program(c, dtype, count, "all_reduce", "torus");
+        return collective_program(c, dtype.c_str(), count, "all_reduce", alg);
       });
       auto v = initial(a, p);
       PodResult r = run_detailed(a, pod, p);
       ASSERT_TRUE(r.completed);
-      Elem t{std::string(dtype) == "bf16"};
+      Elem t{dtype == "bf16"};
       std::vector<uint32_t> want(static_cast<std::size_t>(count));
-      for (int64_t e = 0; e < count; ++e) want[static_cast<std::size_t>(e)] = torus_sum(t, dims, v, e, count);
+      for (int64_t e = 0; e < count; ++e) {
+        want[static_cast<std::size_t>(e)] = torus_sum(t, dims, v, e, count, alg == "multi_torus");
+      }
       for (int64_t c = 0; c < pod.chips; ++c) {
         auto got = p.states[static_cast<std::size_t>(c)]->read_region("g").data;
         int64_t bad = 0;
@@ -256,7 +274,7 @@ TEST(PodSim, ReduceScatterAllGatherAllToAllAndBroadcastMoveTheDocumentedShards) 
     auto [v, out] = run("reduce_scatter", "torus");
     for (int64_t c = 0; c < 16; ++c) {
       for (int64_t e = shard_lo(c); e < shard_lo(c) + 4; ++e) {
-        EXPECT_EQ(t.get(out[static_cast<std::size_t>(c)], e), torus_sum(t, {4, 4}, v, e, count)) << c << " " << e;
+        EXPECT_EQ(t.get(out[static_cast<std::size_t>(c)], e), torus_sum(t, {4, 4}, v, e, count, false)) << c << " " << e;
       }
     }
   }
@@ -360,7 +378,7 @@ TEST(PodSim, DetailedTimeEqualsTheClosedFormAndTheSymmetricBackend) {
     PodPrograms p = make_programs(a, pod.chips, text);
     PodResult d = run_detailed(a, pod, p, false);
     ASSERT_TRUE(d.completed);
-    Algorithm alg = pod.dims.size() > 1 ? Algorithm::kTorus : Algorithm::kBidirRing;
+    Algorithm alg = pod.dims.size() > 1 ? Algorithm::kMultiTorus : Algorithm::kBidirRing;
     double cf = closed_form(pod, CollectiveOp::kAllReduce, static_cast<double>(count * 4), alg) * a.clock_mhz * 1e6;
     EXPECT_NEAR(static_cast<double>(d.cycles) / cf, 1.0, 0.01);
     ASSERT_EQ(d.collectives.size(), 1u);
