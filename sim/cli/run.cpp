@@ -14,6 +14,7 @@
 #include "arch/error.h"
 #include "compiler/compiler.h"
 #include "compiler/reference.h"
+#include "compiler/training.h"
 #include "isa/assembler.h"
 #include "isa/encoding.h"
 #include "isa/interpreter.h"
@@ -40,8 +41,15 @@ std::optional<isa::MatType> parse_dtype(const std::string& s) {
   throw InputError(SourceLocation{"<command line>", 0, 0}, "--dtype", "int8|bf16", "'" + s + "'");
 }
 
+bool parse_training(const std::string& mode) {
+  if (mode == "inference" || mode == "training") return mode == "training";
+  throw InputError(SourceLocation{"<command line>", 0, 0}, "--mode", "inference|training", "'" + mode + "'");
+}
+
 compiler::Compiled compile_from(const arch::ArchConfig& a, const std::string& workload,
-                                const std::string& dtype, int64_t batch, bool no_fusion) {
+                                const std::string& dtype, int64_t batch, bool no_fusion,
+                                const std::string& mode) {
+  bool training = parse_training(mode);
   compiler::Workload w = compiler::load_workload(workload);
   compiler::CompileOptions opt;
   opt.dtype = parse_dtype(dtype);
@@ -53,6 +61,11 @@ compiler::Compiled compile_from(const arch::ArchConfig& a, const std::string& wo
     opt.batch = batch;
   }
   opt.fusion = !no_fusion;
+  if (training) {
+    // The training step is a workload of its own, built for the batch it runs at.
+    w = compiler::training_step(w, opt.batch.value_or(w.batch), compiler::TrainOptions{});
+    opt.batch.reset();
+  }
   return compiler::compile(a, w, opt);
 }
 
@@ -87,7 +100,7 @@ int64_t offchip_bytes(const isa::Instruction& in) {
 }
 
 struct LayerRow {
-  std::string name, op, shape, bound;
+  std::string name, op, shape, bound, phase;
   int64_t macs = 0, array_macs = 0, cycles = 0, compute_cycles = 0, hbm_bytes = 0;
   int64_t start = 0, end = 0;
   double utilization = 0, mapping_efficiency = 0;
@@ -127,6 +140,7 @@ std::vector<LayerRow> layer_rows(const arch::ArchConfig& a, const compiler::Comp
     row.name = l.name;
     row.op = l.op;
     row.shape = l.shape;
+    row.phase = compiler::phase_name(compiler::phase_of(l.name));
     row.macs = l.macs;
     row.array_macs = l.array_macs;
     row.mapping_efficiency = l.array_mac_slots ? static_cast<double>(l.macs) / static_cast<double>(l.array_mac_slots) : 0;
@@ -163,7 +177,7 @@ std::string csv_escape(const std::string& s) {
 
 int run_compile(const CompileCmdOptions& o) {
   arch::ArchConfig a = arch::load_arch(o.arch, o.sets);
-  compiler::Compiled c = compile_from(a, o.workload, o.dtype, o.batch, o.no_fusion);
+  compiler::Compiled c = compile_from(a, o.workload, o.dtype, o.batch, o.no_fusion, o.mode);
   std::string text = isa::disassemble(c.program);
   if (!o.output.empty()) {
     if (o.output.size() > 5 && o.output.substr(o.output.size() - 5) == ".tbin") {
@@ -182,7 +196,7 @@ int run_compile(const CompileCmdOptions& o) {
 
 int run_run(const RunOptions& o) {
   arch::ArchConfig a = load_arch_for_run(o.arch, o.sets, o.ideal_memory);
-  compiler::Compiled c = compile_from(a, o.workload, o.dtype, o.batch, o.no_fusion);
+  compiler::Compiled c = compile_from(a, o.workload, o.dtype, o.batch, o.no_fusion, o.mode);
   std::string dir = o.out_dir.empty() ? "runs/" + c.workload.name : o.out_dir;
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -244,7 +258,7 @@ int run_run(const RunOptions& o) {
                         {"file", o.workload},
                         {"dtype", isa::kMatTypeNames[static_cast<int>(c.dtype)]},
                         {"batch", c.batch},
-                        {"mode", "inference"},
+                        {"mode", o.mode},
                         {"fusion", !o.no_fusion},
                         {"ideal_memory", o.ideal_memory},
                         {"instructions", c.program.code.size()},
@@ -256,7 +270,7 @@ int run_run(const RunOptions& o) {
   report["throughput_samples_per_s"] = seconds > 0 ? static_cast<double>(c.batch) / seconds : 0.0;
   nlohmann::json layers = nlohmann::json::array();
   std::string csv = "name,op,shape,macs,array_macs,cycles,compute_cycles,utilization,mapping_efficiency,"
-                    "weight_stall,weight_shift,input_stall,raw_stall,fill_drain,hbm_bytes,bound\n";
+                    "weight_stall,weight_shift,input_stall,raw_stall,fill_drain,hbm_bytes,bound,phase\n";
   for (const auto& l : rows) {
     layers.push_back({{"name", l.name},
                       {"op", l.op},
@@ -273,13 +287,25 @@ int run_run(const RunOptions& o) {
                                   {"input_stall", l.mxu[5]}, {"raw_stall", l.mxu[4]},
                                   {"fill_drain", l.mxu[1]}}},
                       {"hbm_bytes", l.hbm_bytes},
-                      {"bound", l.bound}});
-    csv += fmt::format("{},{},{},{},{},{},{},{:.6f},{:.6f},{},{},{},{},{},{},{}\n", csv_escape(l.name),
+                      {"bound", l.bound},
+                      {"phase", l.phase}});
+    csv += fmt::format("{},{},{},{},{},{},{},{:.6f},{:.6f},{},{},{},{},{},{},{},{}\n", csv_escape(l.name),
                        csv_escape(l.op), l.shape, l.macs, l.array_macs, l.cycles, l.compute_cycles,
                        l.utilization, l.mapping_efficiency, l.mxu[3], l.mxu[2], l.mxu[5], l.mxu[4],
-                       l.mxu[1], l.hbm_bytes, l.bound);
+                       l.mxu[1], l.hbm_bytes, l.bound, l.phase);
   }
   report["layers"] = layers;
+  if (o.mode == "training") {
+    nlohmann::json phases = nlohmann::json::object();
+    for (const char* p : {"forward", "backward", "optimizer"}) phases[p] = {{"cycles", 0}, {"macs", 0}, {"hbm_bytes", 0}};
+    for (const auto& l : rows) {
+      auto& p = phases[l.phase];
+      p["cycles"] = p["cycles"].get<int64_t>() + l.cycles;
+      p["macs"] = p["macs"].get<int64_t>() + l.macs;
+      p["hbm_bytes"] = p["hbm_bytes"].get<int64_t>() + l.hbm_bytes;
+    }
+    report["phases"] = phases;
+  }
 
   int status = 0;
   if (functional) {

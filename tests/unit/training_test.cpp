@@ -1,0 +1,277 @@
+// Training mode (compiler/training.h): the backward MACs of every bundled workload are exactly
+// twice the forward MACs less the input gradients of layers reading a network input; the
+// weight-gradient split over the batch reports its padding as non-useful work; a training
+// step runs through `tpusim run --mode training --check` bit-exact on int8 TPU v1 and bf16
+// TPU v4; bad modes exit 2 with one message.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "arch/arch_config.h"
+#include "compiler/compiler.h"
+#include "compiler/training.h"
+#include "test_util.h"
+
+namespace tpu::compiler {
+namespace {
+
+// Backward matrix MACs (whole batch) a training step must have, from the forward workload
+// alone: every matrix op's two gradients, less the gradient of an operand that is a network
+// input (for a SCALE-Sim topology only the first row reads one).
+int64_t expected_backward_macs(const Workload& f, int64_t batch) {
+  std::set<std::string> network;
+  if (f.independent_layers) {
+    network.insert(f.ops.front().inputs[0]);
+  } else {
+    for (const auto& in : f.inputs) network.insert(in.name);
+  }
+  int64_t total = 0;
+  for (const auto& op : f.ops) {
+    if (!op.is_matrix()) continue;
+    int64_t m = op.macs * batch;
+    bool two_input = op.kind == OpKind::kMatmul && op.inputs.size() == 2;
+    total += 2 * m;
+    if (network.count(op.inputs[0])) total -= m;
+    if (two_input && network.count(op.inputs[1])) total -= m;
+  }
+  return total;
+}
+
+TEST(Training, BackwardMacsAreTwiceForwardLessNetworkInputGradientsOnEveryBundledWorkload) {
+  int checked = 0;
+  for (const auto& e : std::filesystem::directory_iterator(test::source_path("configs/workloads"))) {
+    std::string ext = e.path().extension().string();
+    if ((ext != ".yaml" && ext != ".csv") || e.path().stem() == "expected_macs") continue;
+    Workload f = load_workload(e.path().string());
+    for (int64_t b : {1, 3, 8}) {
+      SCOPED_TRACE(e.path().filename().string() + " batch " + std::to_string(b));
+      Workload t = training_step(f, b, TrainOptions{});
+      EXPECT_EQ(t.batch, b);
+      ASSERT_GE(t.ops.size(), f.ops.size());
+      int64_t forward = 0, backward = 0, optimizer = 0;
+      for (std::size_t i = 0; i < t.ops.size(); ++i) {
+        const Op& op = t.ops[i];
+        Phase p = phase_of(op.name);
+        // Forward ops first and unchanged, then backward, then optimizer ops.
+        EXPECT_EQ(p == Phase::kForward, i < f.ops.size()) << op.name;
+        if (i < f.ops.size()) {
+          EXPECT_EQ(op.name, f.ops[i].name);
+        }
+        if (i > 0) {
+          EXPECT_GE(static_cast<int>(p), static_cast<int>(phase_of(t.ops[i - 1].name))) << op.name;
+        }
+        int64_t m = op.macs * b;
+        (p == Phase::kForward ? forward : p == Phase::kBackward ? backward : optimizer) += m;
+        if (p != Phase::kForward) {
+          EXPECT_TRUE(op.name.find("__") != std::string::npos);
+        }
+      }
+      EXPECT_EQ(forward, f.macs_per_sample() * b);
+      EXPECT_EQ(backward, expected_backward_macs(f, b));
+      EXPECT_EQ(optimizer, 0);
+      for (const auto& o : f.outputs) {
+        EXPECT_NE(std::find(t.outputs.begin(), t.outputs.end(), o), t.outputs.end()) << o;
+      }
+    }
+    ++checked;
+  }
+  EXPECT_GE(checked, 11);
+}
+
+TEST(Training, WeightGradientSplitPrefersTheLargerDimensionTheBatchDivides) {
+  auto s = weight_grad_split(64, 147, 1);  // ResNet-50 conv1 at batch 1: M = Kin
+  EXPECT_EQ(s.m, 147);
+  EXPECT_EQ(s.out, 64);
+  EXPECT_EQ(s.rows_per_sample, 147);
+  s = weight_grad_split(64, 147, 2);  // 147 is odd: M = N
+  EXPECT_EQ(s.m, 64);
+  EXPECT_EQ(s.out, 147);
+  EXPECT_EQ(s.rows_per_sample, 32);
+  s = weight_grad_split(7, 5, 3);  // neither: 7 rows rounded up to 9
+  EXPECT_EQ(s.m, 7);
+  EXPECT_EQ(s.out, 5);
+  EXPECT_EQ(s.rows_per_sample, 3);
+}
+
+TEST(Training, PaddedWeightGradientRowsAreArrayWorkNotUsefulMacs) {
+  // fc: 4 pixels x 7 inputs -> 5 units at batch 3: dW is 7 x 5 (or 5 x 7) contracted over
+  // 3 x 4 rows; neither 7 nor 5 divides by 3, so 7 rows become 3 per sample (9).
+  Workload f = parse_workload_yaml(R"(
+name: pad
+inputs: [{name: x, shape: [4, 7]}]
+ops:
+  - {name: fc, op: fully_connected, units: 5}
+)", "pad.yaml");
+  Workload t = training_step(f, 3, TrainOptions{});
+  const Op* dw = nullptr;
+  for (const auto& op : t.ops) {
+    if (op.name == "fc__dw") dw = &op;
+  }
+  ASSERT_NE(dw, nullptr);
+  EXPECT_EQ(dw->in[0].str(), "3x12");
+  EXPECT_EQ(dw->out.str(), "3x5");
+  EXPECT_EQ(dw->macs * 3, 7 * 12 * 5);  // useful: the true dW MACs
+  Compiled c = compile(arch::load_arch(test::source_path("configs/arch/tpu_v4.yaml")), t, CompileOptions{});
+  bool found = false;
+  for (const auto& l : c.layers) {
+    if (l.name != "fc__dw") continue;
+    found = true;
+    EXPECT_EQ(l.macs, 7 * 12 * 5);
+    EXPECT_EQ(l.array_macs, 9 * 12 * 5);  // k x n x rows streamed, over both cores
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(Training, OutOfRangeBatchIsAnInputError) {
+  Workload f = load_workload(test::source_path("configs/workloads/gemm_mlp.yaml"));
+  auto e = test::expect_input_error([&] { training_step(f, 0, TrainOptions{}); });
+  EXPECT_NE(std::string(e.what()).find("batch"), std::string::npos) << e.what();
+}
+
+// ---- through the tpusim command ----
+
+struct Result {
+  int code = -1;
+  std::string out;
+};
+
+Result tpusim(const std::string& args) {
+  std::string cmd = std::string(TPUSIM_BIN) + " " + args + " 2>&1";
+  Result r;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return r;
+  char buf[4096];
+  std::size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.out.append(buf, n);
+  int status = pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+nlohmann::json load_json(const std::string& path) { return nlohmann::json::parse(test::read_text(path)); }
+
+// Every kind of backward lowering in one small network: a strided conv reading the network
+// input (no input gradient), a same-size conv (transposed-convolution input gradient),
+// grouped convs both ways, depthwise with and without a multiplier, a residual add, pools,
+// a reshape, fully_connected layers (one with a padded weight-gradient split at batch 3),
+// attention (two-input matmuls with and without transpose_b, softmax), layer_norm, gelu,
+// mul and concat.
+constexpr const char* kTiny = R"(name: tiny
+batch: 3
+inputs:
+  - {name: image, shape: [12, 12, 3]}
+  - {name: tokens, shape: [8, 16]}
+ops:
+  - {name: c1, op: conv2d, filters: 8, kernel: 3, stride: 2, padding: same, activation: relu}
+  - {name: c2, op: conv2d, filters: 8, kernel: 3, padding: 1, activation: relu6}
+  - {name: g1, op: conv2d, filters: 12, kernel: 3, stride: 2, padding: 1, groups: 2}
+  - {name: g2, op: conv2d, filters: 12, kernel: 3, padding: 1, groups: 4}
+  - {name: d1, op: depthwise_conv2d, kernel: 3, padding: 1}
+  - {name: s, op: add, inputs: [d1, g2], activation: relu}
+  - {name: d2, op: depthwise_conv2d, kernel: 3, stride: 2, padding: 1, multiplier: 2}
+  - {name: p, op: max_pool, kernel: 2}
+  - {name: flat, op: reshape, shape: [24]}
+  - {name: fc1, op: fully_connected, units: 7, activation: tanh}
+  - {name: fc2, op: fully_connected, units: 5}
+  - {name: q, op: fully_connected, input: tokens, units: 16}
+  - {name: k, op: fully_connected, input: tokens, units: 16}
+  - {name: v, op: fully_connected, input: tokens, units: 16}
+  - {name: scores, op: matmul, inputs: [q, k], transpose_b: true, heads: 2}
+  - {name: sm, op: softmax, segment: 8}
+  - {name: ctx, op: matmul, inputs: [sm, v], heads: 2}
+  - {name: ln, op: layer_norm}
+  - {name: gl, op: gelu}
+  - {name: m, op: mul, inputs: [gl, ln]}
+  - {name: cat, op: concat, inputs: [m, ctx]}
+outputs: [fc2, cat]
+)";
+
+class TrainingRun : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("tpusim_train_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    std::ofstream(path("tiny.yaml")) << kTiny;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::filesystem::path dir_;
+};
+
+TEST_F(TrainingRun, TrainingStepsMatchTheReferenceOnInt8V1AndBf16V4) {
+  for (const char* arch : {"tpu_v1", "tpu_v4"}) {
+    SCOPED_TRACE(arch);
+    std::string base = std::string("run --arch ") + test::source_path(std::string("configs/arch/") + arch + ".yaml");
+    std::string out = path(std::string("t_") + arch);
+    Result r = tpusim(base + " --workload " + path("tiny.yaml") + " --mode training --check --out " + out);
+    ASSERT_EQ(r.code, 0) << r.out;
+    auto rep = load_json(out + "/report.json");
+    EXPECT_EQ(rep["workload"]["mode"], "training");
+    EXPECT_EQ(rep["workload"]["batch"], 3);
+    int backward_layers = 0;
+    for (const auto& o : rep["outputs"]) EXPECT_TRUE(o["matches_reference"].get<bool>()) << o["name"];
+    EXPECT_GT(rep["outputs"].size(), 20u);
+    int64_t cycles = 0;
+    for (const auto& [phase, p] : rep["phases"].items()) cycles += p["cycles"].get<int64_t>();
+    EXPECT_EQ(cycles, rep["total_cycles"].get<int64_t>());
+    for (const auto& l : rep["layers"]) {
+      std::string name = l["name"];
+      std::string want = name.find("__sgd") != std::string::npos ? "optimizer"
+                         : name.find("__") != std::string::npos  ? "backward"
+                                                                 : "forward";
+      EXPECT_EQ(l["phase"], want) << name;
+      backward_layers += want == "backward";
+    }
+    EXPECT_GT(backward_layers, 20);
+    std::string csv = test::read_text(out + "/layers.csv");
+    EXPECT_EQ(csv.substr(0, csv.find('\n')).substr(csv.find('\n') - 6), ",phase");
+  }
+  // The reduced MobileNet v2 of traces/ (depthwise, strided, residual, relu6) on TPU v4.
+  std::string out = path("mnv2");
+  Result r = tpusim("run --arch " + test::source_path("configs/arch/tpu_v4.yaml") + " --workload " +
+                    test::source_path("traces/net_mobilenet_v2/workload.yaml") + " --mode training --check --out " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+}
+
+TEST_F(TrainingRun, AStepTakesLongerThanInferenceAndNoMoreThanPeakAllows) {
+  std::string base = "run --arch " + test::source_path("configs/arch/tpu_v4.yaml") + " --workload " +
+                     test::source_path("traces/net_resnet50/workload.yaml") + " --no-functional --batch 2";
+  ASSERT_EQ(tpusim(base + " --out " + path("i")).code, 0);
+  Result r = tpusim(base + " --mode training --out " + path("t"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto inf = load_json(path("i/report.json")), tr = load_json(path("t/report.json"));
+  EXPECT_EQ(inf["workload"]["mode"], "inference");
+  EXPECT_GT(tr["total_cycles"].get<int64_t>(), inf["total_cycles"].get<int64_t>());
+  // Forward MACs unchanged; backward MACs exactly 2x forward less conv1's input gradient.
+  Workload f = load_workload(test::source_path("traces/net_resnet50/workload.yaml"));
+  EXPECT_EQ(tr["phases"]["forward"]["macs"], inf["macs"]);
+  EXPECT_EQ(tr["phases"]["backward"]["macs"].get<int64_t>(), expected_backward_macs(f, 2));
+  EXPECT_EQ(tr["macs"].get<int64_t>(), inf["macs"].get<int64_t>() + expected_backward_macs(f, 2));
+  // No run can beat the chip's peak: cycles >= MACs / peak MACs per cycle.
+  EXPECT_LE(tr["utilization"].get<double>(), 1.0);
+  EXPECT_GE(tr["total_cycles"].get<double>() * tr["arch"]["peak_macs_per_cycle"].get<double>(),
+            tr["macs"].get<double>());
+}
+
+TEST_F(TrainingRun, BadModeExitsTwoWithOneMessage) {
+  for (const char* cmd : {"run", "compile"}) {
+    Result r = tpusim(std::string(cmd) + " --arch " + test::source_path("configs/arch/tpu_v4.yaml") +
+                      " --workload " + path("tiny.yaml") + " --mode foo");
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("--mode"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("inference|training"), std::string::npos) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  }
+}
+
+}  // namespace
+}  // namespace tpu::compiler
