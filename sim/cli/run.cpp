@@ -357,6 +357,12 @@ int run_run(const RunOptions& o) {
                                    : "");
     }
   }
+  if (report.contains("phases")) {
+    const auto& ph = report["phases"];
+    std::cout << fmt::format("  training step: forward {} cycles, backward {}, optimizer {}\n",
+                             ph["forward"]["cycles"].get<int64_t>(), ph["backward"]["cycles"].get<int64_t>(),
+                             ph["optimizer"]["cycles"].get<int64_t>());
+  }
   std::cout << fmt::format("  run directory: {}\n", dir);
   if (status) std::cerr << "tpusim: error: outputs differ from the reference network evaluator\n";
   return status;

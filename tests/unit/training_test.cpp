@@ -89,6 +89,21 @@ TEST(Training, BackwardMacsAreTwiceForwardLessNetworkInputGradientsOnEveryBundle
   EXPECT_GE(checked, 11);
 }
 
+TEST(Training, WithoutVectorOpsAndOptimizerOnlyTheBackwardGemmsRemain) {
+  Workload f = load_workload(test::source_path("configs/workloads/bert_base_128.yaml"));
+  TrainOptions o;
+  o.optimizer = false;
+  o.vector_backward = false;
+  Workload t = training_step(f, 2, o);
+  int64_t backward = 0;
+  for (std::size_t i = f.ops.size(); i < t.ops.size(); ++i) {
+    EXPECT_TRUE(t.ops[i].is_matrix()) << t.ops[i].name;
+    EXPECT_EQ(phase_of(t.ops[i].name), Phase::kBackward) << t.ops[i].name;
+    backward += t.ops[i].macs * 2;
+  }
+  EXPECT_EQ(backward, expected_backward_macs(f, 2));
+}
+
 TEST(Training, WeightGradientSplitPrefersTheLargerDimensionTheBatchDivides) {
   auto s = weight_grad_split(64, 147, 1);  // ResNet-50 conv1 at batch 1: M = Kin
   EXPECT_EQ(s.m, 147);
