@@ -48,14 +48,16 @@ namespace {
 /// parser).
 class Builder {
  public:
-  Builder(const Workload& fwd, int64_t batch, const TrainOptions& opt) : f_(fwd), opt_(opt), b_(batch) {
+  Builder(const Workload& fwd, int64_t batch, const TrainOptions& opt)
+      : f_(fwd), opt_(opt), b_(batch) {
     t_ = fwd;
     t_.name = fwd.name + "_train";
     t_.batch = batch;
     // A SCALE-Sim topology's rows read generated stand-ins for the previous layer's output:
     // only the first row reads the network's input.
     if (fwd.independent_layers) {
-      if (!fwd.ops.empty() && !fwd.ops.front().inputs.empty()) network_inputs_.insert(fwd.ops.front().inputs[0]);
+      if (!fwd.ops.empty() && !fwd.ops.front().inputs.empty())
+        network_inputs_.insert(fwd.ops.front().inputs[0]);
     } else {
       for (const auto& in : fwd.inputs) network_inputs_.insert(in.name);
     }
@@ -79,8 +81,8 @@ class Builder {
  private:
   struct Update {
     const Op* op;
-    std::string grad;              ///< the weight-gradient tensor
-    std::vector<int64_t> dims;     ///< its per-sample shape
+    std::string grad;           ///< the weight-gradient tensor
+    std::vector<int64_t> dims;  ///< its per-sample shape
   };
 
   std::string input(const Op& at, const std::string& name, std::vector<int64_t> dims) {
@@ -135,7 +137,8 @@ class Builder {
         // dX = dY x f'(X): one mul by a seeded mask of the output's shape.
         if (needs_grad(op.inputs[0])) {
           add(op, op.name + "__dx", OpKind::kMul,
-              {input(op, op.name + "__dy", op.out.dims), input(op, op.name + "__mask", op.out.dims)});
+              {input(op, op.name + "__dy", op.out.dims),
+               input(op, op.name + "__mask", op.out.dims)});
         }
         break;
       case OpKind::kAdd: {
@@ -151,10 +154,12 @@ class Builder {
         // dA = dY x B, dB = dY x A.
         std::string g = output_grad(op);
         if (needs_grad(op.inputs[0])) {
-          add(op, op.name + "__dx", OpKind::kMul, {g, input(op, op.name + "__dx_in", op.in[1].dims)});
+          add(op, op.name + "__dx", OpKind::kMul,
+              {g, input(op, op.name + "__dx_in", op.in[1].dims)});
         }
         if (needs_grad(op.inputs[1])) {
-          add(op, op.name + "__dxb", OpKind::kMul, {g, input(op, op.name + "__dxb_in", op.in[0].dims)});
+          add(op, op.name + "__dxb", OpKind::kMul,
+              {g, input(op, op.name + "__dxb_in", op.in[0].dims)});
         }
         break;
       }
@@ -200,9 +205,9 @@ class Builder {
       // fully_connected layer.
       int pt = op.kh - 1 - op.pad_top, pb = op.kh - 1 - op.pad_bottom;
       int pl = op.kw - 1 - op.pad_left, pr = op.kw - 1 - op.pad_right;
-      bool transposed = conv && op.sh == 1 && op.sw == 1 && op.dh == 1 && op.dw == 1 && x.dims.size() == 3 &&
-                        y.h == x.h && y.w == x.w && std::min({pt, pb, pl, pr}) >= 0 &&
-                        std::max({pt, pb, pl, pr}) <= 255;
+      bool transposed = conv && op.sh == 1 && op.sw == 1 && op.dh == 1 && op.dw == 1 &&
+                        x.dims.size() == 3 && y.h == x.h && y.w == x.w &&
+                        std::min({pt, pb, pl, pr}) >= 0 && std::max({pt, pb, pl, pr}) <= 255;
       if (transposed) {
         Op& d = add(op, op.name + "__dx", OpKind::kConv2d, {grad});
         d.kh = op.kh;
@@ -277,7 +282,8 @@ class Builder {
     std::string grad = output_grad(op);
     if (needs_grad(op.inputs[0])) {
       // dY [P, heads N] times B with the transposition flipped: contraction over N.
-      Op& d = add(op, op.name + "__dx", OpKind::kMatmul, {grad, input(op, op.name + "__dx_in", bm.dims)});
+      Op& d = add(op, op.name + "__dx", OpKind::kMatmul,
+                  {grad, input(op, op.name + "__dx_in", bm.dims)});
       d.heads = op.heads;
       d.transpose_b = !op.transpose_b;
     }
@@ -313,8 +319,8 @@ class Builder {
 
 Workload training_step(const Workload& fwd, int64_t batch, const TrainOptions& opt) {
   if (batch < 1 || batch > kMaxBatch) {
-    throw InputError(SourceLocation{fwd.file, 0, 0}, "batch", fmt::format("an integer in [1, {}]", kMaxBatch),
-                     std::to_string(batch));
+    throw InputError(SourceLocation{fwd.file, 0, 0}, "batch",
+                     fmt::format("an integer in [1, {}]", kMaxBatch), std::to_string(batch));
   }
   Workload f = fwd;
   f.batch = batch;

@@ -5,6 +5,8 @@
 // TPU v4; every preset compiles every bundled training step; bad modes exit 2 with one
 // message. Long: every reduced bundled network of traces/ as a training step equals the
 // reference on the golden interpreter.
+#include "compiler/training.h"
+
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -12,14 +14,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "arch/arch_config.h"
 #include "compiler/compiler.h"
 #include "compiler/reference.h"
-#include "compiler/training.h"
 #include "isa/interpreter.h"
 #include "test_util.h"
 
@@ -50,7 +50,8 @@ int64_t expected_backward_macs(const Workload& f, int64_t batch) {
 
 TEST(Training, BackwardMacsAreTwiceForwardLessNetworkInputGradientsOnEveryBundledWorkload) {
   int checked = 0;
-  for (const auto& e : std::filesystem::directory_iterator(test::source_path("configs/workloads"))) {
+  for (const auto& e :
+       std::filesystem::directory_iterator(test::source_path("configs/workloads"))) {
     std::string ext = e.path().extension().string();
     if ((ext != ".yaml" && ext != ".csv") || e.path().stem() == "expected_macs") continue;
     Workload f = load_workload(e.path().string());
@@ -127,7 +128,8 @@ name: pad
 inputs: [{name: x, shape: [4, 7]}]
 ops:
   - {name: fc, op: fully_connected, units: 5}
-)", "pad.yaml");
+)",
+                                   "pad.yaml");
   Workload t = training_step(f, 3, TrainOptions{});
   const Op* dw = nullptr;
   for (const auto& op : t.ops) {
@@ -137,7 +139,8 @@ ops:
   EXPECT_EQ(dw->in[0].str(), "3x12");
   EXPECT_EQ(dw->out.str(), "3x5");
   EXPECT_EQ(dw->macs * 3, 7 * 12 * 5);  // useful: the true dW MACs
-  Compiled c = compile(arch::load_arch(test::source_path("configs/arch/tpu_v4.yaml")), t, CompileOptions{});
+  Compiled c =
+      compile(arch::load_arch(test::source_path("configs/arch/tpu_v4.yaml")), t, CompileOptions{});
   bool found = false;
   for (const auto& l : c.layers) {
     if (l.name != "fc__dw") continue;
@@ -146,6 +149,56 @@ ops:
     EXPECT_EQ(l.array_macs, 9 * 12 * 5);  // k x n x rows streamed, over both cores
   }
   EXPECT_TRUE(found);
+}
+
+// The transform's output for a small network, op by op (reviewed golden text): kind, inputs,
+// per-sample output shape and useful MACs per sample.
+TEST(Training, SmallNetworkLowersToTheReviewedOps) {
+  Workload f = parse_workload_yaml(R"(
+name: g
+inputs: [{name: x, shape: [8, 8, 4]}]
+ops:
+  - {name: c1, op: conv2d, filters: 6, kernel: 3, padding: same, activation: relu}
+  - {name: c1s, op: conv2d, filters: 6, kernel: 3, padding: same}
+  - {name: c2, op: conv2d, filters: 4, kernel: 3, stride: 2, padding: 1}
+  - {name: p, op: avg_pool, global: true}
+  - {name: fc, op: fully_connected, units: 3}
+)",
+                                   "g.yaml");
+  Workload t = training_step(f, 2, TrainOptions{});
+  std::string got;
+  for (const auto& op : t.ops) {
+    std::string ins;
+    for (const auto& i : op.inputs) ins += (ins.empty() ? "" : ",") + i;
+    got += op.name + " " + op_kind_name(op.kind) + "(" + ins + ") -> " + op.out.str() + " " +
+           std::to_string(op.macs) + "\n";
+  }
+  std::string outs;
+  for (const auto& o : t.outputs) outs += o + " ";
+  EXPECT_EQ(got, R"(c1 conv2d(x) -> 8x8x6 13824
+c1s conv2d(c1) -> 8x8x6 20736
+c2 conv2d(c1s) -> 4x4x4 3456
+p avg_pool(c2) -> 1x1x4 0
+fc fully_connected(p) -> 1x1x3 12
+fc__dx fully_connected(fc__dy) -> 1x1x4 12
+fc__dw fully_connected(fc__dw_in) -> 2x3 12
+p__dx mul(p__dx_in,p__mask) -> 4x4x4 0
+c2__dx fully_connected(c2__dy) -> 4x4x54 3456
+c2__dw fully_connected(c2__dw_in) -> 27x4 3456
+c1s__dx conv2d(c1s__dy) -> 8x8x6 20736
+c1s__dw fully_connected(c1s__dw_in) -> 27x6 20736
+c1__dact mul(c1__dy,c1__mask) -> 8x8x6 0
+c1__dw fully_connected(c1__dw_in) -> 18x6 13824
+fc__sgd_lr mul(fc__dw,fc__lr) -> 2x3 0
+fc__sgd add(fc__sgd_lr,fc__wt) -> 2x3 0
+c2__sgd_lr mul(c2__dw,c2__lr) -> 27x4 0
+c2__sgd add(c2__sgd_lr,c2__wt) -> 27x4 0
+c1s__sgd_lr mul(c1s__dw,c1s__lr) -> 27x6 0
+c1s__sgd add(c1s__sgd_lr,c1s__wt) -> 27x6 0
+c1__sgd_lr mul(c1__dw,c1__lr) -> 18x6 0
+c1__sgd add(c1__sgd_lr,c1__wt) -> 18x6 0
+)");
+  EXPECT_EQ(outs, "fc fc__dx p__dx c2__dx c1s__dx c1__dact fc__sgd c2__sgd c1s__sgd c1__sgd ");
 }
 
 TEST(Training, OutOfRangeBatchIsAnInputError) {
@@ -166,7 +219,8 @@ TEST(TrainingLong, EveryReducedBundledNetworkMatchesTheReference) {
     Workload t = training_step(load_workload(wl), 2, TrainOptions{});
     for (const char* name : {"tpu_v1", "tpu_v4"}) {
       SCOPED_TRACE(e.path().filename().string() + " on " + name);
-      arch::ArchConfig a = arch::load_arch(test::source_path(std::string("configs/arch/") + name + ".yaml"));
+      arch::ArchConfig a =
+          arch::load_arch(test::source_path(std::string("configs/arch/") + name + ".yaml"));
       CompileOptions opt;
       opt.dtype = std::string(name) == "tpu_v1" ? isa::MatType::kInt8 : isa::MatType::kBf16;
       Compiled c = compile(a, t, opt);
@@ -195,15 +249,20 @@ TEST(Training, EveryPresetCompilesEveryBundledTrainingStep) {
   for (const auto& p : std::filesystem::directory_iterator(test::source_path("configs/arch"))) {
     if (p.path().extension() != ".yaml") continue;
     arch::ArchConfig a = arch::load_arch(p.path().string());
-    for (const auto& e : std::filesystem::directory_iterator(test::source_path("configs/workloads"))) {
+    for (const auto& e :
+         std::filesystem::directory_iterator(test::source_path("configs/workloads"))) {
       std::string ext = e.path().extension().string();
       if ((ext != ".yaml" && ext != ".csv") || e.path().stem() == "expected_macs") continue;
       SCOPED_TRACE(e.path().filename().string() + " on " + p.path().filename().string());
       Workload f = load_workload(e.path().string());
-      bool attention = std::any_of(f.ops.begin(), f.ops.end(), [](const Op& op) { return op.inputs.size() == 2 && op.kind == OpKind::kMatmul; });
+      bool attention = std::any_of(f.ops.begin(), f.ops.end(), [](const Op& op) {
+        return op.inputs.size() == 2 && op.kind == OpKind::kMatmul;
+      });
       if (a.name == "edgetpu" && attention) {
-        auto err = test::expect_input_error([&] { compile(a, training_step(f, f.batch, TrainOptions{}), CompileOptions{}); });
-        EXPECT_NE(std::string(err.what()).find("spilled to host memory"), std::string::npos) << err.what();
+        auto err = test::expect_input_error(
+            [&] { compile(a, training_step(f, f.batch, TrainOptions{}), CompileOptions{}); });
+        EXPECT_NE(std::string(err.what()).find("spilled to host memory"), std::string::npos)
+            << err.what();
         continue;
       }
       EXPECT_NO_THROW(compile(a, training_step(f, f.batch, TrainOptions{}), CompileOptions{}));
@@ -231,7 +290,9 @@ Result tpusim(const std::string& args) {
   return r;
 }
 
-nlohmann::json load_json(const std::string& path) { return nlohmann::json::parse(test::read_text(path)); }
+nlohmann::json load_json(const std::string& path) {
+  return nlohmann::json::parse(test::read_text(path));
+}
 
 // Every kind of backward lowering in one small network: a strided conv reading the network
 // input (no input gradient), a same-size conv (transposed-convolution input gradient),
@@ -273,7 +334,8 @@ class TrainingRun : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = std::filesystem::temp_directory_path() /
-           ("tpusim_train_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+           ("tpusim_train_" +
+            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     std::ofstream(path("tiny.yaml")) << kTiny;
@@ -286,15 +348,18 @@ class TrainingRun : public ::testing::Test {
 TEST_F(TrainingRun, TrainingStepsMatchTheReferenceOnInt8V1AndBf16V4) {
   for (const char* arch : {"tpu_v1", "tpu_v4"}) {
     SCOPED_TRACE(arch);
-    std::string base = std::string("run --arch ") + test::source_path(std::string("configs/arch/") + arch + ".yaml");
+    std::string base = std::string("run --arch ") +
+                       test::source_path(std::string("configs/arch/") + arch + ".yaml");
     std::string out = path(std::string("t_") + arch);
-    Result r = tpusim(base + " --workload " + path("tiny.yaml") + " --mode training --check --out " + out);
+    Result r =
+        tpusim(base + " --workload " + path("tiny.yaml") + " --mode training --check --out " + out);
     ASSERT_EQ(r.code, 0) << r.out;
     auto rep = load_json(out + "/report.json");
     EXPECT_EQ(rep["workload"]["mode"], "training");
     EXPECT_EQ(rep["workload"]["batch"], 3);
     int backward_layers = 0;
-    for (const auto& o : rep["outputs"]) EXPECT_TRUE(o["matches_reference"].get<bool>()) << o["name"];
+    for (const auto& o : rep["outputs"])
+      EXPECT_TRUE(o["matches_reference"].get<bool>()) << o["name"];
     EXPECT_GT(rep["outputs"].size(), 20u);
     int64_t cycles = 0;
     for (const auto& [phase, p] : rep["phases"].items()) cycles += p["cycles"].get<int64_t>();
@@ -314,13 +379,15 @@ TEST_F(TrainingRun, TrainingStepsMatchTheReferenceOnInt8V1AndBf16V4) {
   // The reduced MobileNet v2 of traces/ (depthwise, strided, residual, relu6) on TPU v4.
   std::string out = path("mnv2");
   Result r = tpusim("run --arch " + test::source_path("configs/arch/tpu_v4.yaml") + " --workload " +
-                    test::source_path("traces/net_mobilenet_v2/workload.yaml") + " --mode training --check --out " + out);
+                    test::source_path("traces/net_mobilenet_v2/workload.yaml") +
+                    " --mode training --check --out " + out);
   ASSERT_EQ(r.code, 0) << r.out;
 }
 
 TEST_F(TrainingRun, AStepTakesLongerThanInferenceAndNoMoreThanPeakAllows) {
-  std::string base = "run --arch " + test::source_path("configs/arch/tpu_v4.yaml") + " --workload " +
-                     test::source_path("traces/net_resnet50/workload.yaml") + " --no-functional --batch 2";
+  std::string base = "run --arch " + test::source_path("configs/arch/tpu_v4.yaml") +
+                     " --workload " + test::source_path("traces/net_resnet50/workload.yaml") +
+                     " --no-functional --batch 2";
   ASSERT_EQ(tpusim(base + " --out " + path("i")).code, 0);
   Result r = tpusim(base + " --mode training --out " + path("t"));
   ASSERT_EQ(r.code, 0) << r.out;
@@ -340,8 +407,9 @@ TEST_F(TrainingRun, AStepTakesLongerThanInferenceAndNoMoreThanPeakAllows) {
 
 TEST_F(TrainingRun, BadModeExitsTwoWithOneMessage) {
   for (const char* cmd : {"run", "compile"}) {
-    Result r = tpusim(std::string(cmd) + " --arch " + test::source_path("configs/arch/tpu_v4.yaml") +
-                      " --workload " + path("tiny.yaml") + " --mode foo");
+    Result r =
+        tpusim(std::string(cmd) + " --arch " + test::source_path("configs/arch/tpu_v4.yaml") +
+               " --workload " + path("tiny.yaml") + " --mode foo");
     EXPECT_EQ(r.code, 2) << r.out;
     EXPECT_NE(r.out.find("--mode"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("inference|training"), std::string::npos) << r.out;
