@@ -542,6 +542,7 @@ void infer_op(Workload& w, Op& op, const std::map<std::string, Shape>& tensors) 
   if (op.out.elements() > kMaxTensorElements / std::max<int64_t>(w.batch, 1)) {
     shape_error(op, "", "a tensor of at most 2^32 elements per batch", op.out.str());
   }
+  if (op.useful_macs >= 0) op.macs = op.useful_macs;
 }
 
 }  // namespace

@@ -72,6 +72,10 @@ struct Op {
   std::vector<Shape> in;
   Shape out;
   int64_t macs = 0;  ///< per sample: multiply-accumulates the op needs (useful work)
+  /// Set by workload transforms (compiler/training.h) for an op whose rows include padding:
+  /// when >= 0, shape inference sets `macs` to this instead of the shape's product, so the
+  /// padding counts as array work but not as useful work.
+  int64_t useful_macs = -1;
 
   bool is_matrix() const;  ///< runs on the MXU
   bool is_comm() const { return kind == OpKind::kAllReduce || kind == OpKind::kAllGather; }

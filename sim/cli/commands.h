@@ -50,6 +50,7 @@ struct CompileCmdOptions {
   std::string arch, workload, output, dtype;
   std::vector<std::string> sets;
   int64_t batch = -1;  ///< -1: the workload's
+  std::string mode = "inference";  ///< inference|training (compiler/training.h)
   bool no_fusion = false;
   bool explain = false;
 };
@@ -59,6 +60,7 @@ struct RunOptions {
   std::string arch, workload, out_dir, dtype;
   std::vector<std::string> sets;
   int64_t batch = -1;  ///< -1: the workload's
+  std::string mode = "inference";  ///< inference|training (compiler/training.h)
   bool no_fusion = false;
   bool no_functional = false;
   bool ideal_memory = false;

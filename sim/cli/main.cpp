@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   r->add_option("--dtype", rn.dtype, "int8|bf16 (default: the workload's, else the array's first)");
   r->add_option("--batch", rn.batch, "Samples per run (default: the workload's)");
+  r->add_option("--mode", rn.mode, "inference|training (training: forward, backward and SGD update; default inference)");
   r->add_option("--out", rn.out_dir, "Run directory (default runs/<workload name>)");
   r->add_option("--set", rn.sets, "Architecture override (repeatable)")->allow_extra_args(false);
   r->add_flag("--no-functional", rn.no_functional, "Simulate time only; no data moves");
@@ -90,6 +91,7 @@ int main(int argc, char** argv) {
   cm->add_option("-o,--output", cc.output, "Program (.tasm assembly, .tbin binary); default stdout");
   cm->add_option("--dtype", cc.dtype, "int8|bf16");
   cm->add_option("--batch", cc.batch, "Samples per run");
+  cm->add_option("--mode", cc.mode, "inference|training");
   cm->add_option("--set", cc.sets, "Architecture override (repeatable)")->allow_extra_args(false);
   cm->add_flag("--no-fusion", cc.no_fusion, "Do not fuse activations/elementwise ops into matrix ops");
   cm->add_flag("--explain", cc.explain, "Print each layer's tiling, loop order and traffic estimate");

@@ -17,6 +17,7 @@
 #include "arch/error.h"
 #include "compiler/compiler.h"
 #include "compiler/reference.h"
+#include "compiler/training.h"
 #include "isa/assembler.h"
 #include "isa/encoding.h"
 #include "isa/interpreter.h"
@@ -46,8 +47,15 @@ std::optional<isa::MatType> parse_dtype(const std::string& s) {
   throw InputError(SourceLocation{"<command line>", 0, 0}, "--dtype", "int8|bf16", "'" + s + "'");
 }
 
+bool parse_training(const std::string& mode) {
+  if (mode == "inference" || mode == "training") return mode == "training";
+  throw InputError(SourceLocation{"<command line>", 0, 0}, "--mode", "inference|training", "'" + mode + "'");
+}
+
 compiler::Compiled compile_from(const arch::ArchConfig& a, const std::string& workload,
-                                const std::string& dtype, int64_t batch, bool no_fusion) {
+                                const std::string& dtype, int64_t batch, bool no_fusion,
+                                const std::string& mode) {
+  bool training = parse_training(mode);
   compiler::Workload w = compiler::load_workload(workload);
   compiler::CompileOptions opt;
   opt.dtype = parse_dtype(dtype);
@@ -59,6 +67,11 @@ compiler::Compiled compile_from(const arch::ArchConfig& a, const std::string& wo
     opt.batch = batch;
   }
   opt.fusion = !no_fusion;
+  if (training) {
+    // The training step is a workload of its own, built for the batch it runs at.
+    w = compiler::training_step(w, opt.batch.value_or(w.batch), compiler::TrainOptions{});
+    opt.batch.reset();
+  }
   return compiler::compile(a, w, opt);
 }
 
@@ -93,7 +106,7 @@ int64_t offchip_bytes(const isa::Instruction& in) {
 }
 
 struct LayerRow {
-  std::string name, op, shape, bound;
+  std::string name, op, shape, bound, phase;
   int64_t macs = 0, array_macs = 0, cycles = 0, compute_cycles = 0, hbm_bytes = 0;
   int64_t start = 0, end = 0;
   double utilization = 0, mapping_efficiency = 0;
@@ -133,6 +146,7 @@ std::vector<LayerRow> layer_rows(const arch::ArchConfig& a, const compiler::Comp
     row.name = l.name;
     row.op = l.op;
     row.shape = l.shape;
+    row.phase = compiler::phase_name(compiler::phase_of(l.name));
     row.macs = l.macs;
     row.array_macs = l.array_macs;
     row.mapping_efficiency = l.array_mac_slots ? static_cast<double>(l.macs) / static_cast<double>(l.array_mac_slots) : 0;
@@ -181,7 +195,7 @@ std::vector<LayerRow> fill_report(nlohmann::json& report, const arch::ArchConfig
                         {"file", o.workload},
                         {"dtype", isa::kMatTypeNames[static_cast<int>(c.dtype)]},
                         {"batch", c.batch},
-                        {"mode", "inference"},
+                        {"mode", o.mode},
                         {"fusion", !o.no_fusion},
                         {"ideal_memory", o.ideal_memory},
                         {"instructions", c.program.code.size()},
@@ -193,7 +207,7 @@ std::vector<LayerRow> fill_report(nlohmann::json& report, const arch::ArchConfig
   report["throughput_samples_per_s"] = seconds > 0 ? static_cast<double>(c.batch) / seconds : 0.0;
   nlohmann::json layers = nlohmann::json::array();
   std::string csv = "name,op,shape,macs,array_macs,cycles,compute_cycles,utilization,mapping_efficiency,"
-                    "weight_stall,weight_shift,input_stall,raw_stall,fill_drain,hbm_bytes,bound\n";
+                    "weight_stall,weight_shift,input_stall,raw_stall,fill_drain,hbm_bytes,bound,phase\n";
   for (const auto& l : rows) {
     layers.push_back({{"name", l.name},
                       {"op", l.op},
@@ -210,13 +224,25 @@ std::vector<LayerRow> fill_report(nlohmann::json& report, const arch::ArchConfig
                                   {"input_stall", l.mxu[5]}, {"raw_stall", l.mxu[4]},
                                   {"fill_drain", l.mxu[1]}}},
                       {"hbm_bytes", l.hbm_bytes},
-                      {"bound", l.bound}});
-    csv += fmt::format("{},{},{},{},{},{},{},{:.6f},{:.6f},{},{},{},{},{},{},{}\n", csv_escape(l.name),
+                      {"bound", l.bound},
+                      {"phase", l.phase}});
+    csv += fmt::format("{},{},{},{},{},{},{},{:.6f},{:.6f},{},{},{},{},{},{},{},{}\n", csv_escape(l.name),
                        csv_escape(l.op), l.shape, l.macs, l.array_macs, l.cycles, l.compute_cycles,
                        l.utilization, l.mapping_efficiency, l.mxu[3], l.mxu[2], l.mxu[5], l.mxu[4],
-                       l.mxu[1], l.hbm_bytes, l.bound);
+                       l.mxu[1], l.hbm_bytes, l.bound, l.phase);
   }
   report["layers"] = layers;
+  if (o.mode == "training") {
+    nlohmann::json phases = nlohmann::json::object();
+    for (const char* p : {"forward", "backward", "optimizer"}) phases[p] = {{"cycles", 0}, {"macs", 0}, {"hbm_bytes", 0}};
+    for (const auto& l : rows) {
+      auto& p = phases[l.phase];
+      p["cycles"] = p["cycles"].get<int64_t>() + l.cycles;
+      p["macs"] = p["macs"].get<int64_t>() + l.macs;
+      p["hbm_bytes"] = p["hbm_bytes"].get<int64_t>() + l.hbm_bytes;
+    }
+    report["phases"] = phases;
+  }
   *csv_out = csv;
   return rows;
 }
@@ -225,7 +251,7 @@ std::vector<LayerRow> fill_report(nlohmann::json& report, const arch::ArchConfig
 
 int run_compile(const CompileCmdOptions& o) {
   arch::ArchConfig a = arch::load_arch(o.arch, o.sets);
-  compiler::Compiled c = compile_from(a, o.workload, o.dtype, o.batch, o.no_fusion);
+  compiler::Compiled c = compile_from(a, o.workload, o.dtype, o.batch, o.no_fusion, o.mode);
   std::string text = isa::disassemble(c.program);
   if (!o.output.empty()) {
     if (o.output.size() > 5 && o.output.substr(o.output.size() - 5) == ".tbin") {
@@ -339,6 +365,7 @@ static int run_pod_mode(const RunOptions& o, const arch::ArchConfig& a) {
   if (o.backend != "auto" && o.backend != "detailed" && o.backend != "symmetric") {
     throw InputError(command_line(), "--backend", "detailed|symmetric|auto", "'" + o.backend + "'");
   }
+  bool training = parse_training(o.mode);
   compiler::Workload w0 = compiler::load_workload(o.workload);
   int64_t global = o.batch != -1 ? o.batch : w0.batch;
   if (global < 1 || global > compiler::kMaxBatch) {
@@ -356,7 +383,10 @@ static int run_pod_mode(const RunOptions& o, const arch::ArchConfig& a) {
     compiler::infer_shapes(w);
     std::set<std::string> sharded;
     w = compiler::shard_tensor(w, pp.tensor, &sharded);
-    w = compiler::insert_gradient_collectives(w, pp.data, sharded);
+    if (training) {
+      w = compiler::training_step(w, group_batch, compiler::TrainOptions{});
+      w = compiler::insert_gradient_collectives(w, pp.data, sharded);
+    }
     compiler::CompileOptions opt;
     opt.dtype = parse_dtype(o.dtype);
     opt.fusion = !o.no_fusion;
@@ -500,9 +530,9 @@ static int run_pod_mode(const RunOptions& o, const arch::ArchConfig& a) {
   write_text(dir + "/layers.csv", csv);
   if (o.trace) write_text(dir + "/timeline.json", r0.timeline_json);
 
-  std::cout << fmt::format("tpusim run: {} on {} ({} chips, {} backend), data={} tensor={}, global batch {}\n",
-                           c.workload.name, pod.name, pod.chips, pj["backend"].get<std::string>(), plan.data, plan.tensor,
-                           global);
+  std::cout << fmt::format("tpusim run: {} ({}) on {} ({} chips, {} backend), data={} tensor={}, global batch {}\n",
+                           c.workload.name, o.mode, pod.name, pod.chips, pj["backend"].get<std::string>(), plan.data,
+                           plan.tensor, global);
   auto line = [](const std::string& k, const std::string& v, const std::string& unit) {
     std::cout << fmt::format("  {:<28}{:>16} {}\n", k, v, unit);
   };
@@ -528,7 +558,7 @@ static int run_pod_mode(const RunOptions& o, const arch::ArchConfig& a) {
 int run_run(const RunOptions& o) {
   arch::ArchConfig a = load_arch_for_run(o.arch, o.sets, o.ideal_memory);
   if (!o.pod.empty()) return run_pod_mode(o, a);
-  compiler::Compiled c = compile_from(a, o.workload, o.dtype, o.batch, o.no_fusion);
+  compiler::Compiled c = compile_from(a, o.workload, o.dtype, o.batch, o.no_fusion, o.mode);
   std::string dir = o.out_dir.empty() ? "runs/" + c.workload.name : o.out_dir;
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -629,6 +659,12 @@ int run_run(const RunOptions& o) {
                                    ? (e["matches_reference"].get<bool>() ? "  matches the reference" : "  DIFFERS from the reference")
                                    : "");
     }
+  }
+  if (report.contains("phases")) {
+    const auto& ph = report["phases"];
+    std::cout << fmt::format("  training step: forward {} cycles, backward {}, optimizer {}\n",
+                             ph["forward"]["cycles"].get<int64_t>(), ph["backward"]["cycles"].get<int64_t>(),
+                             ph["optimizer"]["cycles"].get<int64_t>());
   }
   std::cout << fmt::format("  run directory: {}\n", dir);
   if (status) std::cerr << "tpusim: error: outputs differ from the reference network evaluator\n";
