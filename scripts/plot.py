@@ -170,9 +170,12 @@ class Plotter:
         log2_axis(ax, allx)
         if logy:
             ax.set_yscale("log")
-        ax.set_xlabel(x[4:] if x.startswith("set.") else x)
+        xname = x[4:] if x.startswith("set.") else x
+        if x == "set.mxu.rows" and all(value(r, "set.mxu.cols") == value(r, x) for r in self.rows):
+            xname = "array size (mxu.rows = mxu.cols)"
+        ax.set_xlabel(xname)
         ax.set_ylabel(ylabel)
-        ax.set_title(f"{ylabel.split(' (')[0]} vs {x[4:] if x.startswith('set.') else x}")
+        ax.set_title(f"{ylabel.split(' (')[0].capitalize()} vs {xname}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
         self.save(fig, kind)
@@ -202,6 +205,8 @@ class Plotter:
         if not rows:
             raise PlotError("the table has no arch.peak_ops_per_cycle / arch.clock_hz")
         groups = series_of(rows, self.series_columns([]))
+        if not self.args.series and len(groups) > 10:
+            groups = self.roof_groups(rows)
         show_layers = self.args.layers == "on" or (self.args.layers == "auto" and len(rows) <= 8)
         fig, ax = plt.subplots(figsize=(8, 5.5))
         cmap = plt.get_cmap("tab10" if len(groups) <= 10 else "viridis")
@@ -247,9 +252,9 @@ class Plotter:
             if bw:
                 ridge = peak / (bw * 1e9) / (2 if per_mac else 1)
                 ys = [min(peak, bw * 1e9 * x * (2 if per_mac else 1)) / 1e12 for x in grid]
-                ax.plot(grid, ys, color=color, linewidth=1.2, zorder=1, alpha=0.8)
-                ax.annotate(f"{bw:g} GB/s (ridge {ridge:,.0f})", xy=(ridge, peak / 1e12),
-                            xytext=(4, -12), textcoords="offset points", fontsize=7, color="dimgray")
+                ax.plot(grid, ys, color=color, linewidth=1.2, zorder=1, alpha=0.8,
+                        label=f"roof: {peak / 1e12:,.1f} TOPS, {bw:g} GB/s "
+                              f"(ridge {ridge:,.0f} {'MACs' if per_mac else 'ops'}/B)")
             elif peak not in seen_peaks:
                 ax.axhline(peak / 1e12, color=color, linewidth=1.2, zorder=1)
             if peak not in seen_peaks:
@@ -270,6 +275,16 @@ class Plotter:
             print(f"roofline: {skipped} layers with no off-chip bytes left out "
                   "(infinite intensity)")
         self.save(fig, "roofline")
+
+    def roof_groups(self, rows):
+        """Rows grouped by their roofs (peak and bandwidth), for sweeps with many points."""
+        groups = {}
+        for r in rows:
+            peak = r["arch.peak_ops_per_cycle"] * r["arch.clock_hz"] / 1e12
+            bw = r.get("config.memory.bandwidth_gbps")
+            label = f"peak {peak:,.1f} TOPS" + (f", {bw:g} GB/s" if _num(bw) else "")
+            groups.setdefault((peak, bw if _num(bw) else 0), (label, []))[1].append(r)
+        return [groups[k] for k in sorted(groups)]
 
     def stalls(self):
         self.need_rows("stalls")

@@ -236,7 +236,7 @@ def _check_options(opts, where, file, lines, known):
         line = lines.get(w)
         if known is not None and name not in ("flags",) and name not in known:
             raise SweepError(file, ".".join(w), "a `tpusim run` option (" +
-                             ", ".join(sorted(known)) + ") or flags", f"'{name}'", line)
+                             ", ".join(sorted(known - {"out"})) + ") or flags", f"'{name}'", line)
         if name in ("out", "help"):
             raise SweepError(file, ".".join(w), "an option sweep.py does not set itself",
                              f"'{name}' (sweep.py chooses each point's --out)", line)
