@@ -361,7 +361,8 @@ class Plotter:
         groups = series_of(rows, cols)
         for ax, (col, ylabel, logy) in zip(axes[0], panels):
             for gi, (label, rs) in enumerate(groups):
-                pts = sorted((r["pod.chips"], r[col]) for r in rs if _num(r.get(col)))
+                pts = sorted((r["pod.chips"], r[col]) for r in rs
+                             if _num(r.get(col)) and (r[col] > 0 or not logy))
                 if not pts:
                     continue
                 scale = 100 if col == "pod.scaling_efficiency" else 1e3 if col == "pod.step_seconds" else 1
@@ -374,12 +375,13 @@ class Plotter:
                             label="linear" if gi == 0 else None)
                 if col == "pod.step_seconds":
                     for extra, style in (("pod.comm_seconds", ":"), ("pod.exposed_comm_seconds", "-.")):
-                        ep = sorted((r["pod.chips"], r[extra]) for r in rs if _num(r.get(extra)))
+                        ep = sorted((r["pod.chips"], r[extra]) for r in rs
+                                    if _num(r.get(extra)) and r[extra] > 0)
                         if ep:
                             ax.plot([p[0] for p in ep], [p[1] * 1e3 for p in ep], linestyle=style,
                                     color=line.get_color(),
                                     label=extra[4:].replace("_seconds", "") if gi == 0 else None)
-            ax.set_xscale("log", base=2)
+            log2_axis(ax, [r["pod.chips"] for r in rows])
             if logy:
                 ax.set_yscale("log")
             if col == "pod.scaling_efficiency":

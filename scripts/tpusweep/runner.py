@@ -164,7 +164,7 @@ class Runner:
             return None, wall
         rel = os.path.relpath(run_dir, results_dir)
         row = {"hash": point.hash, "index": point.index, "label": point.label,
-               "exit_code": code}
+               "exit_code": code, "error": None}
         row.update(point.columns)
         if timed_out:
             row["status"], row["error"] = "timeout", f"no result after {self.timeout} s"

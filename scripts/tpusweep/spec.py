@@ -290,14 +290,15 @@ def _grid_axes(grid, file, lines, known):
         if not isinstance(values, list) or not values:
             raise SweepError(file, ".".join(w), "a non-empty list of values", _describe(values),
                              lines.get(w))
-        frags = []
+        _check_options({name: values[0]}, ("grid",), file, lines, known)
         for i, x in enumerate(values):
-            frag = {name: x}
-            _check_options(frag, ("grid", name, str(i)), file, lines, known)
-            frags.append(frag)
-        if known is not None and name not in known and name != "flags":
-            _check_options({name: values[0]}, w, file, lines, known)
-        axes.append(frags)
+            ok = (isinstance(x, list) and all(isinstance(f, str) for f in x) if name == "flags"
+                  else _is_scalar(x) or x is None)
+            if not ok:
+                raise SweepError(file, f"grid.{name}[{i}]",
+                                 "a list of strings" if name == "flags" else "a scalar value",
+                                 _describe(x), lines.get(w + (str(i),)))
+        axes.append([{name: x} for x in values])
     return axes
 
 

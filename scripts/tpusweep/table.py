@@ -59,9 +59,14 @@ class CsvTable:
 
     @contextlib.contextmanager
     def _lock(self, exclusive):
+        """Writers create FILE.lock; readers lock it only when it exists, so reading a
+        table never writes next to it (writers replace the file atomically)."""
+        if not exclusive and not os.path.exists(self.path + ".lock"):
+            yield
+            return
         d = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(d, exist_ok=True)
-        with open(self.path + ".lock", "a+") as f:
+        with open(self.path + ".lock", "a+" if exclusive else "r") as f:
             fcntl.lockf(f, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             try:
                 yield
@@ -117,6 +122,9 @@ class CsvTable:
                         w.writerow(["" if r.get(c) is None else r[c] for c in want])
                     f.flush()
                     os.fsync(f.fileno())
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o666 & ~umask)
                 os.replace(tmp, self.path)
             except BaseException:
                 if os.path.exists(tmp):
