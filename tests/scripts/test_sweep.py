@@ -376,5 +376,27 @@ class GnuParallel(TempDir):
         self.assertEqual(p.stdout, "")
 
 
+class ExampleSweeps(TempDir):
+    """SweepExamples: configs/sweeps/ expand as documented; the single-chip ones run."""
+
+    def test_examples_expand(self):
+        sweeps = os.path.join(helpers.REPO, "configs", "sweeps")
+        cwd = os.getcwd()
+        os.chdir(helpers.REPO)
+        self.addCleanup(os.chdir, cwd)
+        counts = {name: len(spec.load(os.path.join(sweeps, name)).points)
+                  for name in sorted(os.listdir(sweeps))}
+        self.assertEqual(counts, {"array_size.yaml": 8, "pod_size.yaml": 7,
+                                  "ub_bandwidth.yaml": 45})
+
+    def test_array_size_and_ub_bandwidth_run_end_to_end(self):
+        for name, n in (("array_size", 8), ("ub_bandwidth", 45)):
+            out = self.path(name)
+            p = run([PYTHON, SWEEP, f"configs/sweeps/{name}.yaml", "--out", out, "-j", "2"],
+                    helpers.REPO, check=0)
+            self.assertIn(f"{n} ok, 0 failed of {n} run", p.stdout)
+            self.assertEqual(len(self.rows(os.path.join(out, "results.csv"))), n)
+
+
 if __name__ == "__main__":
     unittest.main()
