@@ -102,11 +102,12 @@ def _set_value_ok(v):
 class Sweep:
     """A validated sweep: its name, file, the expanded points and per-point metadata."""
 
-    def __init__(self, path, name, description, points, slurm, varying):
+    def __init__(self, path, name, description, points, slurm, columns, varying):
         self.path, self.name, self.description = path, name, description
         self.points = points  # list of Point, in expansion order
         self.slurm = slurm
-        self.varying = varying  # column names whose values differ between points
+        self.point_column_names = columns  # every setting column, in first-seen order
+        self.varying = varying  # the setting columns whose values differ between points
 
     def find(self, key):
         """A point by 0-based index or by (a unique prefix of) its hash."""
@@ -193,9 +194,6 @@ def point_columns(options):
                 cols[f"set.{k}"] = _format(x) if isinstance(x, list) else x
         elif name == "flags":
             cols["flags"] = " ".join(v)
-        elif name == "set" and not isinstance(v, dict):
-            raise SweepError(file, ".".join(w), "a mapping of architecture key -> value",
-                             _describe(v), line)
         elif isinstance(v, dict):
             for k, x in v.items():
                 cols[f"{name}.{k}"] = _format(x) if isinstance(x, list) else x
@@ -204,7 +202,7 @@ def point_columns(options):
     return cols
 
 
-def _merge(into, more, origin, seen, file, lines):
+def _merge(into, more, origin, seen, file):
     """Adds `more`'s options to `into`; `seen` maps each key to the part that set it."""
     for name, v in more.items():
         if name in ("set",) or isinstance(v, dict):
@@ -212,7 +210,7 @@ def _merge(into, more, origin, seen, file, lines):
             for k, x in v.items():
                 key = f"{name}.{k}"
                 if key in seen and seen[key] != "base":
-                    raise SweepError(file, f"{origin}: {key}", f"each key set by one of points/grid",
+                    raise SweepError(file, f"{origin}: {key}", "each key set by one of points/grid",
                                      f"it also set by {seen[key]}")
                 seen[key] = origin
                 into[name][k] = x
@@ -351,10 +349,10 @@ def load(path, known_options=None):
         for combo in itertools.product(*axes):
             for seed in (seeds if seeds is not None else [None]):
                 opts, seen = {}, {}
-                _merge(opts, json.loads(json.dumps(base)), "base", seen, path, lines)
-                _merge(opts, entry, origin, seen, path, lines)
+                _merge(opts, json.loads(json.dumps(base)), "base", seen, path)
+                _merge(opts, entry, origin, seen, path)
                 for frag in combo:
-                    _merge(opts, frag, "grid", seen, path, lines)
+                    _merge(opts, frag, "grid", seen, path)
                 if seed is not None:
                     if "seed" in seen:
                         raise SweepError(path, "seeds", "seed set only by seeds",
@@ -389,6 +387,4 @@ def load(path, known_options=None):
                 v = os.path.splitext(os.path.basename(v))[0]
             parts.append(f"{c[4:] if c.startswith('set.') else c}={'-' if v is None else v}")
         p.label = " ".join(parts) if parts else "(single point)"
-    sweep = Sweep(path, name, data.get("description", ""), points, slurm, varying)
-    sweep.point_column_names = all_cols
-    return sweep
+    return Sweep(path, name, data.get("description", ""), points, slurm, all_cols, varying)

@@ -115,6 +115,9 @@ class Expansion(TempDir):
         msg = self.bad(base + "points: [{set: {mxu.rows: 8}}]\ngrid:\n  set: {mxu.rows: [16]}\n")
         self.assertIn("grid: set.mxu.rows: expected each key set by one of points/grid, found "
                       "it also set by points[0]", msg)
+        msg = self.bad(base + "points: [{set: 4}]\n")
+        self.assertIn("bad.yaml:2: points.0.set: expected a mapping of architecture key -> "
+                      "value, found the number 4", msg)
         msg = self.bad(base + "seeds: [1, 1]\n")
         self.assertIn("seeds: expected distinct seeds", msg)
         msg = self.bad(base + "points: [{out: x}]\n")
