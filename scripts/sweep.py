@@ -223,6 +223,10 @@ def main():
         write_slurm(args, sweep, os.path.abspath(path), command)
         print(f"wrote {path}: {len(sweep.points)} array tasks ({len(pending)} points pending); "
               f"submit with: sbatch {path}")
+        if len(sweep.points) > 1001:
+            print(f"note: {len(sweep.points)} tasks exceed Slurm's default MaxArraySize (1001); "
+                  "check `scontrol show config | grep MaxArraySize` or split the sweep",
+                  file=sys.stderr)
         return 0
 
     run = runner.Runner(tpusim, args.out, args.timeout)
