@@ -103,7 +103,9 @@ def log2_axis(ax, values, axis="x"):
 class Plotter:
     def __init__(self, args, rows, results_dir):
         self.args, self.results_dir = args, results_dir
-        self.all_rows = rows
+        # Table order is completion order; the sweep's order makes figures reproducible.
+        rows = sorted(rows, key=lambda r: (not _num(r.get("index")), r.get("index") or 0,
+                                           str(r.get("hash"))))
         self.settings = setting_columns(rows)
         self.rows = [r for r in rows if r.get("status") == "ok"]
         for cond in args.where or []:
@@ -216,7 +218,7 @@ class Plotter:
             for r in rs:
                 peak = r["arch.peak_ops_per_cycle"] * r["arch.clock_hz"]
                 bw = r.get("config.memory.bandwidth_gbps")
-                roofs.setdefault((peak, bw if _num(bw) else None), color)
+                roofs.setdefault((peak, bw if _num(bw) else None), set()).add(color)
                 hbm = (r.get("memory.hbm_read_bytes") or 0) + (r.get("memory.hbm_write_bytes") or 0)
                 if _num(r.get("macs")) and r["macs"] > 0 and hbm > 0 and _num(r.get("seconds")):
                     xi = (1 if per_mac else 2) * r["macs"] / hbm
@@ -240,15 +242,16 @@ class Plotter:
         if not xs:
             raise PlotError("no point or layer has MACs and off-chip bytes")
         lo, hi = min(xs) / 4, max(xs) * 4
-        for (peak, bw), color in sorted(roofs.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+        for (peak, bw) in roofs:
             if bw:
                 ridge = peak / (bw * 1e9) / (2 if per_mac else 1)
                 lo, hi = min(lo, ridge / 4), max(hi, ridge * 4)
         grid = [lo * (hi / lo) ** (i / 200) for i in range(201)]
         seen_peaks = set()
-        for (peak, bw), color in roofs.items():
-            if len(roofs) == 1:
-                color = "gray"
+        # A roof takes its series' colour when each series has a roof of its own.
+        own = len(roofs) == len(groups) and all(len(c) == 1 for c in roofs.values())
+        for (peak, bw), colors in roofs.items():
+            color = next(iter(colors)) if own and len(roofs) > 1 else "gray"
             if bw:
                 ridge = peak / (bw * 1e9) / (2 if per_mac else 1)
                 ys = [min(peak, bw * 1e9 * x * (2 if per_mac else 1)) / 1e12 for x in grid]
@@ -270,7 +273,8 @@ class Plotter:
         ax.set_title("Roofline: " + ("each point (stars) and its layers (dots)" if show_layers
                                      else "each point"))
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right", ncol=1 if len(groups) <= 12 else 2)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  ncol=1 if len(groups) <= 16 else 2)
         if skipped:
             print(f"roofline: {skipped} layers with no off-chip bytes left out "
                   "(infinite intensity)")
@@ -395,7 +399,7 @@ class Plotter:
         self.save(fig, "scaling")
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(prog="plot.py", description="Figures from a sweep results table.",
                                  epilog="docs/sweeps.md shows each figure.")
     ap.add_argument("results", help="results table (.csv or .sqlite) written by scripts/sweep.py")
@@ -415,7 +419,7 @@ def main():
     ap.add_argument("--layers", choices=("auto", "on", "off"), default="auto",
                     help="roofline: one dot per layer (auto: when at most 8 points)")
     ap.add_argument("--dpi", type=int, default=120)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if not os.path.exists(args.results):
         fail(f"{args.results}: results table: expected an existing file, found none")
     try:

@@ -1,12 +1,16 @@
 """Tests of scripts/plot.py: every figure kind, PNG and SVG, from the committed fixture tables
 (tests/scripts/fixture, written by make_fixture.py) as CSV and as SQLite."""
 
+import contextlib
+import io
 import os
 import shutil
+import subprocess
 import tempfile
 import unittest
 
 import helpers
+import plot
 from helpers import PLOT, PYTHON, run
 from tpusweep import table
 
@@ -23,8 +27,20 @@ class PlotBase(unittest.TestCase):
         self.dir = tempfile.mkdtemp(prefix="tpusim-plot-test-")
         self.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)
 
-    def plot(self, results, *args, check=0):
-        return run([PYTHON, PLOT, results, "--out", self.dir] + list(args), self.dir, check=check)
+    def plot(self, results, *args, check=0, out=None):
+        """Runs plot.py's main in this process (one matplotlib import for every figure)."""
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                code = plot.main([results, "--out", out or self.dir] + list(args))
+            except SystemExit as e:
+                code = e.code
+        result = subprocess.CompletedProcess(["plot.py", results] + list(args), code,
+                                             stdout.getvalue(), stderr.getvalue())
+        if code != check:
+            raise AssertionError(f"plot.py {results} {args} exited {code}, expected {check}\n"
+                                 f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+        return result
 
     def assert_figure(self, name, fmt):
         path = os.path.join(self.dir, f"{name}.{fmt}")
@@ -59,6 +75,12 @@ class PlotKinds(PlotBase):
 
     def test_every_kind_svg(self):
         self.every_kind("svg")
+        again = os.path.join(self.dir, "again")
+        self.plot(os.path.join(FIXTURE, "array_size.csv"), "--format", "svg", "--kind",
+                  "roofline", out=again)
+        with open(os.path.join(self.dir, "roofline.svg"), "rb") as a, \
+                open(os.path.join(again, "roofline.svg"), "rb") as b:
+            self.assertEqual(a.read(), b.read(), "the same table must give the same SVG")
 
 
 class PlotTables(PlotBase):
@@ -86,7 +108,9 @@ class PlotTables(PlotBase):
                       check=2)
         self.assertIn("--x: expected a setting (arch, no-functional, set.mxu.cols, set.mxu.rows, "
                       "workload) or a metric column of the table, found 'nope'", p.stderr)
-        p = self.plot(os.path.join(self.dir, "none.csv"), check=2)
+        # The command itself: Debian's interpreter, exit code and message on stderr.
+        p = run([PYTHON, PLOT, os.path.join(self.dir, "none.csv")], self.dir, check=2)
+        self.assertIn("plot.py: error: ", p.stderr)
         self.assertIn("none.csv: results table: expected an existing file", p.stderr)
 
 
