@@ -52,6 +52,18 @@ def run_options(tpusim):
     return names - {"help"} or None
 
 
+def arch_keys(tpusim):
+    """The architecture's keys, read from `tpusim config --schema-markdown` (None if that fails)."""
+    try:
+        out = subprocess.run([tpusim, "config", "--schema-markdown"], capture_output=True,
+                             text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    arch = out.split("## Pod")[0]
+    keys = set(re.findall(r"^\| `([A-Za-z0-9_.]+)` \|", arch, re.M))
+    return keys or None
+
+
 def fmt_duration(s):
     s = int(round(s))
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
@@ -168,7 +180,7 @@ def main():
     tpusim = find_tpusim(args.tpusim)
     known = run_options(tpusim)
     try:
-        sweep = spec.load(args.sweep, known)
+        sweep = spec.load(args.sweep, known, arch_keys(tpusim))
     except spec.SweepError as e:
         fail(str(e))
     if known is not None and any("seed" in p.options for p in sweep.points) and "seed" not in known:

@@ -6,10 +6,12 @@ Everything except `set` and `flags` maps generically onto `--name value`, so a n
 `tpusim run` option needs no change here.
 """
 
+import difflib
 import hashlib
 import itertools
 import json
 import os
+import re
 
 import yaml
 
@@ -47,7 +49,7 @@ def _describe(v):
     if isinstance(v, list):
         return f"a list of {len(v)}"
     if isinstance(v, dict):
-        return "a mapping"
+        return "a mapping" if v else "an empty mapping"
     return type(v).__name__
 
 
@@ -75,20 +77,20 @@ def load_yaml(path):
             text = f.read()
     except OSError as e:
         raise SweepError(path, "file", "a readable sweep YAML file", e.strerror.lower())
+    lines = {}
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            return None, lines
+        _lines(node, (), lines)
+        return yaml.safe_load(text), lines
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        raise SweepError(path, "file", "valid YAML", getattr(e, "problem", None) or str(e),
-                         mark.line + 1 if mark else None)
-    lines = {}
-    if node is None:
-        return None, lines
-    try:
-        _lines(node, (), lines)
+        problem = getattr(e, "problem", None) or str(e)
+        problem = problem[len("found "):] if problem.startswith("found ") else problem
+        raise SweepError(path, "file", "valid YAML", problem, mark.line + 1 if mark else None)
     except SweepError as e:
         raise SweepError(path, e.where, e.expected, e.found, e.line)
-    return yaml.safe_load(text), lines
 
 
 def _is_scalar(v):
@@ -225,16 +227,26 @@ def _merge(into, more, origin, seen, file):
             into[name] = v
 
 
+def _check_set_key(name, key, where, file, line, arch_keys):
+    """`set` keys must be architecture keys (when the schema is known)."""
+    if name == "set" and arch_keys is not None and key not in arch_keys:
+        near = difflib.get_close_matches(key, arch_keys, n=1)
+        raise SweepError(file, where, "an architecture key (docs/config.md)",
+                         f"'{key}'" + (f" (did you mean '{near[0]}'?)" if near else ""), line)
+
+
 def _check_options(opts, where, file, lines, known):
+    """known: (tpusim run's options, architecture keys), each None when not known."""
+    options, arch_keys = known
     if not isinstance(opts, dict):
         raise SweepError(file, ".".join(where), "a mapping of tpusim run options",
                          _describe(opts), lines.get(where))
     for name, v in opts.items():
         w = where + (name,)
         line = lines.get(w)
-        if known is not None and name not in ("flags",) and name not in known:
+        if options is not None and name not in ("flags",) and name not in options:
             raise SweepError(file, ".".join(w), "a `tpusim run` option (" +
-                             ", ".join(sorted(known - {"out"})) + ") or flags", f"'{name}'", line)
+                             ", ".join(sorted(options - {"out"})) + ") or flags", f"'{name}'", line)
         if name in ("out", "help"):
             raise SweepError(file, ".".join(w), "an option sweep.py does not set itself",
                              f"'{name}' (sweep.py chooses each point's --out)", line)
@@ -247,20 +259,22 @@ def _check_options(opts, where, file, lines, known):
                              _describe(v), line)
         elif isinstance(v, dict):
             for k, x in v.items():
+                _check_set_key(name, k, ".".join(w + (k,)), file, lines.get(w + (k,)), arch_keys)
                 if not _set_value_ok(x):
                     raise SweepError(file, ".".join(w + (k,)), "a scalar or a list of scalars",
                                      _describe(x), lines.get(w + (k,)))
         elif not (_is_scalar(v) or v is None):
             raise SweepError(file, ".".join(w), f"a scalar value for --{name}", _describe(v), line)
+        else:
+            _check_file(name, v, ".".join(w), file, line)
 
 
-def _check_files(options, file, where):
-    for name in FILE_OPTIONS:
-        v = options.get(name)
-        if isinstance(v, str) and not os.path.isfile(v):
-            raise SweepError(file, f"{where}: {name}",
-                             "an existing file (relative paths are from the current directory)",
-                             f"'{v}', which does not exist in {os.getcwd()}")
+def _check_file(name, v, where, file, line):
+    """arch, pod and workload name files that must exist (relative to the current directory)."""
+    if name in FILE_OPTIONS and v is not None and not (isinstance(v, str) and os.path.isfile(v)):
+        raise SweepError(file, where, "an existing file (relative paths are from the current "
+                         "directory)", (f"'{v}', which does not exist in {os.getcwd()}"
+                                        if isinstance(v, str) else _describe(v)), line)
 
 
 def _grid_axes(grid, file, lines, known):
@@ -275,7 +289,9 @@ def _grid_axes(grid, file, lines, known):
             if not isinstance(values, dict) or not values:
                 raise SweepError(file, ".".join(w), "a mapping of key -> list of values",
                                  _describe(values), lines.get(w))
+            _check_options({name: {}}, ("grid",), file, lines, known)
             for k, xs in values.items():
+                _check_set_key(name, k, f"grid.{name}.{k}", file, lines.get(w + (k,)), known[1])
                 if not isinstance(xs, list) or not xs:
                     raise SweepError(file, f"grid.{name}.{k}", "a non-empty list of values",
                                      _describe(xs), lines.get(w + (k,)))
@@ -288,7 +304,7 @@ def _grid_axes(grid, file, lines, known):
         if not isinstance(values, list) or not values:
             raise SweepError(file, ".".join(w), "a non-empty list of values", _describe(values),
                              lines.get(w))
-        _check_options({name: values[0]}, ("grid",), file, lines, known)
+        _check_options({name: [] if name == "flags" else None}, ("grid",), file, lines, known)
         for i, x in enumerate(values):
             ok = (isinstance(x, list) and all(isinstance(f, str) for f in x) if name == "flags"
                   else _is_scalar(x) or x is None)
@@ -296,25 +312,28 @@ def _grid_axes(grid, file, lines, known):
                 raise SweepError(file, f"grid.{name}[{i}]",
                                  "a list of strings" if name == "flags" else "a scalar value",
                                  _describe(x), lines.get(w + (str(i),)))
+            _check_file(name, x, f"grid.{name}[{i}]", file, lines.get(w + (str(i),)))
         axes.append([{name: x} for x in values])
     return axes
 
 
-def load(path, known_options=None):
+def load(path, known_options=None, arch_keys=None):
     """Loads, validates and expands a sweep file. known_options: `tpusim run`'s long options
-    (without --), or None to accept any name."""
+    (without --), arch_keys: the architecture's keys; None accepts any name."""
+    known = (known_options, arch_keys)
     data, lines = load_yaml(path)
     if not isinstance(data, dict):
         raise SweepError(path, "file", "a mapping with base, grid and/or points", _describe(data), 1)
     for k in data:
         if k not in TOP_KEYS:
-            raise SweepError(path, k, "one of " + ", ".join(TOP_KEYS), f"'{k}'", lines.get((k,)))
+            raise SweepError(path, str(k), "one of " + ", ".join(TOP_KEYS), f"'{k}'",
+                             lines.get((str(k),)))
     name = data.get("name", os.path.splitext(os.path.basename(path))[0])
     if not isinstance(name, str) or not name or "/" in name:
         raise SweepError(path, "name", "a non-empty string without '/'", _describe(name),
                          lines.get(("name",)))
     base = data.get("base", {})
-    _check_options(base, ("base",), path, lines, known_options)
+    _check_options(base, ("base",), path, lines, known)
     if "grid" not in data and "points" not in data and not base:
         raise SweepError(path, "file", "base, grid or points", "none of them")
 
@@ -326,23 +345,30 @@ def load(path, known_options=None):
                              lines.get(("points",)))
         point_entries = []
         for i, p in enumerate(pts):
-            _check_options(p, ("points", str(i)), path, lines, known_options)
+            _check_options(p, ("points", str(i)), path, lines, known)
             point_entries.append((p, f"points[{i}]"))
-    axes = _grid_axes(data["grid"], path, lines, known_options) if "grid" in data else []
+    axes = _grid_axes(data["grid"], path, lines, known) if "grid" in data else []
 
     seeds = data.get("seeds")
     if seeds is not None:
-        if (not isinstance(seeds, list) or not seeds or
-                not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        if not isinstance(seeds, list) or not seeds:
             raise SweepError(path, "seeds", "a non-empty list of integers", _describe(seeds),
                              lines.get(("seeds",)))
+        for i, x in enumerate(seeds):
+            if not isinstance(x, int) or isinstance(x, bool):
+                raise SweepError(path, f"seeds[{i}]", "an integer", _describe(x),
+                                 lines.get(("seeds", str(i))))
         if len(set(seeds)) != len(seeds):
             raise SweepError(path, "seeds", "distinct seeds", "a seed repeated", lines.get(("seeds",)))
 
     slurm = data.get("slurm", {})
-    if not isinstance(slurm, dict) or not all(_is_scalar(v) for v in slurm.values()):
+    if not isinstance(slurm, dict):
         raise SweepError(path, "slurm", "a mapping of sbatch option -> value", _describe(slurm),
                          lines.get(("slurm",)))
+    for k, v in slurm.items():
+        if not _is_scalar(v) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", str(k)):
+            raise SweepError(path, f"slurm.{k}", "an sbatch long option name with a scalar value",
+                             _describe(v), lines.get(("slurm", str(k))))
 
     points, by_hash = [], {}
     for entry, origin in point_entries:
@@ -359,8 +385,7 @@ def load(path, known_options=None):
                                          f"seed also set by {seen['seed']}", lines.get(("seeds",)))
                     opts["seed"] = seed
                 p = Point(len(points), canonical(opts))
-                where = origin if not axes else f"{origin} x grid {len(points)}"
-                _check_files(p.options, path, where)
+                where = f"point {len(points)}" + (f" ({origin})" if origin != "base" else "")
                 if not p.options.get("arch") or not p.options.get("workload"):
                     raise SweepError(path, where, "arch and workload (in base, points or grid)",
                                      "a point without " + ("arch" if not p.options.get("arch") else "workload"))

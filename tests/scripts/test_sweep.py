@@ -84,10 +84,10 @@ class Expansion(TempDir):
             "--workload", "w.yaml", "--out", "o"])
         self.assertEqual(p.columns["pod-set.dims"], "[2,2,1]")
 
-    def bad(self, text, known=None):
+    def bad(self, text, known=None, arch_keys=None):
         f = self.write("bad.yaml", text)
         with self.assertRaises(spec.SweepError) as cm:
-            spec.load(f, known)
+            spec.load(f, known, arch_keys)
         return str(cm.exception)
 
     def test_bad_sweeps_name_file_line_key_expected_found(self):
@@ -99,13 +99,16 @@ class Expansion(TempDir):
         msg = self.bad(base + "grid:\n  set: {mxu.rows: []}\n")
         self.assertIn("grid.set.mxu.rows: expected a non-empty list of values, found a list of 0", msg)
         msg = self.bad(base + "points: [{batch: 1}, {batch: 1}]\n")
-        self.assertIn("points[1]: expected distinct points, found the same settings as point 0", msg)
+        self.assertIn("bad.yaml: point 1 (points[1]): expected distinct points, found the same "
+                      "settings as point 0", msg)
         msg = self.bad(f"base: {{arch: {helpers.ARCH}}}\ngrid: {{batch: [1]}}\n")
         self.assertIn("expected arch and workload (in base, points or grid), found a point "
                       "without workload", msg)
         msg = self.bad(f"base: {{arch: nowhere.yaml, workload: {helpers.MLP}}}\n")
-        self.assertIn("base: arch: expected an existing file", msg)
-        self.assertIn("'nowhere.yaml'", msg)
+        self.assertIn("bad.yaml:1: base.arch: expected an existing file (relative paths are "
+                      "from the current directory), found 'nowhere.yaml', which does not exist", msg)
+        msg = self.bad(base + f"grid: {{workload: [{helpers.MLP}, none.yaml]}}\n")
+        self.assertIn("bad.yaml:2: grid.workload[1]: expected an existing file", msg)
         msg = self.bad(base + "points:\n  - {batch: 1}\n  - {bacth: 2}\n",
                        known={"arch", "workload", "batch", "set"})
         self.assertIn("bad.yaml:4: points.1.bacth: expected a `tpusim run` option (arch, batch, "
@@ -118,6 +121,16 @@ class Expansion(TempDir):
         msg = self.bad(base + "points: [{set: 4}]\n")
         self.assertIn("bad.yaml:2: points.0.set: expected a mapping of architecture key -> "
                       "value, found the number 4", msg)
+        keys = {"mxu.rows", "mxu.cols", "unified_buffer.bytes"}
+        msg = self.bad(base + "grid:\n  set: {mxu.row: [1, 2]}\n", arch_keys=keys)
+        self.assertIn("bad.yaml:3: grid.set.mxu.row: expected an architecture key "
+                      "(docs/config.md), found 'mxu.row' (did you mean 'mxu.rows'?)", msg)
+        msg = self.bad(base + "points: [{set: {unified_buffer.byte: 4}}]\n", arch_keys=keys)
+        self.assertIn("points.0.set.unified_buffer.byte: expected an architecture key", msg)
+        msg = self.bad(base + "grid: {set: {{a: 1}: [8]}}\n")
+        self.assertIn("bad.yaml:2: file: expected valid YAML, found unhashable key", msg)
+        msg = self.bad(base + "grid: [\n")
+        self.assertIn("bad.yaml:3: file: expected valid YAML", msg)
         msg = self.bad(base + "seeds: [1, 1]\n")
         self.assertIn("seeds: expected distinct seeds", msg)
         msg = self.bad(base + "points: [{out: x}]\n")
@@ -130,6 +143,11 @@ class Expansion(TempDir):
         self.assertIn("sweep.py: error: ", p.stderr)
         self.assertIn("bad.yaml:2: grid.bacth: expected a `tpusim run` option", p.stderr)
         self.assertFalse(os.path.exists(self.path("o")))
+        f = self.write("bad2.yaml", f"base: {{arch: {helpers.ARCH}, workload: {helpers.MLP}}}\n"
+                                    "grid:\n  set: {mxu.colls: [8]}\n")
+        p = run([PYTHON, SWEEP, f], self.dir, check=2)
+        self.assertIn("bad2.yaml:3: grid.set.mxu.colls: expected an architecture key "
+                      "(docs/config.md), found 'mxu.colls' (did you mean 'mxu.cols'?)", p.stderr)
         p = run([PYTHON, SWEEP, f, "--tpusim", self.path("none")], self.dir, check=2)
         self.assertIn("--tpusim: expected an executable tpusim", p.stderr)
         p = run([PYTHON, SWEEP, helpers.tiny_sweep(self.path("t.yaml")), "--results",
