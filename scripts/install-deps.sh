@@ -9,7 +9,7 @@ packages=(
   libsystemc-dev libeigen3-dev libyaml-cpp-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
   clang libclang-rt-14-dev
-  python3 python3-numpy python3-yaml python3-matplotlib
+  python3 python3-numpy python3-yaml python3-matplotlib parallel
 )
 
 missing=()

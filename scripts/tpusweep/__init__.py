@@ -1,0 +1,1 @@
+"""Sweep driver library for tpusim: sweep files, the results table, running points."""
