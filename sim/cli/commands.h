@@ -68,6 +68,7 @@ struct RunOptions {
   bool vcd = false;
   bool check = false;  ///< compare outputs with the reference network evaluator
   std::string pod;               ///< pod YAML: simulate every chip of the pod
+  std::vector<std::string> pod_sets;  ///< pod overrides
   std::string parallel;          ///< "data=D,tensor=T"
   std::string backend = "auto";  ///< detailed|symmetric|auto
   bool scaling = false;          ///< also run sub-pods and print the scaling table

@@ -74,10 +74,12 @@ int main(int argc, char** argv) {
   r->add_flag("--vcd", rn.vcd, "Write waves.vcd (unit activity)");
   r->get_option("--check")->excludes(r->get_option("--no-functional"));
   r->add_option("--pod", rn.pod, "Pod YAML: run on every chip of the pod (docs/pod.md)")->check(CLI::ExistingFile);
+  r->add_option("--pod-set", rn.pod_sets, "With --pod: pod override key=value (repeatable)")->allow_extra_args(false);
   r->add_option("--parallel", rn.parallel, "With --pod: data=D,tensor=T (default data = all chips)");
   r->add_option("--backend", rn.backend, "With --pod: detailed|symmetric|auto (auto: detailed up to 64 chips)");
   r->add_flag("--scaling", rn.scaling, "With --pod: also run sub-pods of 1, 2, 4, ... chips and print the scaling table");
   r->get_option("--parallel")->needs(r->get_option("--pod"));
+  r->get_option("--pod-set")->needs(r->get_option("--pod"));
   r->get_option("--backend")->needs(r->get_option("--pod"));
   r->get_option("--scaling")->needs(r->get_option("--pod"));
   r->get_option("--pod")->excludes(r->get_option("--check"));

@@ -360,14 +360,15 @@ struct PodStep {
 }  // namespace
 
 static int run_pod_mode(const RunOptions& o, const arch::ArchConfig& a) {
-  arch::PodConfig pod = arch::load_pod(o.pod);
+  arch::PodConfig pod = arch::load_pod(o.pod, o.pod_sets);
   ParallelPlan plan = parse_parallel(o.parallel, pod);
   if (o.backend != "auto" && o.backend != "detailed" && o.backend != "symmetric") {
     throw InputError(command_line(), "--backend", "detailed|symmetric|auto", "'" + o.backend + "'");
   }
   bool training = parse_training(o.mode);
   compiler::Workload w0 = compiler::load_workload(o.workload);
-  int64_t global = o.batch != -1 ? o.batch : w0.batch;
+  // Default: every data-parallel group runs the workload's batch (weak scaling).
+  int64_t global = o.batch != -1 ? o.batch : w0.batch * plan.data;
   if (global < 1 || global > compiler::kMaxBatch) {
     throw InputError(command_line(), "--batch", fmt::format("an integer in [1, {}]", compiler::kMaxBatch),
                      std::to_string(global));
