@@ -93,7 +93,8 @@ void Dma::act_thread() {
     maybe_hang(ctx_, name(), act_state);
     int64_t arrive = now_cycle();
     act_state.set("producers of instruction", static_cast<int64_t>(op->index));
-    wait_deps(op, arrive);
+    int slot = slot::kDmaAct + core_.index();
+    wait_deps(op, arrive, slot);
     int64_t t = now_cycle();
     const isa::Instruction& in = *op->inst;
     bool load = in.op == Opcode::kDmaLoad;
@@ -127,7 +128,7 @@ void Dma::act_thread() {
     } else {
       ctx_.hbm->transfer(act_requester_, addr, bytes, !load, finish);
     }
-    sc_core::wait(sc_core::sc_time(1, sc_core::SC_NS));  // one transfer issued per cycle
+    wait_until(now_cycle() + 1, slot);  // one transfer issued per cycle
   }
 }
 
@@ -141,7 +142,8 @@ void Dma::weight_thread() {
     const isa::Instruction& in = *op->inst;
     int mxu = static_cast<int>(in.get(Fid::kLoadWeights_mxu));
     weight_state.set("producers of instruction", static_cast<int64_t>(op->index));
-    wait_deps(op, arrive);
+    int slot = slot::kDmaWeight + core_.index();
+    wait_deps(op, arrive, slot);
     int64_t t_deps = now_cycle();
     weight_state.set("a free slot in its MXU's weight FIFO for instruction", static_cast<int64_t>(op->index));
     core_.wfifo[mxu]->take_slot();
@@ -168,7 +170,7 @@ void Dma::weight_thread() {
     } else {
       ctx_.hbm->transfer(weight_requester_, src, bytes, false, finish);
     }
-    sc_core::wait(sc_core::sc_time(1, sc_core::SC_NS));
+    wait_until(now_cycle() + 1, slot);
   }
 }
 
@@ -204,7 +206,7 @@ void Mxu::thread() {
     int64_t arrive = now_cycle();
     const isa::Instruction& in = *op->inst;
     state.set("producers of instruction", static_cast<int64_t>(op->index));
-    const Op* producer = wait_deps(op, arrive);
+    const Op* producer = wait_deps(op, arrive, slot::kMxu + index_);
     int64_t t_deps = now_cycle();
     PassSpec spec;
     spec.m = static_cast<int>(in.get(Fid::kMatmul_rows));
@@ -262,7 +264,7 @@ void Mxu::thread() {
     last_ = t;
     any_pass_ = true;
     state.set("streaming instruction", static_cast<int64_t>(op->index));
-    wait_until(t.window_end);
+    wait_until(t.window_end, slot::kMxu + index_);
   }
 }
 
@@ -337,7 +339,7 @@ void VectorUnit::thread() {
     int64_t arrive = now_cycle();
     activity_.enter(kVpuDepStall, arrive);
     state.set("producers of instruction", static_cast<int64_t>(op->index));
-    wait_deps(op, arrive);
+    wait_deps(op, arrive, slot::kVector + core_.index());
     int64_t t = now_cycle();
     const isa::Instruction& in = *op->inst;
     int64_t elements = 0;
@@ -406,7 +408,7 @@ void VectorUnit::thread() {
     }
     activity_.enter(kVpuBusy, t);
     state.set("executing instruction", static_cast<int64_t>(op->index));
-    wait_until(busy_end);
+    wait_until(busy_end, slot::kVector + core_.index());
     activity_.enter(kVpuIdle, busy_end);
   }
 }
@@ -437,7 +439,8 @@ void IciUnit::thread() {
     int64_t arrive = now_cycle();
     activity_.enter(kIciDepStall, arrive);
     state.set("producers of instruction", static_cast<int64_t>(op->index));
-    wait_deps(op, arrive);
+    int slot = slot::kIci + core_.index();
+    wait_deps(op, arrive, slot);
     int64_t t = now_cycle();
     const isa::Instruction& in = *op->inst;
     int64_t done = t;
@@ -448,7 +451,7 @@ void IciUnit::thread() {
         sent_bytes_ += static_cast<int64_t>(in.get(Fid::kSend_bytes));
         op->complete_at(done);
         state.set("issue of instruction", static_cast<int64_t>(op->index));
-        sc_core::wait(sc_core::sc_time(1, sc_core::SC_NS));  // one send issued per cycle
+        wait_until(now_cycle() + 1, slot);  // one send issued per cycle
         break;
       case Opcode::kRecv:
         activity_.enter(kIciRecvWait, t);
@@ -470,7 +473,7 @@ void IciUnit::thread() {
           core_.functional->execute_at(op->index);  // a pod of one chip
         }
         op->complete_at(done);
-        wait_until(done);
+        wait_until(done, slot);
         break;
     }
     if (ctx_.trace.enabled()) {
@@ -523,7 +526,7 @@ void Sequencer::thread() {
     const isa::Instruction& in = p->code[i];
     activity_.enter(kSeqIssue, now_cycle());
     state.set("issue of instruction", static_cast<int64_t>(i));
-    sc_core::wait(sc_core::sc_time(static_cast<double>(ctx_.arch.sequencer.issue_cycles), sc_core::SC_NS));
+    wait_until(now_cycle() + ctx_.arch.sequencer.issue_cycles, slot::kSequencer + core_.index());
     ++*issued_;
     ++*by_opcode_[static_cast<int>(in.op)];
     if (in.op == Opcode::kHalt) break;
@@ -538,7 +541,7 @@ void Sequencer::thread() {
                      ((mask & 8) && o->unit == UnitKind::kIci);
         if (match) {
           state.set("sync: completion of instruction", static_cast<int64_t>(o->index));
-          wait_done(o);
+          wait_done(o, slot::kSequencer + core_.index());
         }
       }
       if (core_.functional) core_.functional->execute_at(i);
@@ -591,7 +594,7 @@ void Sequencer::thread() {
   activity_.enter(kSeqDrain, now_cycle());
   for (Op* o : inflight_) {
     state.set("halt: completion of instruction", static_cast<int64_t>(o->index));
-    wait_done(o);
+    wait_done(o, slot::kSequencer + core_.index());
   }
   end_cycle_ = now_cycle();
   activity_.enter(kSeqIdle, end_cycle_);

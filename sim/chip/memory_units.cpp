@@ -121,7 +121,7 @@ void Hbm::scheduler() {
     if (next < 0) {
       sc_core::wait(wake_);
     } else {
-      sc_core::wait(sc_core::sc_time(static_cast<double>(next - now), sc_core::SC_NS), wake_);
+      sc_core::wait(until(next, slot::kMemory), wake_);
     }
   }
 }

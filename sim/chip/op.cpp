@@ -153,15 +153,15 @@ std::vector<Access> accesses_of(const isa::Instruction& in) {
   return out;
 }
 
-void wait_done(const Op* op) {
+void wait_done(const Op* op, int slot) {
   while (!op->scheduled) sc_core::wait(op->scheduled_event);
-  wait_until(op->done_cycle);
+  wait_until(op->done_cycle, slot);
 }
 
-const Op* wait_deps(const Op* op, int64_t since) {
+const Op* wait_deps(const Op* op, int64_t since, int slot) {
   const Op* last = nullptr;
   for (const Op* d : op->deps) {
-    wait_done(d);
+    wait_done(d, slot);
     if (d->done_cycle > since && (last == nullptr || d->done_cycle > last->done_cycle)) last = d;
   }
   return last;

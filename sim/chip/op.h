@@ -62,12 +62,12 @@ struct Op {
   bool done_by(int64_t cycle) const { return scheduled && done_cycle <= cycle; }
 };
 
-/// Suspends the calling thread until `op` has completed.
-void wait_done(const Op* op);
+/// Suspends the calling thread until `op` has completed (waking at sub-cycle `slot`).
+void wait_done(const Op* op, int slot);
 
 /// Suspends until every dependency of `op` has completed. Returns the producer that
 /// completed last if that was after `since` (the cycle the caller started waiting), else
 /// null: the unit did not have to wait.
-const Op* wait_deps(const Op* op, int64_t since);
+const Op* wait_deps(const Op* op, int64_t since, int slot);
 
 }  // namespace tpu::sim

@@ -431,6 +431,9 @@ static int run_pod_mode(const RunOptions& o, const arch::ArchConfig& a) {
   for (const auto& l : one.layers) model_macs += l.macs;
 
   PodStep step = run_step(pod, plan, true);
+  if (getenv("TPUSIM_DEBUG")) { for (auto& ch : step.result.chips) std::cerr << ch.cycles << " "; for (auto& col : step.result.collectives) std::cerr << "[" << col.start_cycle << "," << col.end_cycle << "] "; std::cerr << "\n";
+    const auto& A = step.result.chips[0].instructions[0]; for (std::size_t ci = 1; ci < step.result.chips.size(); ++ci) { const auto& B = step.result.chips[ci].instructions[0];
+    for (std::size_t i = 0; i < A.size(); ++i) if (A[i].issue != B[i].issue || A[i].done != B[i].done) { std::cerr << "chip " << ci << " first diff at " << i << " " << isa::opcode_spec(step.compiled.core_programs[0].code[i].op).mnemonic << " issue " << A[i].issue << "/" << B[i].issue << " done " << A[i].done << "/" << B[i].done << "\n"; if (i > 0) std::cerr << "  prev " << isa::opcode_spec(step.compiled.core_programs[0].code[i-1].op).mnemonic << " " << A[i-1].issue << "/" << B[i-1].issue << " " << A[i-1].done << "/" << B[i-1].done << "\n"; break; } } }
   const compiler::Compiled& c = step.compiled;
   const pod::PodResult& pr = step.result;
   std::string dir = o.out_dir.empty() ? "runs/" + c.workload.name : o.out_dir;
@@ -487,16 +490,18 @@ static int run_pod_mode(const RunOptions& o, const arch::ArchConfig& a) {
     if (!w0.inputs.empty() && w0.inputs.front().shape.dims.size() == 2) {
       j["tokens_per_second"] = step_s > 0 ? samples * static_cast<double>(w0.inputs.front().shape.dims[0]) / step_s : 0.0;
     }
-    std::map<std::tuple<std::string, std::string, int64_t>, std::array<double, 3>> table;
+    std::map<std::tuple<std::string, std::string, std::string, int64_t>, std::array<double, 3>> table;
     for (const auto& col : s.result.collectives) {
-      auto& e = table[{col.op, col.algorithm, col.chips}];
+      std::string group = col.mask == pp.data_mask ? "data" : col.mask == pp.tensor_mask ? "tensor" : "other";
+      auto& e = table[{group, col.op, col.algorithm, col.chips}];
       e[0] += 1;
       e[1] += static_cast<double>(col.bytes);
       e[2] += static_cast<double>(col.end_cycle - col.start_cycle) / hz;
     }
     nlohmann::json cols = nlohmann::json::array();
     for (const auto& [k, v] : table) {
-      cols.push_back({{"op", std::get<0>(k)}, {"algorithm", std::get<1>(k)}, {"group_chips", std::get<2>(k)},
+      cols.push_back({{"group", std::get<0>(k)}, {"op", std::get<1>(k)}, {"algorithm", std::get<2>(k)},
+                      {"group_chips", std::get<3>(k)},
                       {"count", static_cast<int64_t>(v[0])}, {"bytes", static_cast<int64_t>(v[1])}, {"seconds", v[2]}});
     }
     j["collectives"] = cols;
@@ -547,9 +552,10 @@ static int run_pod_mode(const RunOptions& o, const arch::ArchConfig& a) {
   line("exposed communication", fmt::format("{:.3f}", pj["exposed_comm_seconds"].get<double>() * 1e3), "ms");
   line("scaling efficiency", fmt::format("{:.1f}", 100 * pj["scaling_efficiency"].get<double>()), "% of one chip x chips");
   for (const auto& col : pj["collectives"]) {
-    std::cout << fmt::format("  {:>5} x {:<15} {:<11} over {:>5} chips {:>14} bytes {:>10.3f} ms\n", col["count"].get<int64_t>(),
-                             col["op"].get<std::string>(), col["algorithm"].get<std::string>(),
-                             col["group_chips"].get<int64_t>(), col["bytes"].get<int64_t>(), col["seconds"].get<double>() * 1e3);
+    std::cout << fmt::format("  {:>5} x {:<15} {:<11} over {:>5} chips ({:<6} group) {:>14} bytes {:>10.3f} ms\n",
+                             col["count"].get<int64_t>(), col["op"].get<std::string>(), col["algorithm"].get<std::string>(),
+                             col["group_chips"].get<int64_t>(), col["group"].get<std::string>(), col["bytes"].get<int64_t>(),
+                             col["seconds"].get<double>() * 1e3);
   }
   if (o.scaling) std::cout << "  scaling (weak: each data group keeps its batch)\n" << scaling_text;
   std::cout << fmt::format("  run directory: {}\n", dir);

@@ -225,7 +225,7 @@ class Fabric : public sc_core::sc_module, public sim::IciFabric {
       const Member& m0 = p.arrivals.at(0);
       records.push_back({p.first_chip == 0 ? p.first_index : index, kCollectiveOpNames[static_cast<int>(p.op)],
                          kAlgorithmNames[static_cast<int>(a)], p.count * eb, static_cast<int64_t>(p.members.size()),
-                         m0.arrive, m0.done});
+                         g.mask, m0.arrive, m0.done});
     }
   }
 
@@ -263,7 +263,7 @@ class Fabric : public sc_core::sc_module, public sim::IciFabric {
     sym_max_link_busy = std::max(sym_max_link_busy, r.max_link_busy);
     int64_t done = now + clock_.cycle(r.seconds);
     records.push_back({index, kCollectiveOpNames[static_cast<int>(op)], kAlgorithmNames[static_cast<int>(r.algorithm)],
-                       count * eb, r.members, now, done});
+                       count * eb, r.members, mask, now, done});
     return done;
   }
 
@@ -310,7 +310,7 @@ class Fabric : public sc_core::sc_module, public sim::IciFabric {
       }
       int64_t now = sim::now_cycle();
       if (landings_.top().cycle > now) {
-        sc_core::wait(sc_core::sc_time(static_cast<double>(landings_.top().cycle - now), sc_core::SC_NS), wake_);
+        sc_core::wait(sim::until(landings_.top().cycle, sim::slot::kFabric), wake_);
         continue;
       }
       Landing l = landings_.top();

@@ -32,6 +32,7 @@ struct CollectiveRecord {
   std::string op, algorithm;  ///< resolved algorithm
   int64_t bytes = 0;          ///< each chip's buffer
   int64_t chips = 0;          ///< chips in the group
+  unsigned mask = 0;          ///< pod dimensions the group spans (bit d: dimension d)
   int64_t start_cycle = 0, end_cycle = 0;
 };
 

@@ -477,3 +477,35 @@ TEST(PodSim, ARecvWithoutASendIsReportedByTheWatchdog) {
 
 }  // namespace
 }  // namespace tpu::pod
+
+namespace tpu::pod {
+namespace {
+
+TEST(PodSim, AChipTakesTheSameCyclesAloneAndInAPod) {
+  // Four MXUs streaming the same input rows at once and two DMA engines sharing HBM: units
+  // that wake in the same cycle contend, and their order must not depend on other chips.
+  arch::ArchConfig a = v4();
+  std::string text =
+      ".region x addr=0 dtype=bf16 shape=512x128 role=input init=random seed=3\n"
+      ".region w addr=0x100000 dtype=bf16 shape=4x128x128 role=data init=random seed=4\n"
+      "dma_load src=0 ub=0 rows=512 row_bytes=256\n";
+  for (int rep = 0; rep < 4; ++rep) {
+    for (int m = 0; m < 4; ++m) {
+      text += fmt::format("load_weights src={} k=128 n=128 dtype=bf16 mxu={}\n", 0x100000 + m * 32768, m);
+      text += fmt::format("matmul mxu={} dtype=bf16 ub=0 acc=0 rows=512 k=128 n=128 pop=1\n", m);
+    }
+  }
+  text += "halt\n";
+  isa::Program p = isa::assemble(text, "contend.tasm");
+  sim::ChipOptions o;
+  o.functional = false;
+  int64_t alone = sim::run_chip(a, p, nullptr, o).cycles;
+  PodRunOptions po;
+  po.chip.functional = false;
+  PodResult r = run_pod(a, make_pod("[ring]", "[3]", 2), {{{&p, nullptr}}, {{&p, nullptr}}, {{&p, nullptr}}}, po);
+  ASSERT_TRUE(r.completed);
+  for (const auto& c : r.chips) EXPECT_EQ(c.cycles, alone);
+}
+
+}  // namespace
+}  // namespace tpu::pod
