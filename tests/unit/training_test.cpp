@@ -376,12 +376,16 @@ TEST_F(TrainingRun, TrainingStepsMatchTheReferenceOnInt8V1AndBf16V4) {
     std::string csv = test::read_text(out + "/layers.csv");
     EXPECT_EQ(csv.substr(0, csv.find('\n')).substr(csv.find('\n') - 6), ",phase");
   }
-  // The reduced MobileNet v2 of traces/ (depthwise, strided, residual, relu6) on TPU v4.
-  std::string out = path("mnv2");
-  Result r = tpusim("run --arch " + test::source_path("configs/arch/tpu_v4.yaml") + " --workload " +
-                    test::source_path("traces/net_mobilenet_v2/workload.yaml") +
-                    " --mode training --check --out " + out);
-  ASSERT_EQ(r.code, 0) << r.out;
+  // The reduced MobileNet v2 of traces/ (depthwise, strided, residual, relu6) on both.
+  for (const char* arch : {"tpu_v1", "tpu_v4"}) {
+    std::string out = path(std::string("mnv2_") + arch);
+    Result r =
+        tpusim("run --arch " + test::source_path(std::string("configs/arch/") + arch + ".yaml") +
+               " --workload " + test::source_path("traces/net_mobilenet_v2/workload.yaml") +
+               " --mode training --check --out " + out);
+    ASSERT_EQ(r.code, 0) << arch << r.out;
+    EXPECT_EQ(load_json(out + "/report.json")["workload"]["mode"], "training");
+  }
 }
 
 TEST_F(TrainingRun, AStepTakesLongerThanInferenceAndNoMoreThanPeakAllows) {
