@@ -431,9 +431,6 @@ static int run_pod_mode(const RunOptions& o, const arch::ArchConfig& a) {
   for (const auto& l : one.layers) model_macs += l.macs;
 
   PodStep step = run_step(pod, plan, true);
-  if (getenv("TPUSIM_DEBUG")) { for (auto& ch : step.result.chips) std::cerr << ch.cycles << " "; for (auto& col : step.result.collectives) std::cerr << "[" << col.start_cycle << "," << col.end_cycle << "] "; std::cerr << "\n";
-    const auto& A = step.result.chips[0].instructions[0]; for (std::size_t ci = 1; ci < step.result.chips.size(); ++ci) { const auto& B = step.result.chips[ci].instructions[0];
-    for (std::size_t i = 0; i < A.size(); ++i) if (A[i].issue != B[i].issue || A[i].done != B[i].done) { std::cerr << "chip " << ci << " first diff at " << i << " " << isa::opcode_spec(step.compiled.core_programs[0].code[i].op).mnemonic << " issue " << A[i].issue << "/" << B[i].issue << " done " << A[i].done << "/" << B[i].done << "\n"; if (i > 0) std::cerr << "  prev " << isa::opcode_spec(step.compiled.core_programs[0].code[i-1].op).mnemonic << " " << A[i-1].issue << "/" << B[i-1].issue << " " << A[i-1].done << "/" << B[i-1].done << "\n"; break; } } }
   const compiler::Compiled& c = step.compiled;
   const pod::PodResult& pr = step.result;
   std::string dir = o.out_dir.empty() ? "runs/" + c.workload.name : o.out_dir;
