@@ -48,6 +48,7 @@ void ring_phase(const std::vector<std::vector<int64_t>>& rings, const std::vecto
   int64_t n = static_cast<int64_t>(rings.front().size());
   for (int64_t s = 0; s + 1 < n; ++s) {
     Round r;
+    r.reserve(rings.size() * static_cast<std::size_t>(n) * (bidir ? 2 : 1));
     for (const auto& ring : rings) {
       for (int64_t x = 0; x < n; ++x) {
         int64_t me = ring[at(x)];
@@ -193,13 +194,13 @@ void collective_rounds(const Network& net, const Group& g, CollectiveOp op, Algo
           Phase ph{{}, base, len};
           int64_t nd = net.config().dims[at(d)];
           for (int64_t c : members) {
-            if (net.coords(c)[at(d)] != 0) continue;
+            if (net.coord(c, d) != 0) continue;
             std::vector<int64_t> ring;
             for (int64_t i = 0; i < nd; ++i) ring.push_back(net.step(c, d, i));
             ph.rings.push_back(std::move(ring));
           }
           for (int64_t c : members) {
-            auto [lo, hi] = chunk(base[at(c)], len[at(c)], net.coords(c)[at(d)], nd);
+            auto [lo, hi] = chunk(base[at(c)], len[at(c)], net.coord(c, d), nd);
             base[at(c)] = lo;
             len[at(c)] = hi - lo;
           }

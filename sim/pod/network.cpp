@@ -15,6 +15,30 @@ Network::Network(const arch::PodConfig& pod) : pod_(pod) {
   busy_.assign(n, 0.0);
   bytes_.assign(n, 0.0);
   seconds_per_byte_ = 1.0 / (pod.link_bandwidth_gbps * 1e9 * static_cast<double>(pod.links_per_direction));
+  int64_t stride = 1;
+  for (int64_t d : pod.dims) {
+    stride_.push_back(stride);
+    stride *= d;
+  }
+  // Coordinates and one-hop neighbours of every chip, looked up on the hot path.
+  std::size_t nd = pod.dims.size();
+  coord_.resize(static_cast<std::size_t>(pod.chips) * nd);
+  hop_.resize(n);
+  for (int64_t chip = 0; chip < pod.chips; ++chip) {
+    for (std::size_t d = 0; d < nd; ++d) {
+      coord_[static_cast<std::size_t>(chip) * nd + d] = chip / stride_[d] % pod.dims[d];
+    }
+  }
+  for (int64_t chip = 0; chip < pod.chips; ++chip) {
+    for (int d = 0; d < dims(); ++d) {
+      for (int dir : {-1, 1}) {
+        std::size_t dd = static_cast<std::size_t>(d);
+        int64_t c = coord(chip, d), v = c + dir, m = pod.dims[dd];
+        if (wraps(d)) v = (v + m) % m;
+        hop_[link(chip, d, dir)] = v < 0 || v >= m ? -1 : chip + (v - c) * stride_[dd];
+      }
+    }
+  }
 }
 
 std::vector<int64_t> Network::coords(int64_t chip) const {
@@ -33,16 +57,17 @@ int64_t Network::chip_at(const std::vector<int64_t>& c) const {
 }
 
 int64_t Network::step(int64_t chip, int dim, int64_t steps) const {
-  auto c = coords(chip);
-  int64_t n = pod_.dims[static_cast<std::size_t>(dim)];
-  int64_t v = c[static_cast<std::size_t>(dim)] + steps;
+  if (steps == 1 || steps == -1) return hop_[link(chip, dim, static_cast<int>(steps))];
+  std::size_t d = static_cast<std::size_t>(dim);
+  int64_t n = pod_.dims[d];
+  int64_t c = coord(chip, dim);
+  int64_t v = c + steps;
   if (wraps(dim)) {
     v = ((v % n) + n) % n;
   } else if (v < 0 || v >= n) {
     return -1;
   }
-  c[static_cast<std::size_t>(dim)] = v;
-  return chip_at(c);
+  return chip + (v - c) * stride_[d];
 }
 
 double Network::max_link_busy() const {
@@ -67,7 +92,8 @@ double reserve(std::vector<double>& next_free, std::vector<double>& busy, const 
 }  // namespace
 
 double Network::send(int64_t chip, int dim, int dir, int64_t hops, double bytes, double ready) {
-  std::vector<std::size_t> path;
+  std::vector<std::size_t>& path = path_;
+  path.clear();
   int64_t at = chip;
   for (int64_t h = 0; h < hops; ++h) {
     path.push_back(link(at, dim, dir));
@@ -81,12 +107,12 @@ double Network::send(int64_t chip, int dim, int dir, int64_t hops, double bytes,
 
 double Network::send_to(int64_t from, int64_t to, double bytes, double ready, bool backward_on_tie) {
   if (from == to) return ready;
-  auto a = coords(from), b = coords(to);
-  std::vector<std::size_t> path;
+  std::vector<std::size_t>& path = path_;
+  path.clear();
   int64_t at = from;
   for (int d = 0; d < dims(); ++d) {
     int64_t n = pod_.dims[static_cast<std::size_t>(d)];
-    int64_t delta = b[static_cast<std::size_t>(d)] - a[static_cast<std::size_t>(d)];
+    int64_t delta = coord(to, d) - coord(from, d);
     if (wraps(d)) {
       delta = ((delta % n) + n) % n;
       if (delta > n / 2 || (backward_on_tie && 2 * delta == n)) delta -= n;  // the shorter way round

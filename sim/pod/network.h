@@ -23,6 +23,9 @@ class Network {
   int dims() const { return static_cast<int>(pod_.dims.size()); }
   /// Coordinates of a chip (dimension 0 fastest) and back.
   std::vector<int64_t> coords(int64_t chip) const;
+  int64_t coord(int64_t chip, int dim) const {
+    return coord_[static_cast<std::size_t>(chip) * pod_.dims.size() + static_cast<std::size_t>(dim)];
+  }
   int64_t chip_at(const std::vector<int64_t>& c) const;
   /// The chip `steps` hops from `chip` along `dim` (wrapping on ring/torus dimensions);
   /// -1 when a mesh dimension ends first.
@@ -55,6 +58,10 @@ class Network {
   }
   arch::PodConfig pod_;
   std::vector<double> next_free_, busy_, bytes_;
+  std::vector<int64_t> stride_;     // chips between neighbours along each dimension
+  std::vector<int64_t> coord_;      // per chip, per dimension
+  std::vector<int64_t> hop_;        // per link: the chip it leads to (-1 past a mesh edge)
+  std::vector<std::size_t> path_;   // scratch route of send / send_to
   double seconds_per_byte_ = 0;
   double link_bytes_ = 0;
 };
