@@ -223,6 +223,7 @@ class Lowering {
   void lower_rowop(const Op& op);
   void lower_concat(const Op& op);
   void lower_copy(const Op& op);
+  void lower_slice(const Op& op);
   void emit_collective(const Op& op, const Tensor& t, isa::CollOp kind);
   void apply_unary(const Op& op, isa::Activation f, uint64_t ub, int64_t pixels, int64_t c,
                    uint64_t lut_ub, const std::string& note);
@@ -1220,13 +1221,43 @@ void Lowering::lower_concat(const Op& op) {
   }
 }
 
+// A range of the last dimension: strided rows in, contiguous rows out, through the UB.
+void Lowering::lower_slice(const Op& op) {
+  const Tensor& x = tensor(op.inputs[0]);
+  const Tensor& y = tensor(op.name);
+  int64_t C = op.in[0].c, S = op.out.c, pixels = (img1_ - img0_) * op.out.pixels();
+  const int64_t p_base = img0_ * op.out.pixels();
+  ub_begin(false);
+  uint64_t budget = ub_end_ - ub_base_ > 2 * kAlign ? (ub_end_ - ub_base_ - 2 * kAlign) / 2 : 0;
+  budget = std::min<uint64_t>(budget, uint64_t{1} << 23);
+  // Whole rows per chunk when a row fits, else pieces of one row.
+  int64_t cols = std::min<int64_t>(S, static_cast<int64_t>(budget / static_cast<uint64_t>(eb_)));
+  if (cols < 1) fail(op, "", "one value of the slice within the unified buffer", "none");
+  int64_t chunk = cols == S ? std::min<int64_t>({pixels, static_cast<int64_t>(budget / static_cast<uint64_t>(S * eb_)), int64_t{1} << 19}) : 1;
+  uint64_t bytes = static_cast<uint64_t>(chunk * cols * eb_);
+  uint64_t buf[2] = {ub_alloc(op, bytes), ub_alloc(op, bytes)};
+  int i = 0;
+  for (int64_t p0 = 0; p0 < pixels; p0 += chunk) {
+    int64_t n = std::min(chunk, pixels - p0);
+    for (int64_t c0 = 0; c0 < S; c0 += cols, ++i) {
+      int64_t w = std::min(cols, S - c0);
+      dma_load(x.space, x.addr + static_cast<uint64_t>(((p_base + p0) * C + op.slice_begin + c0) * eb_), buf[i % 2], n,
+               w * eb_, C * eb_, op.name + ": slice");
+      dma_store(y.space, y.addr + static_cast<uint64_t>(((p_base + p0) * S + c0) * eb_), buf[i % 2], n, w * eb_, S * eb_,
+                0, op.name + ": slice");
+    }
+  }
+}
+
+// Each core communicates its own samples' part of the tensor with the same core of the other
+// chips (docs/pod.md).
 void Lowering::emit_collective(const Op& op, const Tensor& t, isa::CollOp kind) {
-  if (img0_ != 0) return;  // core 0 of the chip communicates for it (docs/pod.md)
   if (t.space != isa::Space::kMem) {
     fail(op, "", "a tensor in off-chip memory for a collective (it spilled to host memory)", "host");
   }
   if (dt_ != isa::MatType::kBf16) fail(op, "dtype", "bf16 for collectives (sums of int8 are not defined)", "int8");
-  uint64_t count = static_cast<uint64_t>(op.out.elements() * out_.batch);
+  uint64_t count = static_cast<uint64_t>(op.out.elements() * (img1_ - img0_));
+  uint64_t addr = t.addr + static_cast<uint64_t>(op.out.elements() * img0_ * eb_);
   if (count > static_cast<uint64_t>(isa::field_max(Fid::kCollective_count))) {
     fail(op, "", fmt::format("at most {} elements per collective", isa::field_max(Fid::kCollective_count)),
          std::to_string(count));
@@ -1235,7 +1266,7 @@ void Lowering::emit_collective(const Op& op, const Tensor& t, isa::CollOp kind) 
   in.set(Fid::kCollective_op, static_cast<int64_t>(kind));
   in.set(Fid::kCollective_dtype, static_cast<int64_t>(isa::CollType::kBf16));
   in.set(Fid::kCollective_space, static_cast<int64_t>(isa::IciSpace::kMem));
-  in.set(Fid::kCollective_addr, static_cast<int64_t>(t.addr));
+  in.set(Fid::kCollective_addr, static_cast<int64_t>(addr));
   in.set(Fid::kCollective_count, static_cast<int64_t>(count));
   in.set(Fid::kCollective_group, static_cast<int64_t>(opt_.comm_masks[static_cast<std::size_t>(op.comm_group)] & 7u));
   emit(in, fmt::format("{}: {} over the {} group", op.name, op_kind_name(op.kind), op.comm_group ? "tensor" : "data"));
@@ -1386,6 +1417,9 @@ Compiled Lowering::run() {
           break;
         case OpKind::kConcat:
           lower_concat(op);
+          break;
+        case OpKind::kSlice:
+          lower_slice(op);
           break;
         default:
           lower_elementwise(op);

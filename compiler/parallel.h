@@ -23,7 +23,12 @@ Workload shard_tensor(const Workload& w, int64_t tensor, std::set<std::string>* 
 
 /// Inserts the gradient all-reduces of a training step: over the data group after every
 /// L__dw (when data > 1) and over the tensor group after L__dx for every sharded L. Readers of
-/// a reduced tensor read the reduced one. Shapes are re-inferred.
-Workload insert_gradient_collectives(const Workload& w, int64_t data, const std::set<std::string>& sharded);
+/// a reduced tensor read the reduced one. With bucket_bytes > 0, consecutive weight
+/// gradients are gathered into buckets of at least that many bytes (at most 64 gradients):
+/// each gradient is flattened and concatenated into the bucket when the bucket's last
+/// gradient is ready, the bucket is all-reduced once, and each gradient's slice is copied
+/// back out for the optimizer. Shapes are re-inferred.
+Workload insert_gradient_collectives(const Workload& w, int64_t data, const std::set<std::string>& sharded,
+                                     int64_t bucket_bytes = 0);
 
 }  // namespace tpu::compiler

@@ -343,6 +343,16 @@ std::map<std::string, std::vector<uint8_t>> reference_outputs(const arch::ArchCo
       case OpKind::kConcat:
         y = concat(c, op);
         break;
+      case OpKind::kSlice: {
+        const Bytes& x = c.t.at(op.inputs[0]);
+        int64_t rows = op.out.pixels() * c.B, ci = op.in[0].c, co = op.out.c;
+        y.resize(static_cast<std::size_t>(rows * co * c.eb));
+        for (int64_t p = 0; p < rows; ++p) {
+          std::memcpy(&y[static_cast<std::size_t>(p * co * c.eb)], &x[static_cast<std::size_t>((p * ci + op.slice_begin) * c.eb)],
+                      static_cast<std::size_t>(co * c.eb));
+        }
+        break;
+      }
       case OpKind::kReshape:
       case OpKind::kAllReduce:  // a chip alone is a pod of one
         y = c.t.at(op.inputs[0]);

@@ -173,8 +173,8 @@ Op parse_op(const Reader& r, const YAML::Node& n, std::size_t index, const std::
       }
     }
     if (!found) r.fail(k, ctx + ".op", join_names({std::begin(kOpKindNames), std::end(kOpKindNames)}));
-    if (op.is_comm()) {
-      r.fail(k, ctx + ".op", "an op of the model (all_reduce and all_gather are inserted by tpusim run --parallel)");
+    if (op.is_internal()) {
+      r.fail(k, ctx + ".op", "an op of the model (all_reduce, all_gather and slice are inserted by tpusim run --pod)");
     }
   }
   std::vector<std::string> allowed = keys_for(op.kind);
@@ -519,6 +519,18 @@ void infer_op(Workload& w, Op& op, const std::map<std::string, Shape>& tensors) 
       op.out = x;
       op.macs = 0;
       break;
+    case OpKind::kSlice: {
+      need_inputs(1, 1);
+      if (op.slice_begin < 0 || op.filters < 1 || op.slice_begin + op.filters > x.c) {
+        shape_error(op, "slice", fmt::format("a range of the last dimension ({})", x.c),
+                    fmt::format("[{}, {})", op.slice_begin, op.slice_begin + op.filters));
+      }
+      std::vector<int64_t> d = x.dims;
+      d.back() = op.filters;
+      op.out = Shape::of(d);
+      op.macs = 0;
+      break;
+    }
     case OpKind::kAllGather: {
       need_inputs(1, 1);
       std::vector<int64_t> d = x.dims;

@@ -20,7 +20,8 @@ namespace tpu::compiler {
   X(kAvgPool, "avg_pool") X(kAdd, "add") X(kMul, "mul") X(kRelu, "relu")          \
   X(kRelu6, "relu6") X(kGelu, "gelu") X(kSigmoid, "sigmoid") X(kTanh, "tanh")     \
   X(kSoftmax, "softmax") X(kLayerNorm, "layer_norm") X(kConcat, "concat")         \
-  X(kReshape, "reshape") X(kAllReduce, "all_reduce") X(kAllGather, "all_gather")
+  X(kReshape, "reshape") X(kAllReduce, "all_reduce") X(kAllGather, "all_gather")    \
+  X(kSlice, "slice")
 
 enum class OpKind : uint8_t {
 #define TPU_X(e, s) e,
@@ -67,6 +68,9 @@ struct Op {
   /// the parallel group (0 data, 1 tensor) and, for all_gather, the chips in it.
   int comm_group = 0;
   int64_t parts = 1;
+  /// slice (inserted by gradient bucketing): values [slice_begin, slice_begin + filters) of
+  /// the last dimension.
+  int64_t slice_begin = 0;
 
   // Derived by shape inference.
   std::vector<Shape> in;
@@ -79,6 +83,8 @@ struct Op {
 
   bool is_matrix() const;  ///< runs on the MXU
   bool is_comm() const { return kind == OpKind::kAllReduce || kind == OpKind::kAllGather; }
+  /// Ops that parallelize() inserts and workload files may not name.
+  bool is_internal() const { return is_comm() || kind == OpKind::kSlice; }
 };
 
 struct WorkloadInput {

@@ -468,7 +468,7 @@ void IciUnit::thread() {
         activity_.enter(kIciBusy, t);
         state.set("the other chips of collective", static_cast<int64_t>(op->index));
         if (ctx_.fabric) {
-          done = ctx_.fabric->collective(ctx_.chip_id, op->index, in, core_.functional);
+          done = ctx_.fabric->collective(ctx_.chip_id, core_.index(), op->index, in, core_.functional);
         } else if (core_.functional) {
           core_.functional->execute_at(op->index);  // a pod of one chip
         }

@@ -50,7 +50,9 @@ class IciFabric {
   virtual void recv(int chip, int dim, int side, uint64_t bytes) = 0;
   /// Suspends until this chip's part of the collective is complete (data moved when
   /// functional); returns that cycle.
-  virtual int64_t collective(int chip, std::size_t index, const isa::Instruction& in, isa::Interpreter* func) = 0;
+  /// Collectives pair up core by core: core k of a chip with core k of the others.
+  virtual int64_t collective(int chip, int core, std::size_t index, const isa::Instruction& in,
+                             isa::Interpreter* func) = 0;
 };
 
 /// A unit's "what am I waiting for", for the watchdog's report. Set on the hot path, so it

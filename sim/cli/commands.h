@@ -72,6 +72,7 @@ struct RunOptions {
   std::string parallel;          ///< "data=D,tensor=T"
   std::string backend = "auto";  ///< detailed|symmetric|auto
   bool scaling = false;          ///< also run sub-pods and print the scaling table
+  double bucket_mb = 0;          ///< gradient all-reduce buckets (0: one per gradient)
 };
 int run_run(const RunOptions& o);
 

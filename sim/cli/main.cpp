@@ -77,11 +77,15 @@ int main(int argc, char** argv) {
   r->add_option("--pod-set", rn.pod_sets, "With --pod: pod override key=value (repeatable)")->allow_extra_args(false);
   r->add_option("--parallel", rn.parallel, "With --pod: data=D,tensor=T (default data = all chips)");
   r->add_option("--backend", rn.backend, "With --pod: detailed|symmetric|auto (auto: detailed up to 64 chips)");
+  r->add_option("--bucket-mb", rn.bucket_mb,
+                 "With --pod --mode training: all-reduce weight gradients in buckets of at least this many MiB "
+                 "(default 0: one all-reduce per gradient)");
   r->add_flag("--scaling", rn.scaling, "With --pod: also run sub-pods of 1, 2, 4, ... chips and print the scaling table");
   r->get_option("--parallel")->needs(r->get_option("--pod"));
   r->get_option("--pod-set")->needs(r->get_option("--pod"));
   r->get_option("--backend")->needs(r->get_option("--pod"));
   r->get_option("--scaling")->needs(r->get_option("--pod"));
+  r->get_option("--bucket-mb")->needs(r->get_option("--pod"));
   r->get_option("--pod")->excludes(r->get_option("--check"));
 
   CompileCmdOptions cc;

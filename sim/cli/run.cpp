@@ -299,6 +299,10 @@ ParallelPlan parse_parallel(const std::string& text, const arch::PodConfig& pod)
     if ((key != "data" && key != "tensor") || used == 0 || used != value.size() || v < 1) {
       throw InputError(command_line(), "--parallel", "data=D,tensor=T with positive integers", "'" + item + "'");
     }
+    if (v > pod.chips) {
+      throw InputError(command_line(), "--parallel", fmt::format("{} of at most the pod's {} chips", key, pod.chips),
+                       "'" + item + "'");
+    }
     (key == "data" ? p.data : p.tensor) = v;
     has_data = has_data || key == "data";
   }
@@ -366,9 +370,19 @@ static int run_pod_mode(const RunOptions& o, const arch::ArchConfig& a) {
     throw InputError(command_line(), "--backend", "detailed|symmetric|auto", "'" + o.backend + "'");
   }
   bool training = parse_training(o.mode);
+  if (!(o.bucket_mb >= 0 && o.bucket_mb <= 65536)) {
+    throw InputError(command_line(), "--bucket-mb", "a size in MiB from 0 to 65536", fmt::format("{}", o.bucket_mb));
+  }
+  const int64_t bucket_bytes = static_cast<int64_t>(o.bucket_mb * 1048576.0);
   compiler::Workload w0 = compiler::load_workload(o.workload);
   // Default: every data-parallel group runs the workload's batch (weak scaling).
   int64_t global = o.batch != -1 ? o.batch : w0.batch * plan.data;
+  if (o.batch == -1 && global > compiler::kMaxBatch) {
+    throw InputError(command_line(), "--batch",
+                     fmt::format("a global batch of at most {} (default: the workload's batch {} x data={})",
+                                 compiler::kMaxBatch, w0.batch, plan.data),
+                     std::to_string(global));
+  }
   if (global < 1 || global > compiler::kMaxBatch) {
     throw InputError(command_line(), "--batch", fmt::format("an integer in [1, {}]", compiler::kMaxBatch),
                      std::to_string(global));
@@ -386,7 +400,7 @@ static int run_pod_mode(const RunOptions& o, const arch::ArchConfig& a) {
     w = compiler::shard_tensor(w, pp.tensor, &sharded);
     if (training) {
       w = compiler::training_step(w, group_batch, compiler::TrainOptions{});
-      w = compiler::insert_gradient_collectives(w, pp.data, sharded);
+      w = compiler::insert_gradient_collectives(w, pp.data, sharded, bucket_bytes);
     }
     compiler::CompileOptions opt;
     opt.dtype = parse_dtype(o.dtype);

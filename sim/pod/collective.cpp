@@ -103,13 +103,16 @@ std::vector<int64_t> snake_members(const Network& net, const Group& g) {
 
 Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op, int64_t bytes, Algorithm a) {
   std::vector<int> dims = group_dims(net, g);
+  // A mesh dimension of more than two chips has no wrap-around link: the tori cannot run on
+  // it, a ring over the snake order closes through a multi-hop route.
+  bool open_mesh = std::any_of(dims.begin(), dims.end(), [&](int d) { return !net.wraps(d) && net.config().dims[at(d)] > 2; });
   if (a == Algorithm::kAuto) {
     if (op == CollectiveOp::kBroadcast || (op == CollectiveOp::kAllReduce && bytes < 64 * 1024)) {
       a = Algorithm::kTree;
     } else if (op == CollectiveOp::kAllToAll) {
       a = Algorithm::kRing;  // direct sends; the name only selects the rank order
     } else {
-      a = dims.size() > 1 ? Algorithm::kMultiTorus : Algorithm::kBidirRing;
+      a = dims.size() > 1 && !open_mesh ? Algorithm::kMultiTorus : Algorithm::kBidirRing;
     }
   }
   if (op == CollectiveOp::kBroadcast && a != Algorithm::kTree) bad_algorithm("tree or auto for broadcast", a);
@@ -117,6 +120,24 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
     bad_algorithm(fmt::format("ring, bidir-ring, torus or auto for {}", kCollectiveOpNames[static_cast<int>(op)]), a);
   }
   if (op == CollectiveOp::kAllToAll && a != Algorithm::kRing) bad_algorithm("ring or auto for all-to-all", a);
+  // The schedule's transfers (host time and memory grow with them): rings send 2 x chips per
+  // round for chips - 1 rounds per phase; tori chips x (size - 1) per dimension.
+  double members = 1, torus_rounds = 0;
+  for (int d : dims) {
+    members *= static_cast<double>(net.config().dims[at(d)]);
+    torus_rounds += static_cast<double>(net.config().dims[at(d)] - 1);
+  }
+  double transfers = a == Algorithm::kTree ? 4 * members
+                     : a == Algorithm::kTorus || a == Algorithm::kMultiTorus ? 8 * members * torus_rounds
+                                                                             : 4 * members * (members - 1);
+  if (transfers > kMaxScheduleTransfers) {
+    throw InputError(SourceLocation{net.config().name, 0, 0}, "algorithm",
+                     fmt::format("a schedule of at most {:.0e} transfers (a torus algorithm, or a smaller group)",
+                                 kMaxScheduleTransfers),
+                     fmt::format("{} over {:.0f} chips: {:.1e} transfers", kAlgorithmNames[static_cast<int>(a)], members,
+                                 transfers));
+  }
+
   if (op == CollectiveOp::kAllToAll) {
     int64_t members = 1;
     for (int d : dims) members *= net.config().dims[at(d)];
@@ -126,9 +147,9 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
                        fmt::format("{} chips", members));
     }
   }
-  if (a == Algorithm::kRing || a == Algorithm::kBidirRing || a == Algorithm::kTorus || a == Algorithm::kMultiTorus) {
+  if (a == Algorithm::kTorus || a == Algorithm::kMultiTorus) {
     for (int d : dims) {
-      if (!net.wraps(d) && net.config().dims[at(d)] > 2 && op != CollectiveOp::kAllToAll) {
+      if (!net.wraps(d) && net.config().dims[at(d)] > 2) {
         throw InputError(SourceLocation{net.config().name, 0, 0}, "algorithm",
                          fmt::format("a topology with wrap-around links for {} (dimension {} is a mesh)",
                                      kAlgorithmNames[static_cast<int>(a)], d),
@@ -151,14 +172,13 @@ void collective_rounds(const Network& net, const Group& g, CollectiveOp op, Algo
     case Algorithm::kRing:
     case Algorithm::kBidirRing: {
       if (op == CollectiveOp::kAllToAll) {
-        for (int64_t s = 1; s < n; ++s) {
+        // Equal chunks of count / n elements (a remainder at the end stays where it is).
+        int64_t c = count / n;
+        for (int64_t s = 1; s < n && c > 0; ++s) {
           Round r;
           for (int64_t i = 0; i < n; ++i) {
             int64_t j = (i + s) % n;
-            auto [slo, shi] = chunk(0, count, j, n);
-            auto [dlo, dhi] = chunk(0, count, i, n);
-            (void)shi;
-            if (dhi > dlo) r.push_back({members[at(i)], members[at(j)], dlo, dhi, slo, false, false});
+            r.push_back({members[at(i)], members[at(j)], i * c, (i + 1) * c, j * c, false, false});
           }
           emit(r);
         }

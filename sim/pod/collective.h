@@ -22,6 +22,8 @@ inline constexpr const char* kAlgorithmNames[] = {"auto", "ring", "bidir-ring", 
 
 /// Largest group an all-to-all may span (it is chips^2 transfers).
 inline constexpr int64_t kMaxAllToAllChips = 1024;
+/// Largest schedule simulated (transfers of one collective), bounding host time and memory.
+inline constexpr double kMaxScheduleTransfers = 1e8;
 
 /// The chips of one collective: those that share `leader`'s coordinates outside the
 /// dimensions of `mask` (bit d: pod dimension d).

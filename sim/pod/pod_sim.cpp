@@ -56,6 +56,7 @@ class Fabric : public sc_core::sc_module, public sim::IciFabric {
 
   std::vector<sim::Chip*> chips;
   std::vector<isa::Interpreter*> funcs;  // core 0's interpreter per chip (null: timing only)
+  int concurrent_cores = 1;              // cores per chip whose programs run collectives
   std::vector<CollectiveRecord> records;
   std::exception_ptr error;
   const Network& network() const { return net_; }
@@ -97,7 +98,7 @@ class Fabric : public sc_core::sc_module, public sim::IciFabric {
     p.credit -= bytes;
   }
 
-  int64_t collective(int chip, std::size_t index, const isa::Instruction& in, isa::Interpreter* func) override {
+  int64_t collective(int chip, int core, std::size_t index, const isa::Instruction& in, isa::Interpreter* func) override {
     auto op = static_cast<CollectiveOp>(in.get(Fid::kCollective_op));
     auto alg = static_cast<Algorithm>(in.get(Fid::kCollective_algorithm));
     auto type = static_cast<ReduceType>(in.get(Fid::kCollective_dtype));
@@ -105,11 +106,11 @@ class Fabric : public sc_core::sc_module, public sim::IciFabric {
     int eb = isa::coll_type_bytes(in.get(Fid::kCollective_dtype));
     unsigned mask = static_cast<unsigned>(in.get(Fid::kCollective_group)) & ((1u << net_.dims()) - 1);
     int64_t now = sim::now_cycle();
-    if (symmetric_) return symmetric_collective(index, op, alg, count, eb, mask, now);
+    if (symmetric_) return symmetric_collective(core, index, op, alg, count, eb, mask, now);
 
     Group g = group_of(net_, chip, mask);
-    int64_t seq = seq_[{chip, mask}]++;
-    auto key = std::make_tuple(g.leader, mask, seq);
+    int64_t seq = seq_[std::make_tuple(chip, core, mask)]++;
+    auto key = std::make_tuple(g.leader, core, mask, seq);
     auto& slot = pending_[key];
     if (!slot) {
       slot = std::make_unique<Pending>();
@@ -120,6 +121,7 @@ class Fabric : public sc_core::sc_module, public sim::IciFabric {
       slot->count = count;
       slot->first_chip = chip;
       slot->first_index = index;
+      slot->core = core;
     } else if (slot->op != op || slot->alg != alg || slot->type != type || slot->count != count) {
       fail(InputError(SourceLocation{"<pod>", 0, 0}, fmt::format("chip {} instruction {}", chip, index),
                       fmt::format("the same collective as chip {} instruction {} (op, algorithm, dtype, count)",
@@ -173,6 +175,7 @@ class Fabric : public sc_core::sc_module, public sim::IciFabric {
     int64_t count;
     int64_t first_chip;
     std::size_t first_index;
+    int core = 0;
     std::map<int64_t, Member> arrivals;
     std::size_t picked_up = 0;
     sc_core::sc_event done_event;
@@ -221,7 +224,7 @@ class Fabric : public sc_core::sc_module, public sim::IciFabric {
     }
     for (auto& [c, m] : p.arrivals) m.done = std::max(m.arrive, clock_.cycle(ready[at(c)]));
     p.done_event.notify(sc_core::SC_ZERO_TIME);
-    if (p.arrivals.count(0)) {
+    if (p.arrivals.count(0) && p.core == 0) {  // chip 0's core 0: the report's collectives
       const Member& m0 = p.arrivals.at(0);
       records.push_back({p.first_chip == 0 ? p.first_index : index, kCollectiveOpNames[static_cast<int>(p.op)],
                          kAlgorithmNames[static_cast<int>(a)], p.count * eb, static_cast<int64_t>(p.members.size()),
@@ -229,8 +232,23 @@ class Fabric : public sc_core::sc_module, public sim::IciFabric {
     }
   }
 
-  int64_t symmetric_collective(std::size_t index, CollectiveOp op, Algorithm alg, int64_t count, int eb, unsigned mask,
-                               int64_t now) {
+  int64_t symmetric_collective(int core, std::size_t index, CollectiveOp op, Algorithm alg, int64_t count, int eb,
+                               unsigned mask, int64_t now) {
+    if (concurrent_cores > 1) {
+      // Several cores communicate, so collectives may overlap: every chip issues what the
+      // representative issues, when it does, on the pod's shared network.
+      Group g = group_of(net_, rep_, mask);
+      Algorithm a = guarded([&] { return resolve_algorithm(net_, g, op, count * eb, alg); });
+      std::vector<double> ready(at(net_.chips()), clock_.seconds(now));
+      time_rounds(net_, g, op, a, count, eb, ready);
+      // The representative stands for every chip: it goes on when the last member is done.
+      int64_t done = std::max(now, clock_.cycle(*std::max_element(ready.begin(), ready.end())));
+      if (core == 0) {
+        records.push_back({index, kCollectiveOpNames[static_cast<int>(op)], kAlgorithmNames[static_cast<int>(a)],
+                           count * eb, static_cast<int64_t>(snake_members(net_, g).size()), mask, now, done});
+      }
+      return done;
+    }
     auto key = std::make_tuple(op, alg, count * eb, mask);
     auto it = sym_cache_.find(key);
     if (it == sym_cache_.end()) {
@@ -238,6 +256,8 @@ class Fabric : public sc_core::sc_module, public sim::IciFabric {
       Group g{0, mask};
       SymRun run;
       run.algorithm = guarded([&] { return resolve_algorithm(idle, g, op, count * eb, alg); });
+      // One communicating core per chip: its collectives run one after another, each on an
+      // idle network, every chip starting together.
       std::vector<double> ready(at(idle.chips()), 0.0);
       time_rounds(idle, g, op, run.algorithm, count, eb, ready);
       run.seconds = *std::max_element(ready.begin(), ready.end());
@@ -262,8 +282,10 @@ class Fabric : public sc_core::sc_module, public sim::IciFabric {
     sym_link_bytes += r.link_bytes;
     sym_max_link_busy = std::max(sym_max_link_busy, r.max_link_busy);
     int64_t done = now + clock_.cycle(r.seconds);
-    records.push_back({index, kCollectiveOpNames[static_cast<int>(op)], kAlgorithmNames[static_cast<int>(r.algorithm)],
-                       count * eb, r.members, mask, now, done});
+    if (core == 0) {
+      records.push_back({index, kCollectiveOpNames[static_cast<int>(op)], kAlgorithmNames[static_cast<int>(r.algorithm)],
+                         count * eb, r.members, mask, now, done});
+    }
     return done;
   }
 
@@ -333,8 +355,8 @@ class Fabric : public sc_core::sc_module, public sim::IciFabric {
   std::priority_queue<Landing, std::vector<Landing>, std::greater<Landing>> landings_;
   uint64_t order_ = 0;
   sc_core::sc_event wake_;
-  std::map<std::tuple<int64_t, unsigned, int64_t>, std::unique_ptr<Pending>> pending_;
-  std::map<std::pair<int64_t, unsigned>, int64_t> seq_;
+  std::map<std::tuple<int64_t, int, unsigned, int64_t>, std::unique_ptr<Pending>> pending_;
+  std::map<std::tuple<int64_t, int, unsigned>, int64_t> seq_;
   std::map<std::tuple<CollectiveOp, Algorithm, int64_t, unsigned>, SymRun> sym_cache_;
 };
 
@@ -352,18 +374,18 @@ void check_programs(const arch::PodConfig& pod, const Network& net, const std::v
         auto where = [&] {
           return SourceLocation{fmt::format("<chip {} core {}>", c, k), i < p->lines.size() ? p->lines[i] : 0, 0};
         };
+        if (!xfer) continue;
         if (k != 0) {
-          throw InputError(where(), fmt::format("instruction {}", i), "inter-chip instructions on core 0 only",
+          throw InputError(where(), fmt::format("instruction {}", i), "send and recv on core 0 only",
                            fmt::format("{} on core {}", isa::opcode_spec(in.op).mnemonic, k));
         }
-        if (!xfer) continue;
         int64_t dim = in.get(in.op == Opcode::kSend ? Fid::kSend_dim : Fid::kRecv_dim);
         if (dim >= static_cast<int64_t>(pod.dims.size())) {
           throw InputError(where(), "dim", fmt::format("a dimension of {} (0..{})", pod.name, pod.dims.size() - 1),
                            std::to_string(dim));
         }
+        // send: the neighbour it goes to; recv: the neighbour the data comes from.
         int dir = in.get(in.op == Opcode::kSend ? Fid::kSend_dir : Fid::kRecv_dir) == 0 ? 1 : -1;
-        if (in.op == Opcode::kRecv) dir = -dir;  // recv names the side the data comes from
         if (!symmetric && net.step(static_cast<int64_t>(c), static_cast<int>(dim), dir) < 0) {
           throw InputError(where(), "dir", "a neighbour in that direction", "the edge of a mesh dimension");
         }
@@ -395,6 +417,20 @@ PodResult run_pod(const arch::ArchConfig& arch, const arch::PodConfig& pod,
       throw InputError(cl, "programs", fmt::format("at most one per core ({})", arch.cores), std::to_string(cps.size()));
     }
   }
+  if (!symmetric) {
+    // Every chip keeps every instruction it issued (about 1 KB each): bound the host memory.
+    double instructions = 0;
+    for (const auto& cps : programs) {
+      for (const auto& cp : cps) instructions += cp.program ? static_cast<double>(cp.program->code.size()) : 0;
+    }
+    if (instructions > kMaxDetailedInstructions) {
+      throw InputError(cl, "--backend",
+                       fmt::format("symmetric for this step: the detailed backend simulates at most {:.0e} "
+                                   "instructions over all chips (about 1 KB of host memory each)",
+                                   kMaxDetailedInstructions),
+                       fmt::format("{:.2e} instructions on {} chips", instructions, programs.size()));
+    }
+  }
   check_programs(pod, Network(pod), programs, symmetric);
 
   sim::fresh_context();
@@ -407,6 +443,13 @@ PodResult run_pod(const arch::ArchConfig& arch, const arch::PodConfig& pod,
   PodResult result;
   {
     Fabric fabric("pod", arch, pod, symmetric);
+    fabric.concurrent_cores = 0;
+    for (const auto& cp : programs.front()) {
+      bool any = cp.program && std::any_of(cp.program->code.begin(), cp.program->code.end(),
+                                           [](const isa::Instruction& in) { return in.op == Opcode::kCollective; });
+      fabric.concurrent_cores += any ? 1 : 0;
+    }
+    fabric.concurrent_cores = std::max(fabric.concurrent_cores, 1);
     for (std::size_t c = 0; c < n; ++c) {
       stats.push_back(std::make_unique<sim::Stats>());
       traces.push_back(std::make_unique<sim::TraceRecorder>(options.chip.trace && c == 0));

@@ -20,6 +20,8 @@ inline constexpr const char* kBackendNames[] = {"detailed", "symmetric"};
 
 /// Largest pod the detailed backend simulates (every chip is a module with its own state).
 inline constexpr int64_t kMaxDetailedChips = 512;
+/// Largest number of instructions, over all chips, the detailed backend simulates.
+inline constexpr double kMaxDetailedInstructions = 8e6;
 
 struct PodRunOptions {
   Backend backend = Backend::kDetailed;

@@ -465,7 +465,7 @@ TEST(PodSim, BadProgramsAreClearErrors) {
                "edge of a mesh");
   expect_error(ring, [](int64_t c) { return collective_program(c, "fp32", c == 2 ? 64 : 32, "all_reduce", "auto"); },
                "the same collective");
-  expect_error(mesh, [](int64_t c) { return collective_program(c, "fp32", 1 << 20, "all_reduce", "ring"); },
+  expect_error(mesh, [](int64_t c) { return collective_program(c, "fp32", 1 << 20, "all_reduce", "torus"); },
                "wrap-around");
   // A chip alone cannot send.
   isa::Program p = isa::assemble(".region s addr=0 dtype=int8 shape=64 role=data init=zero\nsend dim=0 dir=plus src=0 dst=0 bytes=64\nhalt\n", "x.tasm");
@@ -518,6 +518,35 @@ TEST(PodSim, AChipTakesTheSameCyclesAloneAndInAPod) {
   PodResult r = run_pod(a, make_pod("[ring]", "[3]", 2), {{{&p, nullptr}}, {{&p, nullptr}}, {{&p, nullptr}}}, po);
   ASSERT_TRUE(r.completed);
   for (const auto& c : r.chips) EXPECT_EQ(c.cycles, alone);
+}
+
+}  // namespace
+}  // namespace tpu::pod
+
+namespace tpu::pod {
+namespace {
+
+TEST(PodSim, ARecvNamesTheNeighbourTheDataComesFromAlsoAtAMeshEdge) {
+  // Two chips on a mesh: chip 0 sends forward; chip 1 (at the edge) receives from minus.
+  arch::ArchConfig a = v4();
+  arch::PodConfig mesh = make_pod("[mesh]", "[2]", 2);
+  PodPrograms p = make_programs(a, 2, [](int64_t c) {
+    return c == 0 ? std::string(".region s addr=0 dtype=int8 shape=256 role=data init=random seed=5\n"
+                                "send dim=0 dir=plus src=0 dst=256 bytes=256\nhalt\n")
+                  : std::string(".region g addr=256 dtype=int8 shape=256 role=output\n"
+                                "recv dim=0 dir=minus dst=256 bytes=256\nhalt\n");
+  });
+  PodResult r = run_detailed(a, mesh, p);
+  ASSERT_TRUE(r.completed);
+  isa::Interpreter fresh(a, p.programs[0], "fresh");
+  fresh.init_regions();
+  EXPECT_EQ(p.states[1]->read_region("g").data, fresh.read_region("s").data);
+  // Receiving from the side with no neighbour is an error before anything runs.
+  PodPrograms bad = make_programs(a, 2, [](int64_t c) {
+    return c == 0 ? std::string(".region g addr=0 dtype=int8 shape=64 role=output\nrecv dim=0 dir=minus dst=0 bytes=64\nhalt\n")
+                  : std::string("halt\n");
+  });
+  EXPECT_THROW(run_detailed(a, mesh, bad), InputError);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "compiler/reference.h"
 #include "isa/interpreter.h"
 #include "isa/verifier.h"
+#include "golden_util.h"
 
 namespace tpu::compiler {
 namespace {
@@ -45,40 +46,7 @@ Workload reduced(const std::string& file, int64_t side = 32) {
   return w;
 }
 
-/// Compiles, runs on the golden interpreter and compares every output with the reference.
-/// Returns the compiled program for further checks.
-Compiled expect_golden(const arch::ArchConfig& a, const Workload& w, CompileOptions opt = {}) {
-  Compiled c = compile(a, w, opt);
-  // Every core's program (the batch split over the cores) on interpreters sharing off-chip
-  // memory; they touch disjoint samples, so running them one after the other is the chip's
-  // result.
-  auto offchip = std::make_shared<isa::OffChipMemory>(a);
-  std::vector<std::unique_ptr<isa::Interpreter>> cores;
-  for (const auto& p : c.core_programs) {
-    isa::verify_program(p, a, w.name);
-    cores.push_back(std::make_unique<isa::Interpreter>(a, p, w.name, offchip));
-    cores.back()->run();
-  }
-  isa::Interpreter& interp = *cores.front();
-  auto ref = reference_outputs(a, c.workload, c.dtype);
-  EXPECT_EQ(ref.size(), c.outputs.size());
-  for (const auto& [tensor, region] : c.outputs) {
-    isa::NpyArray got = interp.read_region(region);
-    const auto& want = ref.at(tensor);
-    EXPECT_EQ(got.data.size(), want.size()) << w.name << " " << tensor;
-    if (got.data.size() != want.size()) continue;
-    std::size_t diff = 0;
-    while (diff < want.size() && got.data[diff] == want[diff]) ++diff;
-    EXPECT_EQ(diff, want.size()) << w.name << " on " << a.name << " (" << isa::kMatTypeNames[static_cast<int>(c.dtype)]
-                                 << "): output " << tensor << " differs first at byte " << diff;
-  }
-  // The output must not be trivial (all equal bytes would hide a broken pipeline).
-  for (const auto& [tensor, bytes] : ref) {
-    bool varied = std::any_of(bytes.begin(), bytes.end(), [&](uint8_t b) { return b != bytes[0]; });
-    EXPECT_TRUE(varied || bytes.size() < 8) << w.name << " " << tensor << " is constant";
-  }
-  return c;
-}
+using test::expect_golden;
 
 class BundledGolden : public ::testing::TestWithParam<std::string> {};
 

@@ -98,12 +98,28 @@ TEST(PodNetwork, PresetPodsRunALargeAllReduceAtTheClosedForm) {
   }
 }
 
-TEST(PodNetwork, RingsNeedWrapAroundLinks) {
+TEST(PodNetwork, ToriNeedWrapAroundLinksRingsAndTreesDoNot) {
   arch::PodConfig mesh = pod("[mesh, torus]", "[4, 4]", 4);
   EXPECT_THROW(run_collective(mesh, CollectiveOp::kAllReduce, 1 << 20, Algorithm::kTorus), InputError);
-  EXPECT_THROW(run_collective(mesh, CollectiveOp::kAllReduce, 1 << 20, Algorithm::kRing), InputError);
-  // A tree routes over any topology.
+  EXPECT_THROW(run_collective(mesh, CollectiveOp::kAllReduce, 1 << 20, Algorithm::kMultiTorus), InputError);
+  // A ring over the snake order closes through a multi-hop route; a tree routes anywhere;
+  // auto picks the bidirectional ring on a mesh.
+  // (Here the snake order ends one wrap-around hop from its start; with the mesh along the
+  // last dimension it ends three mesh hops away, and that edge is slower.)
+  CollectiveResult on_mesh =
+      run_collective(pod("[torus, mesh]", "[4, 4]", 4), CollectiveOp::kAllReduce, 1 << 20, Algorithm::kAuto);
+  EXPECT_EQ(on_mesh.algorithm, Algorithm::kBidirRing);
+  EXPECT_GT(on_mesh.seconds, run_collective(pod("[torus, torus]", "[4, 4]", 4), CollectiveOp::kAllReduce, 1 << 20,
+                                            Algorithm::kBidirRing).seconds);
+  EXPECT_GT(run_collective(mesh, CollectiveOp::kAllReduce, 1 << 20, Algorithm::kRing).seconds, 0.0);
   EXPECT_GT(run_collective(mesh, CollectiveOp::kAllReduce, 1 << 20, Algorithm::kTree).seconds, 0.0);
+}
+
+TEST(PodNetwork, SchedulesTooLargeToSimulateAreClearErrors) {
+  // A ring through 65536 chips is 2^34 transfers.
+  arch::PodConfig big = pod("[ring]", "[65536]", 2);
+  EXPECT_THROW(run_collective(big, CollectiveOp::kAllReduce, 1 << 30, Algorithm::kRing), InputError);
+  EXPECT_THROW(run_collective(big, CollectiveOp::kAllReduce, 1 << 30, Algorithm::kAuto), InputError);
 }
 
 }  // namespace
