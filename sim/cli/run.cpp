@@ -172,6 +172,17 @@ std::vector<LayerRow> layer_rows(const arch::ArchConfig& a, const compiler::Comp
   return rows;
 }
 
+// A run the watchdog stopped: its report so far, and what every stuck unit waits for.
+int watchdog_stop(const std::string& dir, const nlohmann::json& report, const char* what, int64_t cycle,
+                  const std::vector<std::string>& stuck) {
+  write_text(dir + "/report.json", report.dump(2) + "\n");
+  std::string msg =
+      fmt::format("tpusim: error: the watchdog stopped the {} at cycle {}: no unit can make progress\n", what, cycle);
+  for (const auto& s : stuck) msg += "  " + s + "\n";
+  std::cerr << msg;
+  return 1;
+}
+
 std::string csv_escape(const std::string& s) {
   if (s.find_first_of(",\"") == std::string::npos) return s;
   std::string out = "\"";
@@ -456,13 +467,7 @@ static int run_pod_mode(const RunOptions& o, const arch::ArchConfig& a) {
   for (const auto& p : c.core_programs) listing.push_back(&p);
   const sim::ChipResult& r0 = pr.chips.front();
   nlohmann::json report = sim::make_report(a, listing, c.workload.name, r0, false);
-  if (!pr.completed) {
-    write_text(dir + "/report.json", report.dump(2) + "\n");
-    std::string msg = fmt::format("tpusim: error: the watchdog stopped the pod at cycle {}: no unit can make progress\n", pr.cycles);
-    for (const auto& s : pr.stuck) msg += "  " + s + "\n";
-    std::cerr << msg;
-    return 1;
-  }
+  if (!pr.completed) return watchdog_stop(dir, report, "pod", pr.cycles, pr.stuck);
   std::string csv;
   auto rows = fill_report(report, a, c, r0, o, &csv);
 
@@ -617,13 +622,7 @@ int run_run(const RunOptions& o) {
   sim::ChipResult r = sim::run_chip(a, cores, opt);
   if (tty) std::fprintf(stderr, "\r%80s\r", "");
   nlohmann::json report = sim::make_report(a, listing, c.workload.name, r, functional);
-  if (!r.completed) {
-    write_text(dir + "/report.json", report.dump(2) + "\n");
-    std::string msg = fmt::format("tpusim: error: the watchdog stopped the run at cycle {}: no unit can make progress\n", r.cycles);
-    for (const auto& s : r.stuck) msg += "  " + s + "\n";
-    std::cerr << msg;
-    return 1;
-  }
+  if (!r.completed) return watchdog_stop(dir, report, "run", r.cycles, r.stuck);
 
   std::string csv;
   auto rows = fill_report(report, a, c, r, o, &csv);

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "arch/arch_config.h"
+#include "bench_util.h"
 #include "compiler/compiler.h"
 #include "compiler/params.h"
 #include "isa/interpreter.h"
@@ -27,15 +28,8 @@ namespace {
 
 using namespace tpu;
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-double peak_rss_mib() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) / 1024.0;
-}
+using bench::peak_rss_mib;
+using bench::seconds_since;
 
 const arch::ArchConfig& v4() {
   static const arch::ArchConfig a = arch::load_arch(std::string(TPU_SOURCE_DIR) + "/configs/arch/tpu_v4.yaml", {});

@@ -18,6 +18,7 @@
 #include "isa/numerics.h"
 #include "sim/pod/collective.h"
 #include "sim/pod/pod_sim.h"
+#include "../unit/pod_util.h"
 #include "../unit/test_util.h"
 
 namespace tpu::pod {
@@ -25,14 +26,7 @@ namespace {
 
 using test::source_path;
 
-arch::PodConfig make_pod(const std::string& topology, const std::string& dims, int ports, double gbps = 50,
-                         double latency_ns = 1000) {
-  return arch::load_pod_string("name: p\ntopology: " + topology + "\ndims: " + dims +
-                                   "\nlink_bandwidth_gbps: " + std::to_string(gbps) +
-                                   "\nlink_latency_ns: " + std::to_string(latency_ns) +
-                                   "\nports_per_chip: " + std::to_string(ports) + "\n",
-                               "p.yaml");
-}
+using test::make_pod;
 
 arch::ArchConfig v4() { return arch::load_arch(source_path("configs/arch/tpu_v4.yaml")); }
 

@@ -15,48 +15,18 @@
 
 #include "arch/schema.h"
 #include "isa/npy.h"
+#include "cli_util.h"
 #include "test_util.h"
 
 namespace tpu {
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-Result run(const std::string& args) {
-  std::string cmd = std::string(TPUSIM_BIN) + " " + args + " 2>&1";
-  Result r;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) return r;
-  char buf[4096];
-  std::size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.out.append(buf, n);
-  int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using Result = test::CliResult;
+Result run(const std::string& args) { return test::run_tpusim(args); }
 
 std::string src(const std::string& rel) { return test::source_path(rel); }
 
-class Cli : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("tpusim_cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  void write(const std::string& name, const std::string& text) const {
-    FILE* f = fopen(path(name).c_str(), "wb");
-    fwrite(text.data(), 1, text.size(), f);
-    fclose(f);
-  }
-  std::filesystem::path dir_;
-};
+class Cli : public test::ScratchDir {};
 
 TEST_F(Cli, ConfigPrintsAResolvedDumpThatLoadsBack) {
   Result r = run("config --arch " + src("configs/arch/tpu_v1.yaml"));

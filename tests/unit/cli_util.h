@@ -33,8 +33,9 @@ inline CliResult run_tpusim(const std::string& args) {
 class ScratchDir : public ::testing::Test {
  protected:
   void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     dir_ = std::filesystem::temp_directory_path() /
-           ("tpusim_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+           ("tpusim_" + std::string(info->test_suite_name()) + "_" + info->name());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
   }

@@ -7,6 +7,7 @@
 
 #include "arch/error.h"
 #include "arch/pod_config.h"
+#include "pod_util.h"
 #include "sim/pod/collective.h"
 #include "test_util.h"
 
@@ -15,11 +16,7 @@ namespace {
 
 arch::PodConfig pod(const std::string& topology, const std::string& dims, int ports, double gbps = 50,
                     double latency_ns = 1000) {
-  return arch::load_pod_string("name: p\ntopology: " + topology + "\ndims: " + dims +
-                                   "\nlink_bandwidth_gbps: " + std::to_string(gbps) +
-                                   "\nlink_latency_ns: " + std::to_string(latency_ns) +
-                                   "\nports_per_chip: " + std::to_string(ports) + "\n",
-                               "p.yaml");
+  return test::make_pod(topology, dims, ports, gbps, latency_ns);
 }
 
 TEST(PodNetwork, TwoTransfersOnOneLinkShareItOthersOverlap) {

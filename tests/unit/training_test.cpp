@@ -21,6 +21,7 @@
 #include "compiler/compiler.h"
 #include "compiler/reference.h"
 #include "isa/interpreter.h"
+#include "cli_util.h"
 #include "test_util.h"
 
 namespace tpu::compiler {
@@ -272,23 +273,8 @@ TEST(Training, EveryPresetCompilesEveryBundledTrainingStep) {
 
 // ---- through the tpusim command ----
 
-struct Result {
-  int code = -1;
-  std::string out;
-};
-
-Result tpusim(const std::string& args) {
-  std::string cmd = std::string(TPUSIM_BIN) + " " + args + " 2>&1";
-  Result r;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) return r;
-  char buf[4096];
-  std::size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.out.append(buf, n);
-  int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using Result = test::CliResult;
+Result tpusim(const std::string& args) { return test::run_tpusim(args); }
 
 nlohmann::json load_json(const std::string& path) {
   return nlohmann::json::parse(test::read_text(path));
