@@ -95,7 +95,8 @@ nlohmann::json make_report(const arch::ArchConfig& arch,
                {"cores", arch.cores},
                {"mxus", arch.derived.mxus},
                {"peak_macs_per_cycle", peak_macs},
-               {"peak_ops_per_cycle", 2 * peak_macs}};
+               {"peak_ops_per_cycle", 2 * peak_macs},
+               {"memory_bandwidth_gbps", arch.memory.bandwidth_gbps}};
   j["workload"] = {{"name", program_name}, {"dtype", dtype}, {"batch", nullptr}, {"mode", "exec"}};
   j["functional"] = functional;
   j["completed"] = r.completed;

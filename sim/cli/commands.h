@@ -73,6 +73,7 @@ struct RunOptions {
   std::string backend = "auto";  ///< detailed|symmetric|auto
   bool scaling = false;          ///< also run sub-pods and print the scaling table
   double bucket_mb = 0;          ///< gradient all-reduce buckets (0: one per gradient)
+  int64_t seed = -1;             ///< overrides the workload's data seed (-1: the workload's)
 };
 int run_run(const RunOptions& o);
 

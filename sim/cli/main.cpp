@@ -66,6 +66,8 @@ int main(int argc, char** argv) {
   r->add_option("--mode", rn.mode, "inference|training (training: forward, backward and SGD update; default inference)");
   r->add_option("--out", rn.out_dir, "Run directory (default runs/<workload name>)");
   r->add_option("--set", rn.sets, "Architecture override (repeatable)")->allow_extra_args(false);
+  r->add_option("--seed", rn.seed, "Data seed (default: the workload's); every tensor is generated from it")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 62));
   r->add_flag("--no-functional", rn.no_functional, "Simulate time only; no data moves");
   r->add_flag("--ideal-memory", rn.ideal_memory, "Off-chip memory and host link infinitely fast");
   r->add_flag("--no-fusion", rn.no_fusion, "Do not fuse activations/elementwise ops into matrix ops");

@@ -52,11 +52,18 @@ bool parse_training(const std::string& mode) {
   throw InputError(SourceLocation{"<command line>", 0, 0}, "--mode", "inference|training", "'" + mode + "'");
 }
 
+// The workload file with the command line's seed, if any (every tensor is generated from it).
+compiler::Workload load_seeded(const std::string& workload, int64_t seed) {
+  compiler::Workload w = compiler::load_workload(workload);
+  if (seed >= 0) w.seed = static_cast<uint64_t>(seed);
+  return w;
+}
+
 compiler::Compiled compile_from(const arch::ArchConfig& a, const std::string& workload,
                                 const std::string& dtype, int64_t batch, bool no_fusion,
-                                const std::string& mode) {
+                                const std::string& mode, int64_t seed = -1) {
   bool training = parse_training(mode);
-  compiler::Workload w = compiler::load_workload(workload);
+  compiler::Workload w = load_seeded(workload, seed);
   compiler::CompileOptions opt;
   opt.dtype = parse_dtype(dtype);
   if (batch != -1) {
@@ -385,7 +392,7 @@ static int run_pod_mode(const RunOptions& o, const arch::ArchConfig& a) {
     throw InputError(command_line(), "--bucket-mb", "a size in MiB from 0 to 65536", fmt::format("{}", o.bucket_mb));
   }
   const int64_t bucket_bytes = static_cast<int64_t>(o.bucket_mb * 1048576.0);
-  compiler::Workload w0 = compiler::load_workload(o.workload);
+  compiler::Workload w0 = load_seeded(o.workload, o.seed);
   // Default: every data-parallel group runs the workload's batch (weak scaling).
   int64_t global = o.batch != -1 ? o.batch : w0.batch * plan.data;
   if (o.batch == -1 && global > compiler::kMaxBatch) {
@@ -581,7 +588,7 @@ static int run_pod_mode(const RunOptions& o, const arch::ArchConfig& a) {
 int run_run(const RunOptions& o) {
   arch::ArchConfig a = load_arch_for_run(o.arch, o.sets, o.ideal_memory);
   if (!o.pod.empty()) return run_pod_mode(o, a);
-  compiler::Compiled c = compile_from(a, o.workload, o.dtype, o.batch, o.no_fusion, o.mode);
+  compiler::Compiled c = compile_from(a, o.workload, o.dtype, o.batch, o.no_fusion, o.mode, o.seed);
   std::string dir = o.out_dir.empty() ? "runs/" + c.workload.name : o.out_dir;
   std::error_code ec;
   fs::create_directories(dir, ec);

@@ -337,3 +337,29 @@ TEST_F(Run, ProgressBarOnATerminalOnly) {
 
 }  // namespace
 }  // namespace tpu
+
+namespace tpu {
+namespace {
+
+TEST_F(Run, SeedOverridesTheWorkloadsDataSeed) {
+  write("w.yaml", "name: w\ndtype: bf16\ninputs: [{name: x, shape: [8, 32]}]\nops:\n"
+                  "  - {name: fc, op: fully_connected, units: 16}\n");
+  auto digest = [&](const std::string& seed) {
+    Result r = run("run --arch " + src("configs/arch/tpu_v4.yaml") + " --workload " + path("w.yaml") + " --out " +
+                   path("o" + seed) + (seed.empty() ? "" : " --seed " + seed));
+    EXPECT_EQ(r.code, 0) << r.out;
+    std::size_t at = r.out.find("fnv1a ");
+    return at == std::string::npos ? std::string() : r.out.substr(at + 6, 16);
+  };
+  std::string five = digest("5");
+  EXPECT_EQ(five.size(), 16u);
+  EXPECT_EQ(digest("5"), five);   // the same seed, the same data
+  EXPECT_NE(digest("6"), five);   // another seed, other data
+  EXPECT_NE(digest(""), five);    // the workload's own seed (1)
+  EXPECT_EQ(digest("1"), digest(""));
+  Result bad = run("run --arch " + src("configs/arch/tpu_v4.yaml") + " --workload " + path("w.yaml") + " --seed -3");
+  EXPECT_EQ(bad.code, 2) << bad.out;
+}
+
+}  // namespace
+}  // namespace tpu
