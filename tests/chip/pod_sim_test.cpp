@@ -439,33 +439,52 @@ TEST(PodSim, ComputeAndCommunicationOverlapAndBothBackendsAgree) {
   EXPECT_NEAR(static_cast<double>(s.cycles) / static_cast<double>(both), 1.0, 0.01);
 }
 
-TEST(PodSim, BadProgramsAreClearErrors) {
+void expect_pod_error(const arch::ArchConfig& a, const arch::PodConfig& pod,
+                      const std::function<std::string(int64_t)>& text, const std::string& key) {
+  PodPrograms p = make_programs(a, pod.chips, text);
+  try {
+    run_detailed(a, pod, p);
+    ADD_FAILURE() << "no error for " << key;
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+  }
+}
+
+// Checked against the pod before anything runs.
+TEST(PodSim, BadProgramsAreClearErrorsBeforeAnythingRuns) {
   arch::ArchConfig a = v4();
-  arch::PodConfig ring = make_pod("[ring]", "[4]", 2);
-  auto expect_error = [&](const arch::PodConfig& pod, const std::function<std::string(int64_t)>& text,
-                          const std::string& key) {
-    PodPrograms p = make_programs(a, pod.chips, text);
-    try {
-      run_detailed(a, pod, p);
-      ADD_FAILURE() << "no error for " << key;
-    } catch (const InputError& e) {
-      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
-    }
-  };
-  expect_error(ring, [](int64_t) { return ".region s addr=0 dtype=int8 shape=64 role=data init=zero\nsend dim=1 dir=plus src=0 dst=0 bytes=64\nhalt\n"; },
-               "dim");
-  arch::PodConfig mesh = make_pod("[mesh]", "[4]", 2);
-  expect_error(mesh, [](int64_t) { return ".region s addr=0 dtype=int8 shape=64 role=data init=zero\nsend dim=0 dir=plus src=0 dst=0 bytes=64\nhalt\n"; },
-               "edge of a mesh");
-  expect_error(ring, [](int64_t c) { return collective_program(c, "fp32", c == 2 ? 64 : 32, "all_reduce", "auto"); },
-               "the same collective");
-  expect_error(mesh, [](int64_t c) { return collective_program(c, "fp32", 1 << 20, "all_reduce", "torus"); },
-               "wrap-around");
   // A chip alone cannot send.
   isa::Program p = isa::assemble(".region s addr=0 dtype=int8 shape=64 role=data init=zero\nsend dim=0 dir=plus src=0 dst=0 bytes=64\nhalt\n", "x.tasm");
   sim::ChipOptions o;
   o.functional = false;
   EXPECT_THROW(sim::run_chip(a, p, nullptr, o), InputError);
+  arch::PodConfig ring = make_pod("[ring]", "[4]", 2);
+  expect_pod_error(a, ring, [](int64_t) { return ".region s addr=0 dtype=int8 shape=64 role=data init=zero\nsend dim=1 dir=plus src=0 dst=0 bytes=64\nhalt\n"; },
+                   "dim");
+  arch::PodConfig mesh = make_pod("[mesh]", "[4]", 2);
+  expect_pod_error(a, mesh, [](int64_t) { return ".region s addr=0 dtype=int8 shape=64 role=data init=zero\nsend dim=0 dir=plus src=0 dst=0 bytes=64\nhalt\n"; },
+                   "edge of a mesh");
+  // Receiving from the side of a mesh edge, where there is no neighbour.
+  expect_pod_error(a, make_pod("[mesh]", "[2]", 2), [](int64_t c) {
+    return c == 0 ? std::string(".region g addr=0 dtype=int8 shape=64 role=output\nrecv dim=0 dir=minus dst=0 bytes=64\nhalt\n")
+                  : std::string("halt\n");
+  }, "edge of a mesh");
+}
+
+// Found while the pod runs: the run ends and the error is raised after it.
+TEST(PodSim, ErrorsFoundWhileRunningEndTheRun) {
+#if defined(__SANITIZE_ADDRESS__)
+  // Throwing after SystemC's coroutines have run in the process trips AddressSanitizer's
+  // stack bookkeeping (it cannot see the coroutine stack switches: google/sanitizers#189),
+  // a false report; the plain build runs this test.
+  GTEST_SKIP() << "exceptions after SystemC coroutines are a known AddressSanitizer false positive";
+#endif
+  arch::ArchConfig a = v4();
+  arch::PodConfig ring = make_pod("[ring]", "[4]", 2);
+  expect_pod_error(a, ring, [](int64_t c) { return collective_program(c, "fp32", c == 2 ? 64 : 32, "all_reduce", "auto"); },
+                   "the same collective");
+  expect_pod_error(a, make_pod("[mesh]", "[4]", 2),
+                   [](int64_t c) { return collective_program(c, "fp32", 1 << 20, "all_reduce", "torus"); }, "wrap-around");
 }
 
 TEST(PodSim, ARecvWithoutASendIsReportedByTheWatchdog) {
@@ -535,12 +554,6 @@ TEST(PodSim, ARecvNamesTheNeighbourTheDataComesFromAlsoAtAMeshEdge) {
   isa::Interpreter fresh(a, p.programs[0], "fresh");
   fresh.init_regions();
   EXPECT_EQ(p.states[1]->read_region("g").data, fresh.read_region("s").data);
-  // Receiving from the side with no neighbour is an error before anything runs.
-  PodPrograms bad = make_programs(a, 2, [](int64_t c) {
-    return c == 0 ? std::string(".region g addr=0 dtype=int8 shape=64 role=output\nrecv dim=0 dir=minus dst=0 bytes=64\nhalt\n")
-                  : std::string("halt\n");
-  });
-  EXPECT_THROW(run_detailed(a, mesh, bad), InputError);
 }
 
 }  // namespace
