@@ -15,7 +15,9 @@
 
 #include "arch/arch_config.h"
 #include "arch/error.h"
+#include "arch/pod_config.h"
 #include "compiler/compiler.h"
+#include "compiler/parallel.h"
 #include "compiler/reference.h"
 #include "compiler/training.h"
 #include "isa/assembler.h"
@@ -25,8 +27,6 @@
 #include "sim/chip/report.h"
 #include "sim/cli/commands.h"
 #include "sim/pod/pod_sim.h"
-#include "compiler/parallel.h"
-#include "arch/pod_config.h"
 
 namespace tpu::cli {
 
