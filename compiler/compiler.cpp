@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "isa/interpreter.h"
@@ -105,6 +106,51 @@ class OffChipAllocator {
   uint64_t perm_next_ = 0, act_low_ = 0, host_next_ = 0;
 };
 
+/// Activation tensors kept in the unified buffer between layers (docs/compiler.md): a reserved
+/// range of the UB, first fit, each tensor freed after its last reader.
+class UbResident {
+ public:
+  void reset(uint64_t lo, uint64_t hi) {
+    free_.clear();
+    used_.clear();
+    if (hi > lo) free_[lo] = hi - lo;
+  }
+  std::optional<uint64_t> alloc(uint64_t bytes) {
+    bytes = align_up(std::max<uint64_t>(bytes, 1));
+    for (auto it = free_.begin(); it != free_.end(); ++it) {
+      if (it->second < bytes) continue;
+      uint64_t addr = it->first, left = it->second - bytes;
+      free_.erase(it);
+      if (left) free_[addr + bytes] = left;
+      used_[addr] = bytes;
+      return addr;
+    }
+    return std::nullopt;
+  }
+  void release(uint64_t addr) {
+    auto u = used_.find(addr);
+    if (u == used_.end()) return;
+    uint64_t len = u->second;
+    used_.erase(u);
+    auto next = free_.lower_bound(addr);
+    if (next != free_.end() && next->first == addr + len) {
+      len += next->second;
+      next = free_.erase(next);
+    }
+    if (next != free_.begin()) {
+      auto prev = std::prev(next);
+      if (prev->first + prev->second == addr) {
+        prev->second += len;
+        return;
+      }
+    }
+    free_[addr] = len;
+  }
+
+ private:
+  std::map<uint64_t, uint64_t> free_, used_;
+};
+
 /// One matrix pass of a job: a weight tile and where its inputs start.
 struct PassDesc {
   int64_t wrow = 0, wcol = 0;  ///< tile origin in the weight matrix
@@ -147,7 +193,9 @@ class Lowering {
            int64_t img0, int64_t img1, bool reuse)
       : a_(a), w_(w), opt_(o), dt_(dt), eb_(isa::mat_bytes(static_cast<int>(dt))),
         mem_(static_cast<uint64_t>(a.memory.kind == arch::MemoryKind::kNone ? 0 : a.memory.bytes)),
-        img0_(img0), img1_(img1), reuse_(reuse) {}
+        img0_(img0), img1_(img1), reuse_(reuse) {
+    ub_work_ = static_cast<uint64_t>(a.unified_buffer.bytes);
+  }
 
   Compiled run();
 
@@ -192,7 +240,7 @@ class Lowering {
   /// when `half` (so a layer's loads need not wait for the previous layer's last reads);
   /// a layer that needs more takes the whole buffer.
   void ub_begin(bool half) {
-    uint64_t U = static_cast<uint64_t>(a_.unified_buffer.bytes);
+    uint64_t U = ub_work_;
     uint64_t h = U / 2 / kAlign * kAlign;
     ub_base_ = half && ub_upper_ ? h : 0;
     ub_end_ = half ? ub_base_ + h : U;
@@ -222,6 +270,7 @@ class Lowering {
   void lower_pool(const Op& op);
   void lower_rowop(const Op& op);
   void lower_concat(const Op& op);
+  void plan_resident(const std::map<std::string, std::string>& root);
   void lower_copy(const Op& op);
   void lower_slice(const Op& op);
   void emit_collective(const Op& op, const Tensor& t, isa::CollOp kind);
@@ -245,6 +294,9 @@ class Lowering {
   std::map<std::size_t, std::vector<std::string>> dies_at_;  ///< op index -> tensors last read there
   std::set<std::string> pinned_;  ///< inputs and outputs: never freed
   uint64_t ub_next_ = 0, ub_base_ = 0, ub_end_ = 0;
+  uint64_t ub_work_ = 0;          ///< UB bytes for layers' buffers: [0, ub_work_)
+  UbResident resident_;           ///< [ub_work_, UB size): activations kept on chip
+  std::set<std::string> resident_ok_;  ///< tensors that may live in the UB
   bool ub_upper_ = false;  ///< the next layer starts in the upper half
   int layer_ = -1;
   int op_index_ = 0;  ///< the workload op being lowered (for errors)
@@ -403,6 +455,9 @@ void Lowering::define_output(const Op& op) {
     t.space = out_.program.regions.back().space;
     pinned_.insert(op.name);
     out_.outputs.emplace_back(op.name, op.name);
+  } else if (auto at = resident_ok_.count(op.name) ? resident_.alloc(t.bytes) : std::nullopt) {
+    t.space = isa::Space::kUb;
+    t.addr = *at;
   } else {
     auto [sp, addr] = mem_.activation(t.bytes);
     t.space = sp;
@@ -418,7 +473,11 @@ void Lowering::release_dead(std::size_t i) {
   for (const auto& name : d->second) {
     auto t = tensors_.find(name);
     if (t == tensors_.end() || t->second.root != name || pinned_.count(name)) continue;
-    mem_.release(t->second.space, t->second.addr);
+    if (t->second.space == isa::Space::kUb) {
+      resident_.release(t->second.addr);
+    } else {
+      mem_.release(t->second.space, t->second.addr);
+    }
   }
 }
 
@@ -1038,7 +1097,7 @@ void Lowering::lower_elementwise(const Op& op) {
   const int64_t p_base = img0_ * s.pixels();  // this core's first pixel
   bool binary = op.kind == OpKind::kAdd || op.kind == OpKind::kMul;
   isa::Activation f = binary ? op.activation : activation_of(op.kind);
-  ub_begin(static_cast<uint64_t>(a_.unified_buffer.bytes) / 2 >=
+  ub_begin(ub_work_ / 2 >=
            static_cast<uint64_t>(s.c * eb_) * 4 + 8 * kAlign + 256);
   uint64_t lut = dt_ == isa::MatType::kInt8 && f != isa::Activation::kNone && f != isa::Activation::kRelu
                      ? lut_for(op, f) : 0;
@@ -1094,7 +1153,7 @@ void Lowering::lower_rowop(const Op& op) {
     block.insert(block.end(), gamma.begin(), gamma.end());
     block.insert(block.end(), beta.begin(), beta.end());
   }
-  ub_begin(static_cast<uint64_t>(a_.unified_buffer.bytes) / 2 >=
+  ub_begin(ub_work_ / 2 >=
            block.size() * 4 + static_cast<uint64_t>(cols * eb_) * 2 + 4 * kAlign);
   uint64_t params_ub = 0;
   if (!block.empty()) {
@@ -1139,7 +1198,7 @@ void Lowering::lower_pool(const Op& op) {
   const Tensor& y = tensor(op.name);
   int64_t in_row = xs.w * xs.c * eb_, out_row = ys.w * ys.c * eb_;
   auto rows_in = [&](int64_t on) { return std::min<int64_t>(xs.h, (on - 1) * op.sh + op.kh); };
-  ub_begin(static_cast<uint64_t>(a_.unified_buffer.bytes) / 2 >=
+  ub_begin(ub_work_ / 2 >=
            2 * (align_up(static_cast<uint64_t>(rows_in(1) * in_row)) + align_up(static_cast<uint64_t>(out_row))));
   uint64_t U = ub_end_ - ub_base_;
   int64_t lo = 0, hi = ys.h;
@@ -1290,6 +1349,47 @@ void Lowering::lower_copy(const Op& op) {
 
 // ---------------------------------------------------------------------------------------
 
+// Activations in the UB: with one core (the liveness above only holds then) and
+// CompileOptions::ub_activations, intermediate tensors are placed in a range reserved at the
+// top of the UB, sized by a pass over the ops to the peak of live intermediates and at most
+// half the buffer; what does not fit goes off chip. Tensors a collective or a two-input
+// matmul's streamed operand reads stay off chip (those read off-chip memory directly).
+void Lowering::plan_resident(const std::map<std::string, std::string>& root) {
+  if (!reuse_ || !opt_.ub_activations) return;
+  std::set<std::string> offchip;
+  for (const Op& op : w_.ops) {
+    if (op.kind == OpKind::kAllReduce || op.kind == OpKind::kAllGather) {
+      for (const auto& n : op.inputs) offchip.insert(root.at(n));
+      offchip.insert(op.name);
+    }
+    if (op.kind == OpKind::kMatmul && op.inputs.size() == 2) offchip.insert(root.at(op.inputs[1]));
+  }
+  uint64_t live = 0, peak = 0;
+  std::map<std::string, uint64_t> counted;
+  for (std::size_t i = 0; i < w_.ops.size(); ++i) {
+    const Op& op = w_.ops[i];
+    bool alias = op.kind == OpKind::kReshape || op.kind == OpKind::kAllReduce;
+    bool output = std::find(w_.outputs.begin(), w_.outputs.end(), op.name) != w_.outputs.end();
+    if (!alias && !output && !offchip.count(op.name)) {
+      uint64_t bytes = align_up(static_cast<uint64_t>(op.out.elements() * out_.batch * eb_));
+      resident_ok_.insert(op.name);
+      counted[op.name] = bytes;
+      live += bytes;
+      peak = std::max(peak, live);
+    }
+    auto d = dies_at_.find(i);
+    if (d == dies_at_.end()) continue;
+    for (const auto& n : d->second) {
+      auto c = counted.find(n);
+      if (c != counted.end()) live -= c->second;
+    }
+  }
+  uint64_t U = static_cast<uint64_t>(a_.unified_buffer.bytes);
+  uint64_t reserve = std::min(align_up(peak), U / 2 / kAlign * kAlign);
+  ub_work_ = U - reserve;
+  resident_.reset(ub_work_, U);
+}
+
 Compiled Lowering::run() {
   out_.dtype = dt_;
   out_.batch = w_.batch;
@@ -1306,6 +1406,7 @@ Compiled Lowering::run() {
     root[op.name] = alias ? root.at(op.inputs[0]) : op.name;
   }
   for (const auto& [name, i] : last_use_) dies_at_[i].push_back(name);
+  plan_resident(root);
   for (const auto& in : w_.inputs) {
     isa::Region r = input_region(w_, in, dt_, out_.batch);
     Tensor t;
@@ -1502,8 +1603,17 @@ Compiled compile(const arch::ArchConfig& arch, const Workload& workload, const C
   Compiled out;
   for (int64_t c = 0; c < cores; ++c) {
     int64_t b0 = w.batch * c / cores, b1 = w.batch * (c + 1) / cores;
-    Lowering l(arch, w, opt, dt, b0, b1, cores == 1);
-    Compiled one = l.run();
+    Compiled one;
+    try {
+      one = Lowering(arch, w, opt, dt, b0, b1, cores == 1).run();
+    } catch (const InputError&) {
+      // A layer that needs the part of the UB reserved for resident activations: compile
+      // with every activation off chip (an error then is the workload's own).
+      if (!opt.ub_activations || cores != 1) throw;
+      CompileOptions off = opt;
+      off.ub_activations = false;
+      one = Lowering(arch, w, off, dt, b0, b1, true).run();
+    }
     if (c == 0) {
       out = std::move(one);
       out.core_programs.push_back(out.program);

@@ -24,6 +24,9 @@ struct CompileOptions {
   std::optional<isa::MatType> dtype;  ///< overrides the workload's dtype
   std::optional<int64_t> batch;       ///< overrides the workload's batch
   bool fusion = true;                 ///< fuse bias/activation/elementwise into the matrix op
+  /// Keep intermediate activations in the unified buffer between layers when they fit
+  /// (one core only; docs/compiler.md). Off: every activation goes through off-chip memory.
+  bool ub_activations = true;
   /// Bound on each core's program (an InputError names the layer that passes it).
   std::size_t max_instructions = kMaxCompiledInstructions;
   /// Pod dimensions (bit d: dimension d) of the data- and tensor-parallel groups that

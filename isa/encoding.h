@@ -12,7 +12,7 @@
 namespace tpu::isa {
 
 inline constexpr char kBinaryMagic[4] = {'T', 'P', 'U', 'B'};
-inline constexpr uint16_t kBinaryVersion = 2;
+inline constexpr uint16_t kBinaryVersion = 3;
 
 /// Packs one instruction into its 32-byte word. Throws std::out_of_range when a value does
 /// not fit its field (the assembler and verifier check this first, naming the line).

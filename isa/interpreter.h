@@ -106,7 +106,7 @@ class Interpreter {
 
   [[noreturn]] void fail(const std::string& field, const std::string& expected,
                          const std::string& found) const;
-  SparseMemory& space(Space s) { return s == Space::kHost ? offchip_->host : offchip_->mem; }
+  SparseMemory& space(Space s) { return s == Space::kUb ? ub_ : s == Space::kHost ? offchip_->host : offchip_->mem; }
   std::vector<uint8_t> read(const SparseMemory& m, uint64_t addr, uint64_t len,
                             const char* field) const;
   void execute(const Instruction& in);

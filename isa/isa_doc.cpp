@@ -88,12 +88,12 @@ bit patterns (NaN, infinity and bf16 subnormals print this way). `init=random` f
 `tpusim disasm` prints the canonical form:
 `asm -> binary -> disasm -> asm` reproduces the binary exactly.
 
-## Binary format (version 2, little-endian)
+## Binary format (version 3, little-endian)
 
 | bytes | content |
 |---|---|
 | 4 | magic `TPUB` |
-| 2 | format version (2) |
+| 2 | format version (3; 3 widened the DMA space field for `ub`) |
 | 2 | reserved, 0 |
 | 4 | ISA hash: FNV-1a of this table; a binary from another instruction set is refused |
 | 8 | architecture fingerprint (0: any) |

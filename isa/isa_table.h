@@ -39,8 +39,10 @@ inline constexpr uint64_t rowop_params_bytes(RowOpKind kind, bool int8, uint64_t
 inline constexpr uint64_t kRowOpMaxElements = uint64_t{1} << 28;
 
 /// Memories a DMA reads or writes besides the unified buffer.
-enum class Space : uint8_t { kMem, kHost };
-inline constexpr const char* kSpaceNames[] = {"mem", "host"};
+enum class Space : uint8_t { kMem, kHost, kUb };
+/// DMA spaces; regions are placed in the first two only. `ub`: a copy within the unified
+/// buffer (activations kept on chip between layers).
+inline constexpr const char* kSpaceNames[] = {"mem", "host", "ub"};
 
 /// Where load_weights reads a tile from.
 enum class WeightSource : uint8_t { kMem, kUb };
@@ -118,7 +120,7 @@ enum class FieldKind : uint8_t {
 // F(opcode, field, kind, bits, default ("" = required), names, description)
 #define TPU_ISA_FIELDS(F)                                                                      \
   F(Sync, units, kMask, 4, "", kSyncUnitNames, "Units to wait for (dma|mxu|vector|ici).")          \
-  F(DmaLoad, space, kEnum, 1, "mem", kSpaceNames, "Source memory.")                            \
+  F(DmaLoad, space, kEnum, 2, "mem", kSpaceNames, "Source memory (ub: copy within the UB).")    \
   F(DmaLoad, src, kUnsigned, 40, "", nullptr, "Source byte address.")                          \
   F(DmaLoad, ub, kUnsigned, 32, "", nullptr, "Destination unified-buffer byte address.")       \
   F(DmaLoad, rows, kUnsigned, 20, "1", nullptr, "Rows to copy.")                               \
@@ -127,7 +129,7 @@ enum class FieldKind : uint8_t {
     "Bytes between source rows (0: row_bytes, contiguous).")                                   \
   F(DmaLoad, ub_stride, kUnsigned, 24, "0", nullptr,                                           \
     "Bytes between destination rows (0: row_bytes).")                                          \
-  F(DmaStore, space, kEnum, 1, "mem", kSpaceNames, "Destination memory.")                      \
+  F(DmaStore, space, kEnum, 2, "mem", kSpaceNames, "Destination memory (ub: copy within the UB).") \
   F(DmaStore, dst, kUnsigned, 40, "", nullptr, "Destination byte address.")                    \
   F(DmaStore, ub, kUnsigned, 32, "", nullptr, "Source unified-buffer byte address.")           \
   F(DmaStore, rows, kUnsigned, 20, "1", nullptr, "Rows to copy.")                              \

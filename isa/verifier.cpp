@@ -48,6 +48,7 @@ class Verifier {
   }
 
   uint64_t space_size(Space s) const {
+    if (s == Space::kUb) return ub_size();
     return s == Space::kHost ? (uint64_t{1} << 40) : static_cast<uint64_t>(a_.memory.bytes);
   }
 
@@ -133,7 +134,7 @@ class Verifier {
         uint64_t rb = in.get(Fid::kDmaLoad_row_bytes);
         uint64_t ss = in.get(Fid::kDmaLoad_src_stride), us = in.get(Fid::kDmaLoad_ub_stride);
         range("src", in.get(Fid::kDmaLoad_src), in.get(Fid::kDmaLoad_rows), ss ? ss : rb, rb,
-              space_size(s), kSpaceNames[static_cast<int>(s)]);
+              space_size(s), s == Space::kUb ? "unified buffer" : kSpaceNames[static_cast<int>(s)]);
         range("ub", in.get(Fid::kDmaLoad_ub), in.get(Fid::kDmaLoad_rows), us ? us : rb, rb,
               ub_size(), "unified buffer");
         return;
@@ -146,7 +147,7 @@ class Verifier {
         uint64_t rb = in.get(Fid::kDmaStore_row_bytes);
         uint64_t ds = in.get(Fid::kDmaStore_dst_stride), us = in.get(Fid::kDmaStore_ub_stride);
         range("dst", in.get(Fid::kDmaStore_dst), in.get(Fid::kDmaStore_rows), ds ? ds : rb, rb,
-              space_size(s), kSpaceNames[static_cast<int>(s)]);
+              space_size(s), s == Space::kUb ? "unified buffer" : kSpaceNames[static_cast<int>(s)]);
         range("ub", in.get(Fid::kDmaStore_ub), in.get(Fid::kDmaStore_rows), us ? us : rb, rb,
               ub_size(), "unified buffer");
         return;

@@ -100,8 +100,7 @@ void Dma::act_thread() {
     bool load = in.op == Opcode::kDmaLoad;
     uint64_t rows = in.get(load ? Fid::kDmaLoad_rows : Fid::kDmaStore_rows);
     uint64_t bytes = rows * in.get(load ? Fid::kDmaLoad_row_bytes : Fid::kDmaStore_row_bytes);
-    bool host = in.get(load ? Fid::kDmaLoad_space : Fid::kDmaStore_space) ==
-                static_cast<int>(isa::Space::kHost);
+    const auto space = static_cast<isa::Space>(in.get(load ? Fid::kDmaLoad_space : Fid::kDmaStore_space));
     uint64_t addr = in.get(load ? Fid::kDmaLoad_src : Fid::kDmaStore_dst);
     uint64_t ub_addr = in.get(load ? Fid::kDmaLoad_ub : Fid::kDmaStore_ub);
     Transfer u = core_.ub.access(t, ub_addr, bytes, load);
@@ -118,12 +117,13 @@ void Dma::act_thread() {
       act_account_.end(ticket, done);
     };
     if (core_.functional) core_.functional->execute_at(op->index);
-    if (load) {
-      for (const Access& a : op->accesses) {
-        if (a.write) core_.ub.note_written(a.lo, a.hi);
-      }
+    for (const Access& a : op->accesses) {
+      if (a.write && a.space == Access::kUb) core_.ub.note_written(a.lo, a.hi);
     }
-    if (host) {
+    if (space == isa::Space::kUb) {
+      // A copy within the UB: the other side is a second UB port access.
+      finish(core_.ub.access(t, addr, bytes, !load));
+    } else if (space == isa::Space::kHost) {
       finish(ctx_.host->transfer(t, bytes, !load));
     } else {
       ctx_.hbm->transfer(act_requester_, addr, bytes, !load, finish);

@@ -24,7 +24,9 @@ Access range(Access::Space s, uint64_t lo, uint64_t bytes, bool write, int mxu =
   return a;
 }
 
-Access::Space offchip(int64_t space) { return space == 0 ? Access::kMem : Access::kHost; }
+Access::Space offchip(int64_t space) {
+  return space == 0 ? Access::kMem : space == 1 ? Access::kHost : Access::kUb;
+}
 
 }  // namespace
 

@@ -52,6 +52,7 @@ struct CompileCmdOptions {
   int64_t batch = -1;  ///< -1: the workload's
   std::string mode = "inference";  ///< inference|training (compiler/training.h)
   bool no_fusion = false;
+  bool no_ub_activations = false;  ///< every activation through off-chip memory
   bool explain = false;
 };
 int run_compile(const CompileCmdOptions& o);
@@ -62,6 +63,7 @@ struct RunOptions {
   int64_t batch = -1;  ///< -1: the workload's
   std::string mode = "inference";  ///< inference|training (compiler/training.h)
   bool no_fusion = false;
+  bool no_ub_activations = false;  ///< every activation through off-chip memory
   bool no_functional = false;
   bool ideal_memory = false;
   bool trace = false;

@@ -71,6 +71,8 @@ int main(int argc, char** argv) {
   r->add_flag("--no-functional", rn.no_functional, "Simulate time only; no data moves");
   r->add_flag("--ideal-memory", rn.ideal_memory, "Off-chip memory and host link infinitely fast");
   r->add_flag("--no-fusion", rn.no_fusion, "Do not fuse activations/elementwise ops into matrix ops");
+  r->add_flag("--no-ub-activations", rn.no_ub_activations,
+              "Keep no activations in the unified buffer between layers (all through off-chip memory)");
   r->add_flag("--check", rn.check, "Compare outputs bit for bit with the reference network evaluator (exit 1 if they differ)");
   r->add_flag("--trace", rn.trace, "Write timeline.json (Chrome/Perfetto trace events)");
   r->add_flag("--vcd", rn.vcd, "Write waves.vcd (unit activity)");
@@ -102,6 +104,8 @@ int main(int argc, char** argv) {
   cm->add_option("--mode", cc.mode, "inference|training");
   cm->add_option("--set", cc.sets, "Architecture override (repeatable)")->allow_extra_args(false);
   cm->add_flag("--no-fusion", cc.no_fusion, "Do not fuse activations/elementwise ops into matrix ops");
+  cm->add_flag("--no-ub-activations", cc.no_ub_activations,
+               "Keep no activations in the unified buffer between layers (all through off-chip memory)");
   cm->add_flag("--explain", cc.explain, "Print each layer's tiling, loop order and traffic estimate");
 
   CollectiveOptions co;

@@ -61,7 +61,7 @@ compiler::Workload load_seeded(const std::string& workload, int64_t seed) {
 
 compiler::Compiled compile_from(const arch::ArchConfig& a, const std::string& workload,
                                 const std::string& dtype, int64_t batch, bool no_fusion,
-                                const std::string& mode, int64_t seed = -1) {
+                                const std::string& mode, int64_t seed = -1, bool no_ub_activations = false) {
   bool training = parse_training(mode);
   compiler::Workload w = load_seeded(workload, seed);
   compiler::CompileOptions opt;
@@ -74,6 +74,7 @@ compiler::Compiled compile_from(const arch::ArchConfig& a, const std::string& wo
     opt.batch = batch;
   }
   opt.fusion = !no_fusion;
+  opt.ub_activations = !no_ub_activations;
   if (training) {
     // The training step is a workload of its own, built for the batch it runs at.
     w = compiler::training_step(w, opt.batch.value_or(w.batch), compiler::TrainOptions{});
@@ -99,8 +100,10 @@ int64_t offchip_bytes(const isa::Instruction& in) {
   using isa::Fid;
   switch (in.op) {
     case isa::Opcode::kDmaLoad:
+      if (in.get(Fid::kDmaLoad_space) == static_cast<int>(isa::Space::kUb)) return 0;
       return in.get(Fid::kDmaLoad_rows) * in.get(Fid::kDmaLoad_row_bytes);
     case isa::Opcode::kDmaStore:
+      if (in.get(Fid::kDmaStore_space) == static_cast<int>(isa::Space::kUb)) return 0;
       return in.get(Fid::kDmaStore_rows) * in.get(Fid::kDmaStore_row_bytes);
     case isa::Opcode::kLoadWeights:
       return in.get(Fid::kLoadWeights_space) == static_cast<int>(isa::WeightSource::kMem)
@@ -215,6 +218,7 @@ std::vector<LayerRow> fill_report(nlohmann::json& report, const arch::ArchConfig
                         {"batch", c.batch},
                         {"mode", o.mode},
                         {"fusion", !o.no_fusion},
+                        {"ub_activations", !o.no_ub_activations},
                         {"ideal_memory", o.ideal_memory},
                         {"instructions", c.program.code.size()},
                         {"cores_used", c.core_programs.size()}};
@@ -269,7 +273,7 @@ std::vector<LayerRow> fill_report(nlohmann::json& report, const arch::ArchConfig
 
 int run_compile(const CompileCmdOptions& o) {
   arch::ArchConfig a = arch::load_arch(o.arch, o.sets);
-  compiler::Compiled c = compile_from(a, o.workload, o.dtype, o.batch, o.no_fusion, o.mode);
+  compiler::Compiled c = compile_from(a, o.workload, o.dtype, o.batch, o.no_fusion, o.mode, -1, o.no_ub_activations);
   std::string text = isa::disassemble(c.program);
   if (!o.output.empty()) {
     if (o.output.size() > 5 && o.output.substr(o.output.size() - 5) == ".tbin") {
@@ -423,6 +427,7 @@ static int run_pod_mode(const RunOptions& o, const arch::ArchConfig& a) {
     compiler::CompileOptions opt;
     opt.dtype = parse_dtype(o.dtype);
     opt.fusion = !o.no_fusion;
+    opt.ub_activations = !o.no_ub_activations;
     opt.comm_masks = {pp.data_mask, pp.tensor_mask};
     return compiler::compile(a, w, opt);
   };
@@ -588,7 +593,7 @@ static int run_pod_mode(const RunOptions& o, const arch::ArchConfig& a) {
 int run_run(const RunOptions& o) {
   arch::ArchConfig a = load_arch_for_run(o.arch, o.sets, o.ideal_memory);
   if (!o.pod.empty()) return run_pod_mode(o, a);
-  compiler::Compiled c = compile_from(a, o.workload, o.dtype, o.batch, o.no_fusion, o.mode, o.seed);
+  compiler::Compiled c = compile_from(a, o.workload, o.dtype, o.batch, o.no_fusion, o.mode, o.seed, o.no_ub_activations);
   std::string dir = o.out_dir.empty() ? "runs/" + c.workload.name : o.out_dir;
   std::error_code ec;
   fs::create_directories(dir, ec);

@@ -240,6 +240,31 @@ TEST(Chip, HbmBoundCopyReachesTheConfiguredBandwidth) {
   EXPECT_LE(achieved, a.derived.memory_bytes_per_cycle * 1.0000001);
 }
 
+// A copy within the UB (space=ub) uses two UB ports, one reading and one writing, for
+// bytes / port width cycles each, and never touches off-chip memory.
+TEST(Chip, CopyWithinTheUnifiedBufferTakesItsPortTimeAndNoMemory) {
+  arch::ArchConfig a = one_mxu("tpu_v1");
+  const int64_t bytes = 1 << 20;
+  isa::Program p = isa::assemble(fmt::format(".region x addr=0 dtype=int8 shape={0} role=input init=zero\n"
+                                             "    dma_load src=x ub=0 row_bytes={0}\n"
+                                             "    sync units=dma\n"
+                                             "    dma_load space=ub src=0 ub={0} row_bytes={0}\n",
+                                             bytes),
+                                 "ubcopy.tasm");
+  ChipOptions opt;
+  opt.functional = false;
+  opt.record_instructions = true;
+  ChipResult r = run_chip(a, p, nullptr, opt);
+  int64_t port = a.unified_buffer.port_bytes_per_cycle;
+  EXPECT_EQ(r.counters.at("chip.hbm.read_bytes"), bytes);  // the first load only
+  EXPECT_EQ(r.counters.at("chip.core0.ub.read_bytes"), bytes);
+  EXPECT_EQ(r.counters.at("chip.core0.ub.write_bytes"), 2 * bytes);
+  const auto& t = r.instructions.at(0);
+  int64_t copy = t.at(2).done - t.at(2).issue;
+  EXPECT_GE(copy, bytes / port);
+  EXPECT_LE(copy, bytes / port + 8) << "issue " << t.at(2).issue << " done " << t.at(2).done;
+}
+
 // Start cycle of the span named `name` in a timeline.json (spans are in microseconds).
 int64_t span_start(const ChipResult& r, const std::string& name, double clock_mhz) {
   nlohmann::json tl = nlohmann::json::parse(r.timeline_json);

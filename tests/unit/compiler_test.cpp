@@ -152,6 +152,48 @@ TEST(Compiler, FusionChangesTrafficNotBits) {
   EXPECT_LT(fused.layers.size(), unfused.layers.size());
 }
 
+// Activations kept in the UB between layers (one core): the same bits as with every
+// activation off chip, fewer off-chip bytes, and the copies stay within the UB's top part
+// (the working buffers below it). Two cores keep them off chip.
+TEST(Compiler, ResidentActivationsMoveTrafficOnChipNotBits) {
+  Workload w = reduced("resnet50.yaml", 32);
+  arch::ArchConfig a = preset("tpu_v1");
+  struct Bytes {
+    int64_t offchip = 0, ub = 0;
+    uint64_t ub_low = UINT64_MAX;
+  };
+  auto bytes = [](const isa::Program& p) {
+    Bytes b;
+    for (const auto& in : p.code) {
+      bool load = in.op == isa::Opcode::kDmaLoad;
+      if (!load && in.op != isa::Opcode::kDmaStore) continue;
+      int64_t n = in.get(load ? isa::Fid::kDmaLoad_rows : isa::Fid::kDmaStore_rows) *
+                  in.get(load ? isa::Fid::kDmaLoad_row_bytes : isa::Fid::kDmaStore_row_bytes);
+      if (in.get(load ? isa::Fid::kDmaLoad_space : isa::Fid::kDmaStore_space) == static_cast<int>(isa::Space::kUb)) {
+        b.ub += n;
+        b.ub_low = std::min<uint64_t>(b.ub_low, in.get(load ? isa::Fid::kDmaLoad_src : isa::Fid::kDmaStore_dst));
+      } else {
+        b.offchip += n;
+      }
+    }
+    return b;
+  };
+  CompileOptions off;
+  off.ub_activations = false;
+  Bytes on_chip = bytes(expect_golden(a, w).program);
+  Bytes off_chip = bytes(expect_golden(a, w, off).program);
+  EXPECT_EQ(off_chip.ub, 0);
+  EXPECT_GT(on_chip.ub, 0);
+  EXPECT_LT(on_chip.offchip, off_chip.offchip);
+  EXPECT_GE(on_chip.ub_low, static_cast<uint64_t>(a.unified_buffer.bytes) / 2);
+  // TPU v4 at batch 2 splits the batch over its two cores: nothing stays on chip.
+  Workload w2 = w;
+  w2.batch = 2;
+  Compiled two = expect_golden(preset("tpu_v4"), w2);
+  ASSERT_EQ(two.core_programs.size(), 2u);
+  for (const auto& p : two.core_programs) EXPECT_EQ(bytes(p).ub, 0);
+}
+
 TEST(Compiler, EveryPresetCompilesEveryBundledWorkload) {
   for (const char* p : {"tpu_v1", "tpu_v2", "tpu_v3", "tpu_v4", "tpu_v5e", "edgetpu"}) {
     arch::ArchConfig a = preset(p);

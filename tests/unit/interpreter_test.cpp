@@ -361,6 +361,30 @@ TEST(Interpreter, RowOpInt8ParametersAreCheckedWhenRun) {
   EXPECT_NE(e.found().find("in_zp 1.5"), std::string::npos) << e.what();
 }
 
+// space=ub: a strided copy within the UB (activations kept on chip between layers), in
+// both directions, moves exactly the bytes a load from and a store to memory would.
+TEST(Interpreter, CopiesWithinTheUnifiedBufferMoveTheSameBytes) {
+  const char* prog = R"(
+.region a addr=0 dtype=int8 shape=8x16 role=input init=random seed=5
+.region o addr=0x100 dtype=int8 shape=8x16 role=output
+.region p addr=0x200 dtype=int8 shape=4x16 role=output
+    dma_load src=a ub=0 row_bytes=a_bytes
+    dma_load space=ub src=0 ub=0x1000 rows=8 row_bytes=16 ub_stride=64
+    dma_store space=ub dst=0x2000 ub=0x1000 rows=4 row_bytes=16 dst_stride=16 ub_stride=128
+    dma_store dst=o ub=0x1000 rows=8 row_bytes=16 ub_stride=64
+    dma_store dst=p ub=0x2000 row_bytes=p_bytes
+)";
+  Interpreter it(small_arch(), assemble(prog, "ubcopy.tasm"), "ubcopy.tasm");
+  it.run();
+  auto a = Interpreter::random_fill(it.program().regions[0], {}).data;
+  EXPECT_EQ(it.read_region("o").data, a);
+  auto p = it.read_region("p").data;
+  ASSERT_EQ(p.size(), 64u);
+  for (int r = 0; r < 4; ++r) {
+    for (int c = 0; c < 16; ++c) EXPECT_EQ(p[r * 16 + c], a[(2 * r) * 16 + c]) << r << " " << c;
+  }
+}
+
 TEST(Interpreter, RunsAreDeterministic) {
   std::string prog = R"(
 .region a addr=0 dtype=bf16 shape=8x8 role=input init=random seed=1
@@ -419,6 +443,8 @@ TEST(Interpreter, BadProgramsAreRejectedWithTheInstructionAndReason) {
        "instruction 1 (matmul) acc", "510"},
       {"UB out of range", "dma_load src=a ub=0xFFFF0 rows=1 row_bytes=65536\n",
        "instruction 0 (dma_load) ub", "ending at byte"},
+      {"UB copy source out of range", "dma_load space=ub src=0xFFFF0 ub=0 rows=1 row_bytes=64\n",
+       "instruction 0 (dma_load) src", "ending at byte"},
       {"mxu out of range", "load_weights src=a k=8 n=8 dtype=int8 mxu=2\n",
        "instruction 0 (load_weights) mxu", "2"},
       {"output never written", "nop\n", "region o", "never written"},
