@@ -82,6 +82,7 @@ int run_run(const RunOptions& o);
 struct CollectiveOptions {
   std::string pod, op = "all-reduce", bytes = "1GiB", algorithm = "auto";
   std::vector<std::string> sets;
+  bool json = false;  ///< print one JSON object instead of the table
 };
 int run_collective(const CollectiveOptions& o);
 

@@ -111,10 +111,13 @@ int main(int argc, char** argv) {
   CollectiveOptions co;
   auto* cl = app.add_subcommand("collective", "Time a collective on a pod's interconnect");
   cl->add_option("--pod", co.pod, "Pod YAML")->required()->check(CLI::ExistingFile);
-  cl->add_option("--op", co.op, "all-reduce|reduce-scatter|all-gather|all-to-all|broadcast");
+  cl->add_option("--op", co.op,
+                 "all-reduce|reduce-scatter|all-gather|all-to-all|broadcast, or bisection (every chip to the "
+                 "chip half way round the pod's narrowest cut)");
   cl->add_option("--bytes", co.bytes, "Buffer per chip, e.g. 1GiB, 64MiB, 4096 (default 1GiB)");
   cl->add_option("--algorithm", co.algorithm, "auto|ring|bidir-ring|torus|multi-torus|tree");
   cl->add_option("--set", co.sets, "Pod override (repeatable)")->allow_extra_args(false);
+  cl->add_flag("--json", co.json, "Print the figures as one JSON object (full precision, SI units)");
 
   auto* i = app.add_subcommand("isa", "Print the ISA reference");
   bool isa_md = false;

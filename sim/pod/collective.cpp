@@ -402,6 +402,7 @@ CollectiveResult run_collective(const arch::PodConfig& pod, CollectiveOp op, dou
   r.seconds = *std::max_element(ready.begin(), ready.end());
   r.closed_form_seconds = closed_form(pod, op, bytes, r.algorithm);
   r.link_bytes = net.link_bytes();
+  r.injected_bytes = net.injected_bytes();
   r.max_link_busy = net.max_link_busy();
   return r;
 }

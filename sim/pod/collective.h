@@ -84,6 +84,7 @@ struct CollectiveResult {
   Algorithm algorithm = Algorithm::kAuto;  ///< the one used
   double closed_form_seconds = 0;         ///< alpha-beta cost on an idle network
   double link_bytes = 0;                  ///< bytes that crossed links (every hop)
+  double injected_bytes = 0;              ///< bytes that left their source chips (each transfer once)
   double max_link_busy = 0;               ///< seconds the busiest link was busy
 };
 

@@ -101,6 +101,7 @@ double Network::send(int64_t chip, int dim, int dir, int64_t hops, double bytes,
     if (at < 0) throw std::logic_error("pod: a path leaves a mesh dimension");
   }
   link_bytes_ += bytes * static_cast<double>(hops);
+  injected_bytes_ += hops > 0 ? bytes : 0.0;
   for (std::size_t l : path) bytes_[l] += bytes;
   return reserve(next_free_, busy_, path, bytes * seconds_per_byte_, ready, hop_latency(), router_latency());
 }
@@ -124,6 +125,7 @@ double Network::send_to(int64_t from, int64_t to, double bytes, double ready, bo
     }
   }
   link_bytes_ += bytes * static_cast<double>(path.size());
+  injected_bytes_ += bytes;
   for (std::size_t l : path) bytes_[l] += bytes;
   return reserve(next_free_, busy_, path, bytes * seconds_per_byte_, ready, hop_latency(), router_latency());
 }

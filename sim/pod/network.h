@@ -45,6 +45,9 @@ class Network {
   double router_latency() const { return pod_.router_latency_ns * 1e-9; }
   /// Bytes that crossed links in all (every hop counted).
   double link_bytes() const { return link_bytes_; }
+  /// Bytes that left their source chips (each transfer counted once, whatever its hops): the
+  /// bytes the chips injected into the network.
+  double injected_bytes() const { return injected_bytes_; }
   /// Busy seconds of the busiest link.
   double max_link_busy() const;
   int64_t links() const { return static_cast<int64_t>(next_free_.size()); }
@@ -64,6 +67,7 @@ class Network {
   std::vector<std::size_t> path_;   // scratch route of send / send_to
   double seconds_per_byte_ = 0;
   double link_bytes_ = 0;
+  double injected_bytes_ = 0;
 };
 
 }  // namespace tpu::pod
