@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 
 #include "arch/error.h"
 #include "compiler/workload.h"
@@ -41,6 +42,58 @@ TEST(Workloads, BundledMacCountsMatchTheGeneratorAndTheLiterature) {
     double f = 4.0 * s * 768 * 768 + 2.0 * s * s * 768 + 2.0 * s * 768 * 3072;
     EXPECT_EQ(macs("bert_base_" + std::to_string(s) + ".yaml"), f);
   }
+}
+
+// The TPU v1 application proxies (configs/workloads/tpu_v1) against J17 Table 1 as published
+// (table1.yaml): layers by type exactly, the batch exactly, total weights and TPU ops (MACs)
+// per weight byte (int8: one byte per weight) within 3%, counted here from the parsed ops.
+TEST(Workloads, TpuV1ProxiesMatchTable1) {
+  YAML::Node table = YAML::LoadFile(kRoot + "/configs/workloads/tpu_v1/table1.yaml");
+  int checked = 0;
+  for (const auto& app : table) {
+    std::string name = app.first.as<std::string>();
+    const YAML::Node& t = app.second;
+    Workload w = load_workload(kRoot + "/configs/workloads/tpu_v1/" + name + ".yaml");
+    std::map<std::string, int> layers;
+    double weights = 0;
+    for (const Op& op : w.ops) {
+      switch (op.kind) {
+        case OpKind::kConv2d:
+          layers["conv"]++;
+          weights += static_cast<double>(op.kh) * op.kw * (op.in[0].c / op.groups) * op.filters;
+          break;
+        case OpKind::kDepthwise:
+          layers["conv"]++;
+          weights += static_cast<double>(op.kh) * op.kw * op.out.c;
+          break;
+        case OpKind::kFullyConnected:
+        case OpKind::kMatmul:
+          ASSERT_EQ(op.inputs.size(), 1u) << name << " " << op.name;
+          layers["fc"]++;
+          weights += static_cast<double>(op.in[0].c) * op.filters;
+          break;
+        case OpKind::kMaxPool:
+        case OpKind::kAvgPool:
+          layers["pool"]++;
+          break;
+        case OpKind::kConcat:
+        case OpKind::kReshape:
+          break;  // layout, not a layer in J17's counts
+        default:
+          layers["vector"]++;
+          break;
+      }
+    }
+    for (const char* kind : {"fc", "conv", "vector", "pool"}) {
+      EXPECT_EQ(layers[kind], t[kind].as<int>()) << name << " " << kind << " layers";
+    }
+    EXPECT_EQ(w.batch, t["batch"].as<int64_t>()) << name;
+    EXPECT_NEAR(weights / t["weights"].as<double>(), 1.0, 0.03) << name << " weights " << weights;
+    double ops_per_byte = static_cast<double>(w.macs_per_sample()) * static_cast<double>(w.batch) / weights;
+    EXPECT_NEAR(ops_per_byte / t["ops_per_weight_byte"].as<double>(), 1.0, 0.03) << name << " " << ops_per_byte;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 6);
 }
 
 TEST(Workloads, ShapesFollowTheConvolutionArithmetic) {
