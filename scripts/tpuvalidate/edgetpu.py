@@ -104,7 +104,7 @@ def markdown(results: dict) -> str:
               " | host link busy (USB, ms) | Coral published, USB (ms) |",
               "|---|" + "---|" * (len(results["links"]) + 2)]
     for r in models:
-        cells = [f"{_ms(r['runs'][l['key']]['seconds'])} ({r['runs'][l['key']]['achieved_tops']:.2f})"
+        cells = [f"{_ms(r['runs'][l['key']]['seconds'])} ({r['runs'][l['key']]['achieved_tops']:.3f})"
                  for l in results["links"]]
         pub = f"{r['published_usb_ms']}" if r["published_usb_ms"] is not None else "-"
         lines.append(f"| {r['model']} | " + " | ".join(cells) +
