@@ -4,9 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "arch/arch_config.h"
 #include "cli_util.h"
@@ -19,7 +18,9 @@ namespace {
 
 using test::source_path;
 
-std::string preset(const std::string& name) { return source_path("configs/arch/" + name + ".yaml"); }
+std::string preset(const std::string& name) {
+  return source_path("configs/arch/" + name + ".yaml");
+}
 
 // One fully connected layer: 1024 x 1024 int8 weights (1 MiB) and a 4 KiB-scale bias and
 // requantization record; the input is 1024 bytes per sample.
@@ -45,8 +46,8 @@ class ParameterCache : public test::ScratchDir {
   /// Runs `tpusim run` and returns report.json.
   nlohmann::json run(const std::string& arch, const std::string& workload, const std::string& extra,
                      const std::string& out) {
-    test::CliResult r = test::run_tpusim("run --arch " + preset(arch) + " --workload " + path(workload) +
-                                         " --out " + path(out) + " " + extra);
+    test::CliResult r = test::run_tpusim("run --arch " + preset(arch) + " --workload " +
+                                         path(workload) + " --out " + path(out) + " " + extra);
     EXPECT_EQ(r.code, 0) << r.out;
     return nlohmann::json::parse(test::read_text(path(out + "/report.json")));
   }
@@ -55,7 +56,8 @@ class ParameterCache : public test::ScratchDir {
   }
   static void expect_bit_exact(const nlohmann::json& rep) {
     ASSERT_FALSE(rep["outputs"].empty());
-    for (const auto& o : rep["outputs"]) EXPECT_TRUE(o["matches_reference"].get<bool>()) << o["name"];
+    for (const auto& o : rep["outputs"])
+      EXPECT_TRUE(o["matches_reference"].get<bool>()) << o["name"];
   }
 };
 
@@ -79,7 +81,8 @@ TEST_F(ParameterCache, ModelThatFitsStreamsNoParametersAndOnlyItsInputCrossesThe
 // array waits for them, and the time is bounded below by bytes / bandwidth + latency.
 TEST_F(ParameterCache, LayerLargerThanTheCacheIsStreamedEveryInferenceAtLinkSpeed) {
   write("fc.yaml", kFc);
-  nlohmann::json rep = run("edgetpu", "fc.yaml", "--check --set memory.parameter_cache_bytes=256KiB", "big");
+  nlohmann::json rep =
+      run("edgetpu", "fc.yaml", "--check --set memory.parameter_cache_bytes=256KiB", "big");
   expect_bit_exact(rep);
   int64_t total = get(rep, "parameter_bytes"), cached = get(rep, "parameters_resident_bytes");
   int64_t streamed = get(rep, "parameters_streamed_bytes");
@@ -96,12 +99,15 @@ TEST_F(ParameterCache, LayerLargerThanTheCacheIsStreamedEveryInferenceAtLinkSpee
   EXPECT_LE(cycles, get(rep, "host_to_device_bytes") + 3 * latency + streamed / 20) << cycles;
 
   // The same run twice: nothing is cached between runs (each run is one inference).
-  nlohmann::json again = run("edgetpu", "fc.yaml", "--no-functional --set memory.parameter_cache_bytes=256KiB", "again");
+  nlohmann::json again = run("edgetpu", "fc.yaml",
+                             "--no-functional --set memory.parameter_cache_bytes=256KiB", "again");
   EXPECT_EQ(again["total_cycles"].get<int64_t>(), cycles);
   EXPECT_EQ(get(again, "parameters_streamed_bytes"), streamed);
 
   // The standard runtime's 250 MHz: two bytes per cycle, the same seconds of streaming.
-  nlohmann::json slow = run("edgetpu", "fc.yaml", "--no-functional --set memory.parameter_cache_bytes=256KiB --set clock_mhz=250", "std");
+  nlohmann::json slow =
+      run("edgetpu", "fc.yaml",
+          "--no-functional --set memory.parameter_cache_bytes=256KiB --set clock_mhz=250", "std");
   EXPECT_EQ(get(slow, "host_to_device_busy_cycles"), get(rep, "host_to_device_bytes") / 2);
 }
 
@@ -119,10 +125,12 @@ TEST_F(ParameterCache, UsbAndPcieDifferAsTheirLinksSay) {
   EXPECT_GE(d, 49500);
   EXPECT_LE(d, 3 * 49500);
   // Half the bandwidth: twice the busy cycles, and the streaming time grows by the link time.
-  nlohmann::json half = run("edgetpu_pcie", "fc.yaml", small + " --set host_link.bandwidth_gbps=0.25", "half");
+  nlohmann::json half =
+      run("edgetpu_pcie", "fc.yaml", small + " --set host_link.bandwidth_gbps=0.25", "half");
   int64_t busy = get(pcie, "host_to_device_busy_cycles");
   EXPECT_EQ(get(half, "host_to_device_busy_cycles"), 2 * busy);
-  double grew = static_cast<double>(half["total_cycles"].get<int64_t>() - pcie["total_cycles"].get<int64_t>());
+  double grew = static_cast<double>(half["total_cycles"].get<int64_t>() -
+                                    pcie["total_cycles"].get<int64_t>());
   EXPECT_NEAR(grew / static_cast<double>(busy), 1.0, 0.05);
 }
 
