@@ -109,6 +109,13 @@ Schema<ArchConfig> build_schema() {
             32, 1 << 20, "bytes",
             "Channel interleave and arbitration unit: transfers are split into bursts that "
             "alternate over channels and take turns with other transfers in time order");
+  s.add_int("memory.parameter_cache_bytes",
+            [](C& c) -> int64_t& { return c.memory.parameter_cache_bytes; }, "0", 0, 64 * kTiB,
+            "bytes",
+            "Lowest bytes of memory reserved for parameters resident across inferences, placed "
+            "whole in model order while they fit; a parameter that does not fit stays in host "
+            "memory and crosses host_link on every inference (0: no cache, parameters and "
+            "activations share memory)");
 
   s.add_enum<HostLinkKind>("host_link.kind",
                            [](C& c) -> HostLinkKind& { return c.host_link.kind; }, "pcie",
@@ -118,6 +125,10 @@ Schema<ArchConfig> build_schema() {
               "Host link bandwidth per direction");
   s.add_float("host_link.latency_ns", [](C& c) -> double& { return c.host_link.latency_ns; },
               "1000", 0, 1e9, "ns", "Host link latency");
+  s.add_bool("host_link.carries_io", [](C& c) -> bool& { return c.host_link.carries_io; },
+             "false",
+             "Workload inputs and outputs stay in host memory: every inference moves its inputs "
+             "over the link and its outputs back (an accelerator on USB or PCIe)");
 
   s.add_bool("numerics.flush_subnormals",
              [](C& c) -> bool& { return c.numerics.flush_subnormals; }, "true",
@@ -152,6 +163,11 @@ void validate(const ArchConfig& c, const RawConfig& raw) {
   if (c.mxu.int8_macs_per_pe > 1 && !c.supports(DType::kInt8)) {
     inconsistent(raw, "mxu.int8_macs_per_pe", "1 when mxu.dtypes lacks int8",
                  std::to_string(c.mxu.int8_macs_per_pe));
+  }
+  if (c.memory.parameter_cache_bytes > c.memory.bytes) {
+    inconsistent(raw, "memory.parameter_cache_bytes",
+                 fmt::format("at most memory.bytes ({})", c.memory.bytes),
+                 std::to_string(c.memory.parameter_cache_bytes));
   }
   if (c.memory.kind == MemoryKind::kNone) {
     if (c.memory.bytes != 0) {

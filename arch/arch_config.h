@@ -65,12 +65,17 @@ struct MemoryConfig {
   double latency_ns = 0;
   int64_t channels = 1;
   int64_t burst_bytes = 256;  ///< channel interleave and arbitration unit
+  /// Lowest bytes of the memory reserved for parameters that stay resident across
+  /// inferences (0: none; parameters and activations share the memory first fit).
+  int64_t parameter_cache_bytes = 0;
 };
 
 struct HostLinkConfig {
   HostLinkKind kind = HostLinkKind::kPcie;
   double bandwidth_gbps = 0;  ///< GB/s, each direction
   double latency_ns = 0;
+  /// Workload inputs and outputs stay in host memory and cross the link every inference.
+  bool carries_io = false;
 };
 
 struct NumericsConfig {

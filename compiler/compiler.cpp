@@ -37,10 +37,28 @@ struct Tensor {
 /// activations are allocated from the top down (highest fit first) and freed after their last
 /// reader, and a region is only placed below the lowest byte any activation ever used.
 /// What does not fit goes to host memory.
+///
+/// With a parameter cache (`memory.parameter_cache_bytes` > 0) the lowest bytes of the memory
+/// hold only parameters, placed whole in model order, each where the previous one ended if it
+/// fits in what is left; one that does not fit stays in host memory (streamed every inference)
+/// and later, smaller ones may still fit. Everything else (activations, and regions that are
+/// not parameters) uses the memory above the cache.
 class OffChipAllocator {
  public:
-  explicit OffChipAllocator(uint64_t mem_bytes) : act_low_(mem_bytes) {
-    if (mem_bytes) free_[0] = mem_bytes;
+  OffChipAllocator(uint64_t mem_bytes, uint64_t cache_bytes)
+      : act_low_(mem_bytes), cache_bytes_(cache_bytes), perm_next_(cache_bytes) {
+    if (mem_bytes > cache_bytes) free_[cache_bytes] = mem_bytes - cache_bytes;
+  }
+  /// A parameter region (weights, biases, requantization records, tables): never reused.
+  std::pair<isa::Space, uint64_t> parameter(uint64_t bytes) {
+    if (cache_bytes_ == 0) return region(bytes);
+    bytes = align_up(std::max<uint64_t>(bytes, 1));
+    if (cache_next_ + bytes <= cache_bytes_) {
+      uint64_t addr = cache_next_;
+      cache_next_ += bytes;
+      return {isa::Space::kMem, addr};
+    }
+    return host(bytes);
   }
   /// A region: never reused.
   std::pair<isa::Space, uint64_t> region(uint64_t bytes) {
@@ -56,6 +74,12 @@ class OffChipAllocator {
       }
     }
     return host(bytes);
+  }
+  /// A region that lives in host memory whatever the room on chip.
+  std::pair<isa::Space, uint64_t> host(uint64_t bytes) {
+    uint64_t addr = host_next_;
+    host_next_ += align_up(std::max<uint64_t>(bytes, 1), 4096);
+    return {isa::Space::kHost, addr};
   }
   /// An activation tensor: freed with release().
   std::pair<isa::Space, uint64_t> activation(uint64_t bytes) {
@@ -97,13 +121,8 @@ class OffChipAllocator {
   }
 
  private:
-  std::pair<isa::Space, uint64_t> host(uint64_t bytes) {
-    uint64_t addr = host_next_;
-    host_next_ += align_up(bytes, 4096);
-    return {isa::Space::kHost, addr};
-  }
   std::map<uint64_t, uint64_t> free_, used_;
-  uint64_t perm_next_ = 0, act_low_ = 0, host_next_ = 0;
+  uint64_t act_low_ = 0, cache_bytes_ = 0, perm_next_ = 0, cache_next_ = 0, host_next_ = 0;
 };
 
 /// Activation tensors kept in the unified buffer between layers (docs/compiler.md): a reserved
@@ -192,7 +211,8 @@ class Lowering {
   Lowering(const arch::ArchConfig& a, const Workload& w, const CompileOptions& o, isa::MatType dt,
            int64_t img0, int64_t img1, bool reuse)
       : a_(a), w_(w), opt_(o), dt_(dt), eb_(isa::mat_bytes(static_cast<int>(dt))),
-        mem_(static_cast<uint64_t>(a.memory.kind == arch::MemoryKind::kNone ? 0 : a.memory.bytes)),
+        mem_(static_cast<uint64_t>(a.memory.kind == arch::MemoryKind::kNone ? 0 : a.memory.bytes),
+             static_cast<uint64_t>(a.memory.kind == arch::MemoryKind::kNone ? 0 : a.memory.parameter_cache_bytes)),
         img0_(img0), img1_(img1), reuse_(reuse) {
     ub_work_ = static_cast<uint64_t>(a.unified_buffer.bytes);
   }
@@ -368,7 +388,12 @@ uint64_t Lowering::add_region(isa::Region r) {
   if (!region_index_.emplace(r.name, out_.program.regions.size()).second) {
     throw std::logic_error("compiler: region " + r.name + " declared twice");
   }
-  auto [sp, addr] = mem_.region(r.bytes());
+  // Inputs and outputs of a host-attached accelerator stay on the host; parameters go to the
+  // parameter cache when the architecture has one (isa::is_parameter).
+  bool io = r.role != isa::RegionRole::kData;
+  auto [sp, addr] = io && a_.host_link.carries_io ? mem_.host(r.bytes())
+                    : isa::is_parameter(r)        ? mem_.parameter(r.bytes())
+                                                  : mem_.region(r.bytes());
   r.space = sp;
   r.addr = addr;
   out_.program.regions.push_back(std::move(r));
@@ -1417,6 +1442,75 @@ Compiled Lowering::run() {
     t.space = out_.program.regions.back().space;
     tensors_[in.name] = t;
     pinned_.insert(in.name);
+  }
+  // A host-attached accelerator receives its inputs over the host link once per inference:
+  // one layer (`inputs__from_host`) copies them into off-chip memory, where the layers read
+  // them (reading bands from the host would pay the link's latency per band). When they fit
+  // the UB together, every input's load is issued before the first store, so the link's
+  // latency is paid once; otherwise each input is copied in double-buffered chunks. The
+  // copies are freed after their last reader like any activation.
+  if (a_.host_link.carries_io && !w_.inputs.empty()) {
+    struct Staged {
+      std::string name;
+      Tensor host, mem;
+      uint64_t begin = 0, bytes = 0;  // this core's samples
+    };
+    std::vector<Staged> staged;
+    for (const auto& in : w_.inputs) {
+      Staged st{in.name, tensors_.at(in.name), tensors_.at(in.name)};
+      auto [sp, addr] = mem_.activation(st.host.bytes);
+      if (sp != isa::Space::kMem) continue;  // no room: the layers read it from the host
+      st.mem.space = sp;
+      st.mem.addr = addr;
+      uint64_t per_sample = static_cast<uint64_t>(in.shape.elements() * eb_);
+      st.begin = static_cast<uint64_t>(img0_) * per_sample;
+      st.bytes = static_cast<uint64_t>(img1_ - img0_) * per_sample;
+      staged.push_back(st);
+    }
+    if (!staged.empty()) {
+      LayerPlan plan;
+      plan.name = "inputs__from_host";
+      plan.op = "host_input";
+      plan.shape = w_.inputs.front().shape.str();
+      plan.first = out_.program.code.size();
+      out_.layers.push_back(plan);
+      layer_ = static_cast<int>(out_.layers.size()) - 1;
+      uint64_t together = 0;
+      for (const auto& st : staged) together += align_up(st.bytes);
+      Op first;
+      first.name = plan.name;
+      first.where = w_.inputs.front().where;
+      if (together <= static_cast<uint64_t>(a_.unified_buffer.bytes)) {
+        ub_begin(false);
+        std::vector<uint64_t> ub;
+        for (const auto& st : staged) {
+          ub.push_back(ub_alloc(first, st.bytes));
+          dma_load(st.host.space, st.host.addr + st.begin, ub.back(), 1, static_cast<int64_t>(st.bytes), 0,
+                   st.name + ": from the host");
+        }
+        for (std::size_t k = 0; k < staged.size(); ++k) {
+          const auto& st = staged[k];
+          dma_store(st.mem.space, st.mem.addr + st.begin, ub[k], 1, static_cast<int64_t>(st.bytes), 0, 0,
+                    st.name + ": from the host");
+        }
+      } else {
+        for (const auto& st : staged) {
+          Op cp = first;
+          cp.name = st.name + "__from_host";
+          cp.inputs = {st.name};
+          cp.in = {st.host.shape};
+          tensors_[cp.name] = st.mem;
+          lower_copy(cp);
+          ub_upper_ = !ub_upper_;
+        }
+      }
+      out_.layers.back().end = out_.program.code.size();
+      ub_upper_ = !ub_upper_;
+      for (const auto& st : staged) {
+        tensors_[st.name] = st.mem;
+        pinned_.erase(st.name);
+      }
+    }
   }
 
   // Fusion groups: a matrix op followed by elementwise ops, each the only consumer of the

@@ -52,6 +52,14 @@ struct Region {
   bool operator==(const Region& o) const;
 };
 
+/// A parameter of the model: constant data the program reads (weights, biases, requantization
+/// records, tables), i.e. a data region with contents (random or literal values). Zero-filled
+/// scratch regions, inputs and outputs are not parameters.
+inline bool is_parameter(const Region& r) {
+  return r.role == RegionRole::kData &&
+         (r.init == RegionInit::kRandom || r.init == RegionInit::kValues);
+}
+
 struct Program {
   uint64_t arch_fingerprint = 0;  ///< 0: not bound to an architecture
   std::vector<Region> regions;

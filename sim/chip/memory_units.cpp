@@ -137,11 +137,14 @@ HostLink::HostLink(sc_core::sc_module_name name, const arch::ArchConfig& arch, S
       bytes_per_cycle_(arch.derived.host_bytes_per_cycle),
       latency_cycles_(ns_to_cycles(arch.host_link.latency_ns, arch.clock_mhz)),
       read_bytes_(stats.counter(path(*this, "to_device_bytes"))),
-      write_bytes_(stats.counter(path(*this, "to_host_bytes"))) {}
+      write_bytes_(stats.counter(path(*this, "to_host_bytes"))),
+      read_busy_cycles_(stats.counter(path(*this, "to_device_busy_cycles"))),
+      write_busy_cycles_(stats.counter(path(*this, "to_host_busy_cycles"))) {}
 
 Transfer HostLink::transfer(int64_t earliest, uint64_t bytes, bool to_host) {
   (to_host ? write_bytes_ : read_bytes_) += static_cast<int64_t>(bytes);
   int64_t dur = cycles_for(bytes, bytes_per_cycle_);
+  (to_host ? write_busy_cycles_ : read_busy_cycles_) += dur;
   int64_t start = (to_host ? to_host_ : to_device_).reserve(earliest, dur);
   return {start, start + dur + latency_cycles_};
 }

@@ -78,6 +78,8 @@ class Hbm : public sc_core::sc_module {
 class HostLink : public sc_core::sc_module {
  public:
   HostLink(sc_core::sc_module_name name, const arch::ArchConfig& arch, Stats& stats);
+  /// Reserves ceil(bytes / bytes per cycle) cycles of one direction from `earliest` (or when
+  /// the direction frees up); the transfer ends that long after its start plus the latency.
   Transfer transfer(int64_t earliest, uint64_t bytes, bool to_host);
 
  private:
@@ -86,6 +88,8 @@ class HostLink : public sc_core::sc_module {
   int64_t latency_cycles_;
   int64_t& read_bytes_;
   int64_t& write_bytes_;
+  int64_t& read_busy_cycles_;
+  int64_t& write_busy_cycles_;
 };
 
 /// The unified buffer: `unified_buffer.ports` ports shared by DMA, MXU input reads and the

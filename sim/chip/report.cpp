@@ -4,6 +4,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <map>
+
 namespace tpu::sim {
 
 namespace {
@@ -40,6 +43,46 @@ int64_t sum_mxu(const std::map<std::string, int64_t>& c, const std::string& stat
     }
   }
   return total;
+}
+
+/// Parameter bytes of the programs (isa::is_parameter regions): in total, resident in off-chip
+/// memory (on an architecture with a parameter cache: cached on chip), in host memory, and
+/// moved host -> device by the programs' DMA loads (every core's).
+struct ParameterBytes {
+  int64_t total = 0, resident = 0, host = 0, streamed = 0;
+};
+
+ParameterBytes parameter_bytes(const std::vector<const isa::Program*>& programs) {
+  ParameterBytes p;
+  if (programs.empty()) return p;
+  std::map<uint64_t, std::pair<uint64_t, bool>> host;  // start -> (end, is parameter)
+  for (const auto& r : programs.front()->regions) {
+    bool param = isa::is_parameter(r);
+    int64_t bytes = static_cast<int64_t>(r.bytes());
+    if (param) p.total += bytes;
+    if (r.space == isa::Space::kHost) {
+      host[r.addr] = {r.addr + r.bytes(), param};
+      if (param) p.host += bytes;
+    } else if (param) {
+      p.resident += bytes;
+    }
+  }
+  for (const isa::Program* program : programs) {
+    for (const auto& in : program->code) {
+      if (in.op != isa::Opcode::kDmaLoad ||
+          in.get(isa::Fid::kDmaLoad_space) != static_cast<int>(isa::Space::kHost)) {
+        continue;
+      }
+      uint64_t src = static_cast<uint64_t>(in.get(isa::Fid::kDmaLoad_src));
+      auto it = host.upper_bound(src);
+      if (it == host.begin()) continue;
+      --it;
+      if (src < it->second.first && it->second.second) {
+        p.streamed += in.get(isa::Fid::kDmaLoad_rows) * in.get(isa::Fid::kDmaLoad_row_bytes);
+      }
+    }
+  }
+  return p;
 }
 
 }  // namespace
@@ -122,6 +165,22 @@ nlohmann::json make_report(const arch::ArchConfig& arch,
                  {"ub_peak_bytes", r.ub_footprint_bytes},
                  {"ub_read_bytes", sum_matching(c, "chip.", ".ub.read_bytes")},
                  {"ub_write_bytes", sum_matching(c, "chip.", ".ub.write_bytes")}};
+  ParameterBytes params = parameter_bytes(programs);
+  int64_t to_device_busy = counter(c, "chip.host_link.to_device_busy_cycles");
+  int64_t to_host_busy = counter(c, "chip.host_link.to_host_busy_cycles");
+  auto& m = j["memory"];
+  m["parameter_bytes"] = params.total;
+  m["parameter_cache_bytes"] =
+      arch.memory.kind == arch::MemoryKind::kNone ? 0 : arch.memory.parameter_cache_bytes;
+  m["parameters_resident_bytes"] = params.resident;
+  m["parameters_host_bytes"] = params.host;
+  m["parameters_streamed_bytes"] = params.streamed;
+  m["parameter_load_seconds"] =
+      static_cast<double>(params.resident) / (arch.host_link.bandwidth_gbps * 1e9);
+  m["host_to_device_busy_cycles"] = to_device_busy;
+  m["device_to_host_busy_cycles"] = to_host_busy;
+  m["host_link_busy_fraction"] =
+      ratio(static_cast<double>(std::max(to_device_busy, to_host_busy)), cycles);
   j["instructions"] = instructions;
   j["units"] = units;
   j["layers"] = nlohmann::json::array();
@@ -152,6 +211,22 @@ std::string summary_text(const nlohmann::json& j) {
   row("HBM write", fmt::format("{}", m["hbm_write_bytes"].get<int64_t>()), "bytes");
   row("HBM achieved", fmt::format("{:.2f}", m["hbm_achieved_gbps"].get<double>()), "GB/s");
   row("UB peak", fmt::format("{}", m["ub_peak_bytes"].get<int64_t>()), "bytes");
+  if (m.value("parameter_cache_bytes", int64_t{0}) > 0 || m.value("host_to_device_bytes", int64_t{0}) > 0 ||
+      m.value("device_to_host_bytes", int64_t{0}) > 0) {
+    row("parameters", fmt::format("{}", m["parameter_bytes"].get<int64_t>()), "bytes");
+    row("  resident on chip", fmt::format("{}", m["parameters_resident_bytes"].get<int64_t>()),
+        "bytes (loaded once, not in this time)");
+    row("  streamed from host", fmt::format("{}", m["parameters_streamed_bytes"].get<int64_t>()),
+        "bytes this run");
+    row("host link in", fmt::format("{}", m["host_to_device_bytes"].get<int64_t>()),
+        fmt::format("bytes, busy {:.1f}% of the run",
+                    100 * ratio(static_cast<double>(m["host_to_device_busy_cycles"].get<int64_t>()),
+                                static_cast<double>(j["total_cycles"].get<int64_t>()))));
+    row("host link out", fmt::format("{}", m["device_to_host_bytes"].get<int64_t>()),
+        fmt::format("bytes, busy {:.1f}% of the run",
+                    100 * ratio(static_cast<double>(m["device_to_host_busy_cycles"].get<int64_t>()),
+                                static_cast<double>(j["total_cycles"].get<int64_t>()))));
+  }
   return out;
 }
 

@@ -15,7 +15,7 @@ namespace {
 using test::expect_input_error;
 using test::source_path;
 
-const char* kPresets[] = {"tpu_v1", "tpu_v2", "tpu_v3", "tpu_v4", "tpu_v5e", "edgetpu"};
+const char* kPresets[] = {"tpu_v1", "tpu_v2", "tpu_v3", "tpu_v4", "tpu_v5e", "edgetpu", "edgetpu_pcie"};
 
 std::string preset(const std::string& name) { return source_path("configs/arch/" + name + ".yaml"); }
 
@@ -172,6 +172,20 @@ TEST(ArchConfig, BadInputsNameFileLineKeyExpectedAndFound) {
       {"not a mapping", "- 1\n- 2\n", "<document>", 1, "mapping", "a list"},
       {"nan bandwidth", replace(m, "bandwidth_gbps: 10", "bandwidth_gbps: .nan"),
        "memory.bandwidth_gbps", 0, "a number", "nan"},
+      {"parameter cache larger than the memory",
+       replace(m, "  bytes: 1MiB", "  bytes: 1MiB\n  parameter_cache_bytes: 2MiB"),
+       "memory.parameter_cache_bytes", 15, "at most memory.bytes (1048576)", "2097152"},
+      {"negative parameter cache",
+       replace(m, "  bytes: 1MiB", "  bytes: 1MiB\n  parameter_cache_bytes: -1"),
+       "memory.parameter_cache_bytes", 15, "[0,", "-1"},
+      {"parameter cache not a size",
+       replace(m, "  bytes: 1MiB", "  bytes: 1MiB\n  parameter_cache_bytes: 7.8MiB"),
+       "memory.parameter_cache_bytes", 15, "integer", "'7.8MiB'"},
+      {"parameter cache without memory",
+       replace(m, "memory:\n  bytes: 1MiB", "memory:\n  kind: none\n  bytes: 0\n  parameter_cache_bytes: 1"),
+       "memory.parameter_cache_bytes", 16, "at most memory.bytes (0)", "1"},
+      {"carries_io not a bool", replace(m, "  bandwidth_gbps: 1\n", "  bandwidth_gbps: 1\n  carries_io: usb\n"),
+       "host_link.carries_io", 18, "true or false", "'usb'"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.what);

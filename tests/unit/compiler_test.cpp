@@ -126,7 +126,8 @@ ops:
   bool grouped = false;
   for (const auto& l : c.layers) grouped = grouped || l.loop_order.find("groups outer") != std::string::npos;
   EXPECT_TRUE(grouped) << c.explain();
-  arch::ArchConfig small = preset("edgetpu", {"memory.bytes=64KiB", "unified_buffer.bytes=96KiB", "unified_buffer.banks=1"});
+  arch::ArchConfig small = preset("edgetpu", {"memory.bytes=64KiB", "memory.parameter_cache_bytes=0",
+                                              "unified_buffer.bytes=96KiB", "unified_buffer.banks=1"});
   Compiled h = expect_golden(small, w);
   bool host = false;
   for (const auto& r : h.program.regions) host = host || r.space == isa::Space::kHost;
