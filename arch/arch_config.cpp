@@ -59,6 +59,9 @@ Schema<ArchConfig> build_schema() {
              "true", "Array holds a second weight tile that shifts in during compute (TPU v1)");
   s.add_int("mxu.weight_fifo_depth", [](C& c) -> int64_t& { return c.mxu.weight_fifo_depth; },
             "4", 1, 64, "tiles", "Weight tiles the FIFO in front of the array holds");
+  s.add_bool("mxu.weight_whole_tiles", [](C& c) -> bool& { return c.mxu.weight_whole_tiles; }, "false",
+             "A weight load from memory moves a whole rows x cols tile (weights stored as zero-padded tiles), "
+             "whatever its k and n");
   s.add_enum<Overlap>("mxu.overlap", [](C& c) -> Overlap& { return c.mxu.overlap; }, "pipelined",
                       {"pipelined", "none"},
                       "none: each pass loads, streams and drains before the next (textbook "

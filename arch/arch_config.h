@@ -31,6 +31,9 @@ struct MxuConfig {
   int64_t weight_load_rows_per_cycle = 1;
   bool weight_double_buffer = true;
   int64_t weight_fifo_depth = 4;  ///< tiles
+  /// load_weights from memory moves a whole rows x cols tile (weight memory holds tiles
+  /// zero-padded to the array's size), whatever the tile's k and n.
+  bool weight_whole_tiles = false;
   Overlap overlap = Overlap::kPipelined;
 };
 

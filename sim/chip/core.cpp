@@ -153,6 +153,9 @@ void Dma::weight_thread() {
                      (in.get(Fid::kLoadWeights_diag) ? 1 : in.get(Fid::kLoadWeights_n)) *
                      isa::mat_bytes(in.get(Fid::kLoadWeights_dtype));
     bool from_ub = in.get(Fid::kLoadWeights_space) == static_cast<int>(isa::WeightSource::kUb);
+    if (!from_ub && ctx_.arch.mxu.weight_whole_tiles) {
+      bytes = static_cast<uint64_t>(ctx_.arch.mxu.rows * ctx_.arch.mxu.cols) * isa::mat_bytes(in.get(Fid::kLoadWeights_dtype));
+    }
     uint64_t src = in.get(Fid::kLoadWeights_src);
     int64_t tile = core_.wfifo[mxu]->push();
     int64_t ticket = weight_account_.begin(arrive, t_deps, t);

@@ -96,7 +96,7 @@ arch::ArchConfig load_arch_for_run(const std::string& path, std::vector<std::str
 }
 
 // Off-chip bytes each instruction moves (DMA rows, weight tiles read from off-chip memory).
-int64_t offchip_bytes(const isa::Instruction& in) {
+int64_t offchip_bytes(const arch::ArchConfig& a, const isa::Instruction& in) {
   using isa::Fid;
   switch (in.op) {
     case isa::Opcode::kDmaLoad:
@@ -106,6 +106,9 @@ int64_t offchip_bytes(const isa::Instruction& in) {
       if (in.get(Fid::kDmaStore_space) == static_cast<int>(isa::Space::kUb)) return 0;
       return in.get(Fid::kDmaStore_rows) * in.get(Fid::kDmaStore_row_bytes);
     case isa::Opcode::kLoadWeights:
+      if (in.get(Fid::kLoadWeights_space) == static_cast<int>(isa::WeightSource::kMem) && a.mxu.weight_whole_tiles) {
+        return a.mxu.rows * a.mxu.cols * isa::mat_bytes(in.get(Fid::kLoadWeights_dtype));
+      }
       return in.get(Fid::kLoadWeights_space) == static_cast<int>(isa::WeightSource::kMem)
                  ? in.get(Fid::kLoadWeights_k) * (in.get(Fid::kLoadWeights_diag) ? 1 : in.get(Fid::kLoadWeights_n)) *
                        isa::mat_bytes(in.get(Fid::kLoadWeights_dtype))
@@ -140,7 +143,7 @@ std::vector<LayerRow> layer_rows(const arch::ArchConfig& a, const compiler::Comp
       if (l < 0) continue;
       auto li = static_cast<std::size_t>(l);
       last_done[li] = std::max(last_done[li], timing[i].done);
-      bytes[li] += offchip_bytes(prog.code[i]);
+      bytes[li] += offchip_bytes(a, prog.code[i]);
       if (prog.code[i].op == isa::Opcode::kMatmul) {
         for (std::size_t k = 0; k < 6; ++k) mxu[li][k] += timing[i].mxu[k];
         per_mxu[li][{core, prog.code[i].get(isa::Fid::kMatmul_mxu)}] += timing[i].mxu[0] + timing[i].mxu[1];

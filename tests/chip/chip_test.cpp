@@ -265,6 +265,25 @@ TEST(Chip, CopyWithinTheUnifiedBufferTakesItsPortTimeAndNoMemory) {
   EXPECT_LE(copy, bytes / port + 8) << "issue " << t.at(2).issue << " done " << t.at(2).done;
 }
 
+// mxu.weight_whole_tiles (TPU v1): a partial tile read from memory moves the whole
+// rows x cols tile; otherwise k x n bytes. From the UB, always k x n.
+TEST(Chip, WholeTileWeightLoadsMoveTheArraysTileSize) {
+  isa::Program p = isa::assemble(".region w addr=0 dtype=int8 shape=100x60 role=data init=zero\n"
+                                 "    load_weights src=w k=100 n=60 stride=60 dtype=int8\n"
+                                 "    dma_load src=w ub=0 row_bytes=6000\n"
+                                 "    load_weights space=ub src=0 k=100 n=60 stride=60 dtype=int8\n",
+                                 "partial.tasm");
+  ChipOptions opt;
+  opt.functional = false;
+  for (bool whole : {false, true}) {
+    arch::ArchConfig a = one_mxu("tpu_v1", {std::string("mxu.weight_whole_tiles=") + (whole ? "true" : "false")});
+    ChipResult r = run_chip(a, p, nullptr, opt);
+    int64_t tile = whole ? a.mxu.rows * a.mxu.cols : 100 * 60;
+    EXPECT_EQ(r.counters.at("chip.hbm.read_bytes"), tile + 6000) << whole;
+    EXPECT_EQ(r.counters.at("chip.core0.ub.read_bytes"), 6000) << whole;
+  }
+}
+
 // Start cycle of the span named `name` in a timeline.json (spans are in microseconds).
 int64_t span_start(const ChipResult& r, const std::string& name, double clock_mhz) {
   nlohmann::json tl = nlohmann::json::parse(r.timeline_json);
