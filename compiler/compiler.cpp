@@ -762,6 +762,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     uint64_t traffic = 0;
     bool ok = false;
     bool half = false;   // planned in half of the UB (overlaps the neighbouring layers)
+    bool preferred = false;  // streams weights no slower than the array uses them
   };
   // Every order is planned in half of the UB and in the whole of it; the least traffic
   // wins, the half on a tie (it lets consecutive layers overlap).
@@ -779,6 +780,26 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
       // With fewer column tiles than MXUs, each MXU of a band loads its own copy.
       wload *= static_cast<uint64_t>(std::clamp<int64_t>(a_.mxu.count / std::max<int64_t>(1, static_cast<int64_t>(jobs.size())), 1, c.on));
       c.traffic = input_bytes(c.on) + out_bytes + wload;
+    }
+    choices.push_back(c);
+  }
+  // Image groups (below): with one band per image, G images share each streamed tile, so
+  // weights cross the memory once per group. When a tile arrives no slower than the group's
+  // passes use it, this order wins whatever its traffic: the staged order's up-front load
+  // of every weight cannot overlap the array.
+  if (window && !two_input && img1_ - img0_ > 1 && wm.space == isa::Space::kMem) {
+    Choice c{"stream weights per image group", best_band(U), false, 1};
+    int64_t njobs = static_cast<int64_t>(jobs.size());
+    c.ok = c.on >= ys.h && a_.mxu.count <= njobs;
+    if (c.ok) {
+      int64_t nslot = std::max<int64_t>(1, acc_entries / (ys.h * ys.w));
+      uint64_t per_band = band_bytes(ys.h) / 2;
+      int64_t g = std::min<int64_t>({img1_ - img0_, std::max<int64_t>(1, nslot / 2 / a_.mxu.count),
+                                     std::max<int64_t>(1, static_cast<int64_t>((U - std::min(U, fixed)) / per_band) - 1)});
+      g = ceil_div(img1_ - img0_, ceil_div(img1_ - img0_, g));
+      c.traffic = input_bytes(c.on) + out_bytes + w_bytes * static_cast<uint64_t>(ceil_div(images, g));
+      double tile_cycles = static_cast<double>(rows * cols * eb_) / a_.derived.memory_bytes_per_cycle;
+      c.preferred = g > 1 && tile_cycles <= static_cast<double>(g * ys.h * ys.w);
     }
     choices.push_back(c);
   }
@@ -810,7 +831,10 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   for (const auto& c : choices) {
     plan.options.push_back(c.ok ? fmt::format("{}: {} bytes off chip, {} bands", c.name, c.traffic, bands_of(c.on))
                                 : fmt::format("{}: does not fit", c.name));
-    if (c.ok && (!pick || c.traffic < pick->traffic)) pick = &c;
+    if (c.ok && (!pick || (c.preferred && !pick->preferred) ||
+                 (c.preferred == pick->preferred && c.traffic < pick->traffic))) {
+      pick = &c;
+    }
   }
   if (!pick && wm.space == isa::Space::kHost) {
     fail(op, "", fmt::format("weights that fit off-chip memory or, staged from host memory, the unified buffer "
@@ -845,10 +869,63 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     inb = static_cast<uint64_t>(on_max * xs.c * eb_);
     outb = static_cast<uint64_t>(on_max * ys.c * eb_);
   }
-  uint64_t in_ub[2], out_ub[2], side_ub[2] = {0, 0};
+  std::vector<uint64_t> in_ub(2), out_ub(2), side_ub(2, 0);
   for (auto& b : in_ub) b = ub_alloc(op, inb);
+  for (auto& b : out_ub) b = ub_alloc(op, outb);
+  if (side_tensors) {
+    for (auto& b : side_ub) b = ub_alloc(op, outb);
+  }
+  std::vector<uint64_t> chain_luts(chain.size(), 0);
+  for (std::size_t i = 0; i < chain.size(); ++i) {
+    const Op* f = chain[i];
+    isa::Activation g = f->kind == OpKind::kAdd || f->kind == OpKind::kMul ? f->activation : activation_of(f->kind);
+    if (int8 && g != isa::Activation::kNone && g != isa::Activation::kRelu) chain_luts[i] = lut_for(*f, g);
+  }
+  uint64_t stage_ub = 0;
+  if (pick->staged) {
+    uint64_t stage_bytes = pick->groups > 1 ? static_cast<uint64_t>(wm.rows) * static_cast<uint64_t>(jobs_per_group * cols * eb_)
+                                            : w_bytes;
+    stage_ub = ub_alloc(op, stage_bytes);
+  }
+  // Image groups: when each band is a whole image of a window layer and every MXU has a
+  // column tile of its own, G images share each weight tile (one load_weights, then one
+  // pass per image with pop=0 after the first: the tile stays in the array, as TPU v1
+  // streams H x W x N rows through a tile). G is bounded by the images, half the
+  // accumulators and the UB left for more double-buffered bands.
+  int64_t G = 1;
+  const int64_t slot_rows = on_max * (window ? ys.w : 1);
+  const int64_t nslots = std::max<int64_t>(1, acc_entries / slot_rows);
+  if (window && !two_input && on_max >= ys.h && img1_ - img0_ > 1 &&
+      a_.mxu.count <= std::min<int64_t>(static_cast<int64_t>(jobs.size()), jobs_per_group)) {
+    uint64_t per_band = 2 * (align_up(inb) + align_up(outb) + static_cast<uint64_t>(side_tensors) * align_up(outb));
+    uint64_t left = ub_end_ > ub_next_ ? ub_end_ - ub_next_ : 0;
+    G = std::min<int64_t>({img1_ - img0_, std::max<int64_t>(1, nslots / 2 / a_.mxu.count),
+                           1 + static_cast<int64_t>(left / per_band)});
+    G = ceil_div(img1_ - img0_, ceil_div(img1_ - img0_, G));  // groups of equal size (8 = 4 + 4, not 5 + 3)
+  }
+  for (int64_t i = 1; i < G; ++i) {
+    in_ub.push_back(ub_alloc(op, inb));
+    in_ub.push_back(ub_alloc(op, inb));
+    out_ub.push_back(ub_alloc(op, outb));
+    out_ub.push_back(ub_alloc(op, outb));
+    side_ub.push_back(side_tensors ? ub_alloc(op, outb) : 0);
+    side_ub.push_back(side_tensors ? ub_alloc(op, outb) : 0);
+  }
+  // Buffers in group order: band bi uses buffer bi % 2G (groups alternate halves).
+  auto order = [&](std::vector<uint64_t> v) {
+    std::vector<uint64_t> o(v.size());
+    for (int64_t t = 0; t < G; ++t) {
+      o[static_cast<std::size_t>(t)] = v[static_cast<std::size_t>(2 * t)];
+      o[static_cast<std::size_t>(G + t)] = v[static_cast<std::size_t>(2 * t + 1)];
+    }
+    return o;
+  };
+  in_ub = order(in_ub);
+  out_ub = order(out_ub);
+  side_ub = order(side_ub);
+  const std::size_t nbuf = static_cast<std::size_t>(2 * G);
   if (packed && (pad_l || pad_r)) {
-    // Zero the padding columns of every row of both input buffers once; band loads write
+    // Zero the padding columns of every row of every input buffer once; band loads write
     // only the data columns.
     int64_t rn = static_cast<int64_t>(inb / static_cast<uint64_t>(ub_row_bytes));
     int64_t zb = std::max(pad_l, pad_r) * xs.c * eb_;
@@ -865,22 +942,6 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
       if (pad_r) dma_load(zspace, zaddr, buf + static_cast<uint64_t>((pad_l + xs.w) * xs.c * eb_), rn, pad_r * xs.c * eb_, zb,
                           op.name + ": zero right padding", ub_row_bytes);
     }
-  }
-  for (auto& b : out_ub) b = ub_alloc(op, outb);
-  if (side_tensors) {
-    for (auto& b : side_ub) b = ub_alloc(op, outb);
-  }
-  std::vector<uint64_t> chain_luts(chain.size(), 0);
-  for (std::size_t i = 0; i < chain.size(); ++i) {
-    const Op* f = chain[i];
-    isa::Activation g = f->kind == OpKind::kAdd || f->kind == OpKind::kMul ? f->activation : activation_of(f->kind);
-    if (int8 && g != isa::Activation::kNone && g != isa::Activation::kRelu) chain_luts[i] = lut_for(*f, g);
-  }
-  uint64_t stage_ub = 0;
-  if (pick->staged) {
-    uint64_t stage_bytes = pick->groups > 1 ? static_cast<uint64_t>(wm.rows) * static_cast<uint64_t>(jobs_per_group * cols * eb_)
-                                            : w_bytes;
-    stage_ub = ub_alloc(op, stage_bytes);
   }
 
   // ---- Bands ----
@@ -913,12 +974,10 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     }
   }
   plan.bands = static_cast<int64_t>(bands.size());
-  const int64_t slot_rows = on_max * (window ? ys.w : 1);
-  const int64_t nslots = std::max<int64_t>(1, acc_entries / slot_rows);
   const uint64_t y_pixel_bytes = static_cast<uint64_t>(ys.c * eb_);
 
   auto load_band = [&](const Band& b, std::size_t bi) {
-    uint64_t dst = in_ub[bi % 2];
+    uint64_t dst = in_ub[bi % nbuf];
     if (window) {
       uint64_t src = x.addr + static_cast<uint64_t>(((b.image * xs.h + b.r0) * in_row_bytes));
       dma_load(x.space, src, dst + static_cast<uint64_t>(pad_l * xs.c * eb_), b.rn, in_row_bytes, 0,
@@ -954,26 +1013,29 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
                  fmt::format("{}: all weights", op.name));
       }
     }
-    if (!bands.empty()) load_band(bands[0], 0);
-    for (std::size_t bi = 0; bi < bands.size(); ++bi) {
-      const Band& b = bands[bi];
-      if (bi + 1 < bands.size()) load_band(bands[bi + 1], bi + 1);
-      uint64_t in_base = in_ub[bi % 2], y_ub = out_ub[bi % 2];
+    for (std::size_t bi = 0; bi < std::min(bands.size(), static_cast<std::size_t>(G)); ++bi) load_band(bands[bi], bi);
+    for (std::size_t g0 = 0; g0 < bands.size(); g0 += static_cast<std::size_t>(G)) {
+      const std::size_t g1 = std::min(bands.size(), g0 + static_cast<std::size_t>(G));
+      for (std::size_t bi = g1; bi < std::min(bands.size(), g1 + static_cast<std::size_t>(G)); ++bi) load_band(bands[bi], bi);
+      const std::size_t ng = g1 - g0;
       // Work items: (column tile, part of the band's rows). When there are fewer column
-      // tiles than MXUs, the band's rows are split so every MXU has work. Items run in waves
-      // of one per MXU, their passes interleaved so that every MXU's queue is fed.
+      // tiles than MXUs, the band's rows are split so every MXU has work (the bands of a
+      // group are whole images of the same height, so the split fits them all). Items
+      // run in waves of one per MXU, their passes interleaved so that every MXU's queue is
+      // fed; within an item, each pass's tile serves the group's bands one after another.
+      const Band& b0 = bands[g0];
       const int64_t count = a_.mxu.count;
-      int64_t parts = std::clamp<int64_t>(count / std::max<int64_t>(1, static_cast<int64_t>(j1 - j0)), 1, b.on);
+      int64_t parts = std::clamp<int64_t>(count / std::max<int64_t>(1, static_cast<int64_t>(j1 - j0)), 1, b0.on);
       struct Item {
         const Job* job;
         int64_t row0, rows;  // output rows (window) or matrix rows (plain) within the band
         int mxu = 0;
-        int64_t acc0 = 0;
+        std::vector<int64_t> acc0;  // per band of the group
       };
       std::vector<Item> items;
       for (std::size_t ji = j0; ji < j1; ++ji) {
-        int64_t q = ceil_div(b.on, parts);
-        for (int64_t r = 0; r < b.on; r += q) items.push_back({&jobs[ji], r, std::min(q, b.on - r)});
+        int64_t q = ceil_div(b0.on, parts);
+        for (int64_t r = 0; r < b0.on; r += q) items.push_back({&jobs[ji], r, std::min(q, b0.on - r), 0, {}});
       }
       for (std::size_t w0 = 0; w0 < items.size(); w0 += static_cast<std::size_t>(count)) {
         std::size_t w1 = std::min(items.size(), w0 + static_cast<std::size_t>(count));
@@ -981,7 +1043,9 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
         for (std::size_t it = w0; it < w1; ++it) {
           Item& x = items[it];
           x.mxu = static_cast<int>(it - w0);
-          x.acc0 = (acc_slot_[static_cast<std::size_t>(x.mxu)]++ % nslots) * slot_rows;
+          for (std::size_t t = 0; t < ng; ++t) {
+            x.acc0.push_back((acc_slot_[static_cast<std::size_t>(x.mxu)]++ % nslots) * slot_rows);
+          }
           max_passes = std::max(max_passes, x.job->passes.size());
         }
         for (std::size_t pi = 0; pi < max_passes; ++pi) {
@@ -996,7 +1060,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
               lw.set(Fid::kLoadWeights_src, static_cast<int64_t>(stage_ub) + (p.wrow * stage_pitch + (p.wcol - (pick->groups > 1 ? gcol0 : 0))) * eb_);
               lw.set(Fid::kLoadWeights_stride, stage_pitch * eb_);
             } else {
-              uint64_t base = wm.addr + wm.per_image * static_cast<uint64_t>(b.image);
+              uint64_t base = wm.addr + wm.per_image * static_cast<uint64_t>(b0.image);
               lw.set(Fid::kLoadWeights_space, static_cast<int>(isa::WeightSource::kMem));
               lw.set(Fid::kLoadWeights_src, static_cast<int64_t>(base) + (p.wrow * wm.pitch + p.wcol) * eb_);
               lw.set(Fid::kLoadWeights_stride, wm.pitch * eb_);
@@ -1008,64 +1072,74 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
             if (wm.transpose) lw.set(Fid::kLoadWeights_transpose, 1);
             if (wm.diag) lw.set(Fid::kLoadWeights_diag, 1);
             emit(lw, fmt::format("{} weights rows {}.. cols {}..", op.name, p.wrow, p.wcol));
-            Instruction mm = Instruction::make(Opcode::kMatmul);
-            mm.set(Fid::kMatmul_mxu, x.mxu);
-            mm.set(Fid::kMatmul_dtype, static_cast<int>(dt_));
-            mm.set(Fid::kMatmul_ub_stride, xs.c * eb_);
-            mm.set(Fid::kMatmul_acc, x.acc0);
-            mm.set(Fid::kMatmul_k, p.k);
-            mm.set(Fid::kMatmul_n, j.n);
-            mm.set(Fid::kMatmul_accumulate, pi > 0 ? 1 : 0);
-            mm.set(Fid::kMatmul_pop, 1);
-            if (window) {
-              // The part's first window row, relative to the band's first input row; whole
-              // rows before it move into the UB address so that off_h stays small.
-              int64_t first = (b.o0 + x.row0) * op.sh - op.pad_top - b.r0;
-              int64_t skip = std::clamp<int64_t>(first, 0, b.rn - 1);
-              mm.set(Fid::kMatmul_ub, static_cast<int64_t>(in_base) + skip * ub_row_bytes + p.in_off * eb_);
-              mm.set(Fid::kMatmul_rows, x.rows * ys.w);
-              mm.set(Fid::kMatmul_out_w, ys.w);
-              mm.set(Fid::kMatmul_in_h, b.rn - skip);
-              mm.set(Fid::kMatmul_in_w, wp);
-              mm.set(Fid::kMatmul_stride_h, op.sh);
-              mm.set(Fid::kMatmul_stride_w, op.sw);
-              mm.set(Fid::kMatmul_off_h, first - skip + int64_t{p.r} * op.dh);
-              mm.set(Fid::kMatmul_off_w, packed ? 0 : int64_t{p.s} * op.dw - op.pad_left);
-            } else {
-              mm.set(Fid::kMatmul_ub, static_cast<int64_t>(in_base) + (x.row0 * xs.c + p.in_off) * eb_);
-              mm.set(Fid::kMatmul_rows, x.rows);
+            for (std::size_t t = 0; t < ng; ++t) {
+              const Band& b = bands[g0 + t];
+              const uint64_t in_base = in_ub[(g0 + t) % nbuf];
+              Instruction mm = Instruction::make(Opcode::kMatmul);
+              mm.set(Fid::kMatmul_mxu, x.mxu);
+              mm.set(Fid::kMatmul_dtype, static_cast<int>(dt_));
+              mm.set(Fid::kMatmul_ub_stride, xs.c * eb_);
+              mm.set(Fid::kMatmul_acc, x.acc0[t]);
+              mm.set(Fid::kMatmul_k, p.k);
+              mm.set(Fid::kMatmul_n, j.n);
+              mm.set(Fid::kMatmul_accumulate, pi > 0 ? 1 : 0);
+              mm.set(Fid::kMatmul_pop, t == 0 ? 1 : 0);
+              if (window) {
+                // The part's first window row, relative to the band's first input row; whole
+                // rows before it move into the UB address so that off_h stays small.
+                int64_t first = (b.o0 + x.row0) * op.sh - op.pad_top - b.r0;
+                int64_t skip = std::clamp<int64_t>(first, 0, b.rn - 1);
+                mm.set(Fid::kMatmul_ub, static_cast<int64_t>(in_base) + skip * ub_row_bytes + p.in_off * eb_);
+                mm.set(Fid::kMatmul_rows, x.rows * ys.w);
+                mm.set(Fid::kMatmul_out_w, ys.w);
+                mm.set(Fid::kMatmul_in_h, b.rn - skip);
+                mm.set(Fid::kMatmul_in_w, wp);
+                mm.set(Fid::kMatmul_stride_h, op.sh);
+                mm.set(Fid::kMatmul_stride_w, op.sw);
+                mm.set(Fid::kMatmul_off_h, first - skip + int64_t{p.r} * op.dh);
+                mm.set(Fid::kMatmul_off_w, packed ? 0 : int64_t{p.s} * op.dw - op.pad_left);
+              } else {
+                mm.set(Fid::kMatmul_ub, static_cast<int64_t>(in_base) + (x.row0 * xs.c + p.in_off) * eb_);
+                mm.set(Fid::kMatmul_rows, x.rows);
+              }
+              emit(mm, fmt::format("{} tile cols {}..{} tap ({},{}) k {}..{} rows {}..{}{}", op.name, j.col0,
+                                   j.col0 + j.n - 1, p.r, p.s, p.in_off, p.in_off + p.k - 1, b.o0 + x.row0,
+                                   b.o0 + x.row0 + x.rows - 1, images > 1 ? fmt::format(" image {}", b.image) : ""));
             }
-            emit(mm, fmt::format("{} tile cols {}..{} tap ({},{}) k {}..{} rows {}..{}{}", op.name, j.col0,
-                                 j.col0 + j.n - 1, p.r, p.s, p.in_off, p.in_off + p.k - 1, b.o0 + x.row0,
-                                 b.o0 + x.row0 + x.rows - 1, images > 1 ? fmt::format(" image {}", b.image) : ""));
           }
         }
-        for (std::size_t it = w0; it < w1; ++it) {
-          const Item& x = items[it];
-          const Job& j = *x.job;
-          int64_t row_pixels = window ? ys.w : 1;
-          Instruction ac = Instruction::make(Opcode::kActivate);
-          ac.set(Fid::kActivate_mxu, x.mxu);
-          ac.set(Fid::kActivate_acc, x.acc0);
-          ac.set(Fid::kActivate_rows, x.rows * row_pixels);
-          ac.set(Fid::kActivate_n, j.n);
-          ac.set(Fid::kActivate_ub, static_cast<int64_t>(y_ub) + (x.row0 * row_pixels * ys.c + j.col0) * eb_);
-          ac.set(Fid::kActivate_ub_stride, ys.c * eb_);
-          ac.set(Fid::kActivate_mode, static_cast<int>(dt_));
-          if (int8) {
-            ac.set(Fid::kActivate_params, static_cast<int64_t>(params_ub) + j.col0 * 12);
-            ac.set(Fid::kActivate_act_min, act_min);
-            ac.set(Fid::kActivate_act_max, act_max);
-          } else {
-            ac.set(Fid::kActivate_func, static_cast<int>(act_func));
-            if (op.bias) {
-              ac.set(Fid::kActivate_bias, 1);
-              ac.set(Fid::kActivate_params, static_cast<int64_t>(params_ub) + j.col0 * 4);
+        for (std::size_t t = 0; t < ng; ++t) {
+          const uint64_t y_ub = out_ub[(g0 + t) % nbuf];
+          for (std::size_t it = w0; it < w1; ++it) {
+            const Item& x = items[it];
+            const Job& j = *x.job;
+            int64_t row_pixels = window ? ys.w : 1;
+            Instruction ac = Instruction::make(Opcode::kActivate);
+            ac.set(Fid::kActivate_mxu, x.mxu);
+            ac.set(Fid::kActivate_acc, x.acc0[t]);
+            ac.set(Fid::kActivate_rows, x.rows * row_pixels);
+            ac.set(Fid::kActivate_n, j.n);
+            ac.set(Fid::kActivate_ub, static_cast<int64_t>(y_ub) + (x.row0 * row_pixels * ys.c + j.col0) * eb_);
+            ac.set(Fid::kActivate_ub_stride, ys.c * eb_);
+            ac.set(Fid::kActivate_mode, static_cast<int>(dt_));
+            if (int8) {
+              ac.set(Fid::kActivate_params, static_cast<int64_t>(params_ub) + j.col0 * 12);
+              ac.set(Fid::kActivate_act_min, act_min);
+              ac.set(Fid::kActivate_act_max, act_max);
+            } else {
+              ac.set(Fid::kActivate_func, static_cast<int>(act_func));
+              if (op.bias) {
+                ac.set(Fid::kActivate_bias, 1);
+                ac.set(Fid::kActivate_params, static_cast<int64_t>(params_ub) + j.col0 * 4);
+              }
             }
+            emit(ac, fmt::format("{}: cols {}..{}", op.name, j.col0, j.col0 + j.n - 1));
           }
-          emit(ac, fmt::format("{}: cols {}..{}", op.name, j.col0, j.col0 + j.n - 1));
         }
       }
+      for (std::size_t bi = g0; bi < g1; ++bi) {
+      const Band& b = bands[bi];
+      const uint64_t y_ub = out_ub[bi % nbuf];
       int64_t pixels = b.m;
       if (act_after) {
         apply_unary(op, act, y_ub, pixels, ys.c, lut_act, fmt::format("{}: {}", op.name, isa::kActivationNames[static_cast<int>(act)]));
@@ -1076,7 +1150,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
         if (f->kind == OpKind::kAdd || f->kind == OpKind::kMul) {
           const std::string& other_name = f->inputs[0] == (ci == 0 ? op.name : chain[ci - 1]->name) ? f->inputs[1] : f->inputs[0];
           const Tensor& other = tensor(other_name);
-          uint64_t side = side_ub[bi % 2];
+          uint64_t side = side_ub[bi % nbuf];
           dma_load(other.space, other.addr + y_offset(b), side, 1, pixels * ys.c * eb_, 0,
                    fmt::format("{}: operand {}", f->name, other_name));
           Instruction v = Instruction::make(Opcode::kVector);
@@ -1098,6 +1172,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
       } else {
         dma_store(yf.space, yf.addr + y_offset(b), y_ub, 1, pixels * ys.c * eb_, 0, 0,
                   fmt::format("{}: output", final_name));
+      }
       }
     }
   }

@@ -195,6 +195,36 @@ TEST(Compiler, ResidentActivationsMoveTrafficOnChipNotBits) {
   for (const auto& p : two.core_programs) EXPECT_EQ(bytes(p).ub, 0);
 }
 
+// Image groups: a window layer whose band is a whole image shares each weight tile among
+// several images (matmul pop=0 after the first), with the same bits; on one MXU and on two
+// (each with its own column tile), with a fused residual add.
+TEST(Compiler, ImageGroupsShareWeightTilesNotBits) {
+  Workload w = parse_workload_yaml(R"(
+name: groups
+batch: 6
+inputs: [{name: x, shape: [12, 12, 16]}]
+ops:
+  - {name: c1, op: conv2d, filters: 32, kernel: 3, padding: 1, activation: relu}
+  - {name: c2, op: conv2d, filters: 32, kernel: 3, padding: 1}
+  - {name: r, op: add, inputs: [c2, c1], activation: relu}
+  - {name: c3, op: conv2d, filters: 24, kernel: 3, stride: 2, padding: 1}
+)", "groups.yaml");
+  for (int mxus : {1, 2}) {
+    arch::ArchConfig a = preset("tpu_v1", {"mxu.rows=16", "mxu.cols=16", "mxu.count=" + std::to_string(mxus)});
+    Compiled c = expect_golden(a, w);
+    int shared = 0, loads = 0, passes = 0;
+    for (const auto& in : c.program.code) {
+      if (in.op == isa::Opcode::kLoadWeights) ++loads;
+      if (in.op != isa::Opcode::kMatmul) continue;
+      ++passes;
+      if (in.get(isa::Fid::kMatmul_pop) == 0) ++shared;
+    }
+    EXPECT_GT(shared, 0) << mxus << " MXUs";
+    EXPECT_EQ(loads + shared, passes) << mxus << " MXUs";
+    EXPECT_LE(2 * loads, passes) << mxus << " MXUs: most passes reuse a tile";
+  }
+}
+
 TEST(Compiler, EveryPresetCompilesEveryBundledWorkload) {
   for (const char* p : {"tpu_v1", "tpu_v2", "tpu_v3", "tpu_v4", "tpu_v5e", "edgetpu"}) {
     arch::ArchConfig a = preset(p);
