@@ -532,6 +532,10 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
                  op.pad_left || op.pad_bottom || op.pad_right);
   int64_t images = window || two_input ? B : 1;
   int64_t plain_rows = two_input ? xs.pixels() : B * xs.pixels();
+  // A plain-rows layer whose input stays in the UB (activations on chip) streams it from
+  // where it is: no input buffers, no copies.
+  const bool direct_in = !window && !two_input && x.space == isa::Space::kUb;
+  const uint64_t x_addr = x.addr;
   if (window && ys.w > acc_entries / 2) {
     fail(op, "", fmt::format("an output row of at most {} pixels (half the accumulators)", acc_entries / 2),
          fmt::format("{} pixels", ys.w));
@@ -726,7 +730,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
       inb = static_cast<uint64_t>(rn * ub_row_bytes);
       outb = static_cast<uint64_t>(on * ys.w * ys.c * eb_);
     } else {
-      inb = static_cast<uint64_t>(on * xs.c * eb_);
+      inb = direct_in ? 0 : static_cast<uint64_t>(on * xs.c * eb_);
       outb = static_cast<uint64_t>(on * ys.c * eb_);
     }
     return 2 * (align_up(inb) + align_up(outb) + side_tensors * align_up(outb));
@@ -780,6 +784,10 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
       // With fewer column tiles than MXUs, each MXU of a band loads its own copy.
       wload *= static_cast<uint64_t>(std::clamp<int64_t>(a_.mxu.count / std::max<int64_t>(1, static_cast<int64_t>(jobs.size())), 1, c.on));
       c.traffic = input_bytes(c.on) + out_bytes + wload;
+      // One band holding every row: the weights cross once, as in the staged order, but
+      // stream behind the passes instead of arriving all before the first.
+      double tile_cycles = static_cast<double>(rows * cols * eb_) / a_.derived.memory_bytes_per_cycle;
+      c.preferred = bands_of(c.on) == 1 && !two_input && tile_cycles <= static_cast<double>(c.on * (window ? ys.w : 1));
     }
     choices.push_back(c);
   }
@@ -866,7 +874,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     inb = static_cast<uint64_t>(rn * ub_row_bytes);
     outb = static_cast<uint64_t>(on_max * ys.w * ys.c * eb_);
   } else {
-    inb = static_cast<uint64_t>(on_max * xs.c * eb_);
+    inb = direct_in ? 0 : static_cast<uint64_t>(on_max * xs.c * eb_);
     outb = static_cast<uint64_t>(on_max * ys.c * eb_);
   }
   std::vector<uint64_t> in_ub(2), out_ub(2), side_ub(2, 0);
@@ -977,6 +985,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   const uint64_t y_pixel_bytes = static_cast<uint64_t>(ys.c * eb_);
 
   auto load_band = [&](const Band& b, std::size_t bi) {
+    if (direct_in) return;
     uint64_t dst = in_ub[bi % nbuf];
     if (window) {
       uint64_t src = x.addr + static_cast<uint64_t>(((b.image * xs.h + b.r0) * in_row_bytes));
@@ -1074,7 +1083,9 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
             emit(lw, fmt::format("{} weights rows {}.. cols {}..", op.name, p.wrow, p.wcol));
             for (std::size_t t = 0; t < ng; ++t) {
               const Band& b = bands[g0 + t];
-              const uint64_t in_base = in_ub[(g0 + t) % nbuf];
+              const uint64_t in_base =
+                  direct_in ? x_addr + static_cast<uint64_t>((b.image * xs.pixels() + b.o0) * xs.c * eb_)
+                            : in_ub[(g0 + t) % nbuf];
               Instruction mm = Instruction::make(Opcode::kMatmul);
               mm.set(Fid::kMatmul_mxu, x.mxu);
               mm.set(Fid::kMatmul_dtype, static_cast<int>(dt_));
