@@ -1477,6 +1477,17 @@ void Lowering::plan_resident(const std::map<std::string, std::string>& root) {
   }
   uint64_t live = 0, peak = 0;
   std::map<std::string, uint64_t> counted;
+  if (a_.host_link.carries_io) {
+    // Inputs received from the host are copied in and may stay on chip too.
+    for (const auto& in : w_.inputs) {
+      if (offchip.count(in.name)) continue;
+      uint64_t bytes = align_up(static_cast<uint64_t>(in.shape.elements() * out_.batch * eb_));
+      resident_ok_.insert(in.name);
+      counted[in.name] = bytes;
+      live += bytes;
+    }
+    peak = live;
+  }
   for (std::size_t i = 0; i < w_.ops.size(); ++i) {
     const Op& op = w_.ops[i];
     bool alias = op.kind == OpKind::kReshape || op.kind == OpKind::kAllReduce;
@@ -1544,7 +1555,22 @@ Compiled Lowering::run() {
     std::vector<Staged> staged;
     for (const auto& in : w_.inputs) {
       Staged st{in.name, tensors_.at(in.name), tensors_.at(in.name)};
-      auto [sp, addr] = mem_.activation(st.host.bytes);
+      // Kept in the UB when there is room (activations on chip, plan_resident).
+      auto [sp, addr] = [&]() -> std::pair<isa::Space, uint64_t> {
+        if (resident_ok_.count(in.name)) {
+          if (auto at = resident_.alloc(st.host.bytes)) return {isa::Space::kUb, *at};
+        }
+        return mem_.activation(st.host.bytes);
+      }();
+      if (sp == isa::Space::kUb) {
+        st.mem.space = sp;
+        st.mem.addr = addr;
+        uint64_t per_sample = static_cast<uint64_t>(in.shape.elements() * eb_);
+        st.begin = static_cast<uint64_t>(img0_) * per_sample;
+        st.bytes = static_cast<uint64_t>(img1_ - img0_) * per_sample;
+        staged.push_back(st);
+        continue;
+      }
       if (sp != isa::Space::kMem) continue;  // no room: the layers read it from the host
       st.mem.space = sp;
       st.mem.addr = addr;
@@ -1570,12 +1596,14 @@ Compiled Lowering::run() {
         ub_begin(false);
         std::vector<uint64_t> ub;
         for (const auto& st : staged) {
-          ub.push_back(ub_alloc(first, st.bytes));
+          // An input kept in the UB is loaded where it stays.
+          ub.push_back(st.mem.space == isa::Space::kUb ? st.mem.addr + st.begin : ub_alloc(first, st.bytes));
           dma_load(st.host.space, st.host.addr + st.begin, ub.back(), 1, static_cast<int64_t>(st.bytes), 0,
                    st.name + ": from the host");
         }
         for (std::size_t k = 0; k < staged.size(); ++k) {
           const auto& st = staged[k];
+          if (st.mem.space == isa::Space::kUb) continue;
           dma_store(st.mem.space, st.mem.addr + st.begin, ub[k], 1, static_cast<int64_t>(st.bytes), 0, 0,
                     st.name + ": from the host");
         }
