@@ -2,7 +2,8 @@
 (USB 3.0 and PCIe Gen2 x1, 500 MHz "max" clock, and USB at the standard 250 MHz) and
 tabulates the parameter cache (bytes cached on chip, bytes streamed per inference), the
 inference time on each link and the TOPS achieved, next to Coral's published times where
-one exists. docs/validation-edgetpu.md is this module's output with its commentary.
+one exists. scripts/validate.py writes markdown()'s tables into docs/validation.md, whose
+Edge TPU section has the commentary.
 
 Usage: /usr/bin/python3 -m scripts.tpuvalidate.edgetpu [--tpusim build/tpusim] [--out DIR]
 """

@@ -4,8 +4,8 @@ simulated with `tpusim collective` on the pod presets and set next to Google's p
 figures, each simulated figure computed the way the published one is defined.
 
 run(tpusim, out_dir) runs the simulator and returns the figures; markdown(results) returns
-the docs/validation-pods.md section. `scripts/tpuvalidate/pods.py > docs/validation-pods.md`
-regenerates the section (docs/validation-pods.md names the exact command).
+the "Pods" section of docs/validation.md, which scripts/validate.py writes there;
+`scripts/tpuvalidate/pods.py` prints it alone.
 """
 
 import argparse
@@ -136,9 +136,9 @@ def markdown(results: dict) -> str:
     out = []
     add = out.append
     add("## Pods: all-reduce and bisection bandwidth (issue 8)\n")
-    add("Reproduce (about a second):\n")
-    add("```\n/usr/bin/python3 scripts/tpuvalidate/pods.py --tpusim build/tpusim "
-        "> docs/validation-pods.md\n```\n")
+    add("Reproduce (about a second; `scripts/validate.py` writes this section into "
+        "docs/validation.md, this command prints it alone):\n")
+    add("```\n/usr/bin/python3 scripts/tpuvalidate/pods.py --tpusim build/tpusim\n```\n")
     add("It runs, for each pod preset, `tpusim collective --pod configs/pod/<pod>.yaml --op "
         "all-reduce --bytes 1GiB --algorithm multi-torus --json` and `... --op bisection --bytes "
         "1GiB --json`. Published figures: the Cloud TPU system-architecture pages (CT: "

@@ -1,5 +1,5 @@
 """Tests of scripts/tpuvalidate/pods.py (issue 8, pods): the figures it computes from the
-real tpusim follow the published definitions, docs/validation-pods.md holds the figures the
+real tpusim follow the published definitions, docs/validation.md holds the figures the
 simulator gives now (within 0.5%), and its command line reports failures."""
 
 import os
@@ -13,7 +13,7 @@ from helpers import PYTHON, REPO, TPUSIM, run
 from tpuvalidate import pods
 
 POD_PY = os.path.join(helpers.SCRIPTS, "tpuvalidate", "pods.py")
-DOC = os.path.join(REPO, "docs", "validation-pods.md")
+DOC = os.path.join(REPO, "docs", "validation.md")
 BAND = 0.005
 
 
@@ -89,7 +89,7 @@ class Pods(unittest.TestCase):
             for c, n, p in zip(committed, fresh, self.results["pods"]):
                 with self.subTest(table=key, pod=c[0]):
                     self.assertLess(abs(value(c[col]) / p[key] - 1), BAND,
-                                    f"docs/validation-pods.md has {c[col]}, the simulator gives "
+                                    f"docs/validation.md has {c[col]}, the simulator gives "
                                     f"{n[col]}: regenerate the doc")
 
     def test_markdown_explains_every_gap_over_the_target(self):

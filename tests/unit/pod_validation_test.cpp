@@ -1,4 +1,4 @@
-// Issue 8, pods: the figures scripts/tpuvalidate/pods.py reports (docs/validation-pods.md),
+// Issue 8, pods: the figures scripts/tpuvalidate/pods.py reports (docs/validation.md),
 // computed by the functions behind `tpusim collective --json` (run_collective's injected
 // bytes, run_bisection), against exact formulas on the presets; the bisection pattern on small
 // tori and meshes; and the command line's output and errors for it.
@@ -121,7 +121,7 @@ TEST(PodValidation, AllReduceInjectionIsTheBusBandwidthSummedOverChips) {
 }
 
 TEST(PodValidation, SimulatedFiguresStayAtTheValuesInTheValidationDoc) {
-  // docs/validation-pods.md (scripts/tpuvalidate/pods.py): the simulated all-reduce (TB/s,
+  // docs/validation.md (scripts/tpuvalidate/pods.py): the simulated all-reduce (TB/s,
   // injection) and bisection (TB/s, one direction) of each preset. A change to the network
   // model or the presets that moves one by more than 0.5% must regenerate the doc.
   struct Doc {
