@@ -532,10 +532,13 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
                  op.pad_left || op.pad_bottom || op.pad_right);
   int64_t images = window || two_input ? B : 1;
   int64_t plain_rows = two_input ? xs.pixels() : B * xs.pixels();
-  // A plain-rows layer whose input stays in the UB (activations on chip) streams it from
-  // where it is: no input buffers, no copies.
-  const bool direct_in = !window && !two_input && x.space == isa::Space::kUb;
+  // A layer whose input stays in the UB (activations on chip) streams it from where it is
+  // (plain rows, or window bands without the packed layout's padding columns), and one whose
+  // result stays there is written in place: no band buffers, no copies.
+  const bool direct_in = !two_input && x.space == isa::Space::kUb && (!window || !packed);
   const uint64_t x_addr = x.addr;
+  const Tensor& y_final = tensor(chain.empty() ? op.name : chain.back()->name);
+  const bool direct_out = !two_input && y_final.space == isa::Space::kUb;
   if (window && ys.w > acc_entries / 2) {
     fail(op, "", fmt::format("an output row of at most {} pixels (half the accumulators)", acc_entries / 2),
          fmt::format("{} pixels", ys.w));
@@ -727,13 +730,13 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     uint64_t inb, outb;
     if (window) {
       int64_t rn = std::min<int64_t>(xs.h, (on - 1) * op.sh + int64_t{op.kh - 1} * op.dh + 1);
-      inb = static_cast<uint64_t>(rn * ub_row_bytes);
+      inb = direct_in ? 0 : static_cast<uint64_t>(rn * ub_row_bytes);
       outb = static_cast<uint64_t>(on * ys.w * ys.c * eb_);
     } else {
       inb = direct_in ? 0 : static_cast<uint64_t>(on * xs.c * eb_);
       outb = static_cast<uint64_t>(on * ys.c * eb_);
     }
-    return 2 * (align_up(inb) + align_up(outb) + side_tensors * align_up(outb));
+    return 2 * (align_up(inb) + (direct_out ? 0 : align_up(outb)) + side_tensors * align_up(outb));
   };
   int64_t max_on = window ? ys.h : plain_rows;
   int64_t acc_limit = window ? (acc_entries / 2) / ys.w : acc_entries / 2;
@@ -803,7 +806,8 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
       int64_t nslot = std::max<int64_t>(1, acc_entries / (ys.h * ys.w));
       uint64_t per_band = band_bytes(ys.h) / 2;
       int64_t g = std::min<int64_t>({img1_ - img0_, std::max<int64_t>(1, nslot / 2 / a_.mxu.count),
-                                     std::max<int64_t>(1, static_cast<int64_t>((U - std::min(U, fixed)) / per_band) - 1)});
+                                     per_band ? std::max<int64_t>(1, static_cast<int64_t>((U - std::min(U, fixed)) / per_band) - 1)
+                                              : img1_ - img0_});
       g = ceil_div(img1_ - img0_, ceil_div(img1_ - img0_, g));
       c.traffic = input_bytes(c.on) + out_bytes + w_bytes * static_cast<uint64_t>(ceil_div(images, g));
       double tile_cycles = static_cast<double>(rows * cols * eb_) / a_.derived.memory_bytes_per_cycle;
@@ -871,7 +875,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   uint64_t inb = 0, outb = 0;
   if (window) {
     int64_t rn = std::min<int64_t>(xs.h, (on_max - 1) * op.sh + int64_t{op.kh - 1} * op.dh + 1);
-    inb = static_cast<uint64_t>(rn * ub_row_bytes);
+    inb = direct_in ? 0 : static_cast<uint64_t>(rn * ub_row_bytes);
     outb = static_cast<uint64_t>(on_max * ys.w * ys.c * eb_);
   } else {
     inb = direct_in ? 0 : static_cast<uint64_t>(on_max * xs.c * eb_);
@@ -879,7 +883,8 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   }
   std::vector<uint64_t> in_ub(2), out_ub(2), side_ub(2, 0);
   for (auto& b : in_ub) b = ub_alloc(op, inb);
-  for (auto& b : out_ub) b = ub_alloc(op, outb);
+  const uint64_t outb_buf = direct_out ? 0 : outb;
+  for (auto& b : out_ub) b = ub_alloc(op, outb_buf);
   if (side_tensors) {
     for (auto& b : side_ub) b = ub_alloc(op, outb);
   }
@@ -905,17 +910,17 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   const int64_t nslots = std::max<int64_t>(1, acc_entries / slot_rows);
   if (window && !two_input && on_max >= ys.h && img1_ - img0_ > 1 &&
       a_.mxu.count <= std::min<int64_t>(static_cast<int64_t>(jobs.size()), jobs_per_group)) {
-    uint64_t per_band = 2 * (align_up(inb) + align_up(outb) + static_cast<uint64_t>(side_tensors) * align_up(outb));
+    uint64_t per_band = 2 * (align_up(inb) + align_up(outb_buf) + static_cast<uint64_t>(side_tensors) * align_up(outb));
     uint64_t left = ub_end_ > ub_next_ ? ub_end_ - ub_next_ : 0;
     G = std::min<int64_t>({img1_ - img0_, std::max<int64_t>(1, nslots / 2 / a_.mxu.count),
-                           1 + static_cast<int64_t>(left / per_band)});
+                           per_band ? 1 + static_cast<int64_t>(left / per_band) : img1_ - img0_});
     G = ceil_div(img1_ - img0_, ceil_div(img1_ - img0_, G));  // groups of equal size (8 = 4 + 4, not 5 + 3)
   }
   for (int64_t i = 1; i < G; ++i) {
     in_ub.push_back(ub_alloc(op, inb));
     in_ub.push_back(ub_alloc(op, inb));
-    out_ub.push_back(ub_alloc(op, outb));
-    out_ub.push_back(ub_alloc(op, outb));
+    out_ub.push_back(ub_alloc(op, outb_buf));
+    out_ub.push_back(ub_alloc(op, outb_buf));
     side_ub.push_back(side_tensors ? ub_alloc(op, outb) : 0);
     side_ub.push_back(side_tensors ? ub_alloc(op, outb) : 0);
   }
@@ -1006,6 +1011,10 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   const Tensor& y = tensor(op.name);
   const std::string& final_name = chain.empty() ? op.name : chain.back()->name;
   const Tensor& yf = tensor(final_name);
+  // Where band bi's result is assembled: its place in a UB-resident output, or a buffer.
+  auto out_at = [&](std::size_t bi) -> uint64_t {
+    return direct_out ? yf.addr + y_offset(bands[bi]) : out_ub[bi % nbuf];
+  };
 
   for (int64_t g = 0; g < ngroups; ++g) {
     std::size_t j0 = static_cast<std::size_t>(g * jobs_per_group);
@@ -1084,8 +1093,9 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
             for (std::size_t t = 0; t < ng; ++t) {
               const Band& b = bands[g0 + t];
               const uint64_t in_base =
-                  direct_in ? x_addr + static_cast<uint64_t>((b.image * xs.pixels() + b.o0) * xs.c * eb_)
-                            : in_ub[(g0 + t) % nbuf];
+                  !direct_in ? in_ub[(g0 + t) % nbuf]
+                  : window   ? x_addr + static_cast<uint64_t>((b.image * xs.h + b.r0) * in_row_bytes)
+                             : x_addr + static_cast<uint64_t>((b.image * xs.pixels() + b.o0) * xs.c * eb_);
               Instruction mm = Instruction::make(Opcode::kMatmul);
               mm.set(Fid::kMatmul_mxu, x.mxu);
               mm.set(Fid::kMatmul_dtype, static_cast<int>(dt_));
@@ -1120,7 +1130,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
           }
         }
         for (std::size_t t = 0; t < ng; ++t) {
-          const uint64_t y_ub = out_ub[(g0 + t) % nbuf];
+          const uint64_t y_ub = out_at(g0 + t);
           for (std::size_t it = w0; it < w1; ++it) {
             const Item& x = items[it];
             const Job& j = *x.job;
@@ -1150,7 +1160,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
       }
       for (std::size_t bi = g0; bi < g1; ++bi) {
       const Band& b = bands[bi];
-      const uint64_t y_ub = out_ub[bi % nbuf];
+      const uint64_t y_ub = out_at(bi);
       int64_t pixels = b.m;
       if (act_after) {
         apply_unary(op, act, y_ub, pixels, ys.c, lut_act, fmt::format("{}: {}", op.name, isa::kActivationNames[static_cast<int>(act)]));
@@ -1176,7 +1186,9 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
         }
         apply_unary(*f, g, y_ub, pixels, ys.c, chain_luts[ci], fmt::format("{} (fused)", f->name));
       }
-      if (pick->groups > 1) {
+      if (direct_out) {
+        // written in place
+      } else if (pick->groups > 1) {
         dma_store(y.space, y.addr + y_offset(b) + static_cast<uint64_t>(gcol0 * eb_), y_ub + static_cast<uint64_t>(gcol0 * eb_),
                   pixels, (gcol1 - gcol0) * eb_, ys.c * eb_, ys.c * eb_,
                   fmt::format("{}: output cols {}..{}", op.name, gcol0, gcol1 - 1));
@@ -1462,8 +1474,9 @@ void Lowering::lower_copy(const Op& op) {
 
 // Activations in the UB: with one core (the liveness above only holds then) and
 // CompileOptions::ub_activations, intermediate tensors are placed in a range reserved at the
-// top of the UB, sized by a pass over the ops to the peak of live intermediates and at most
-// half the buffer; what does not fit goes off chip. Tensors a collective or a two-input
+// top of the UB, sized by a pass over the ops to the peak of live intermediates plus the
+// largest one (room for first fit's holes), at most half the buffer; what does not fit goes
+// off chip. Tensors a collective or a two-input
 // matmul's streamed operand reads stay off chip (those read off-chip memory directly).
 void Lowering::plan_resident(const std::map<std::string, std::string>& root) {
   if (!reuse_ || !opt_.ub_activations) return;
@@ -1475,7 +1488,7 @@ void Lowering::plan_resident(const std::map<std::string, std::string>& root) {
     }
     if (op.kind == OpKind::kMatmul && op.inputs.size() == 2) offchip.insert(root.at(op.inputs[1]));
   }
-  uint64_t live = 0, peak = 0;
+  uint64_t live = 0, peak = 0, largest = 0;
   std::map<std::string, uint64_t> counted;
   if (a_.host_link.carries_io) {
     // Inputs received from the host are copied in and may stay on chip too.
@@ -1485,6 +1498,7 @@ void Lowering::plan_resident(const std::map<std::string, std::string>& root) {
       resident_ok_.insert(in.name);
       counted[in.name] = bytes;
       live += bytes;
+      largest = std::max(largest, bytes);
     }
     peak = live;
   }
@@ -1498,6 +1512,7 @@ void Lowering::plan_resident(const std::map<std::string, std::string>& root) {
       counted[op.name] = bytes;
       live += bytes;
       peak = std::max(peak, live);
+      largest = std::max(largest, bytes);
     }
     auto d = dies_at_.find(i);
     if (d == dies_at_.end()) continue;
@@ -1507,7 +1522,9 @@ void Lowering::plan_resident(const std::map<std::string, std::string>& root) {
     }
   }
   uint64_t U = static_cast<uint64_t>(a_.unified_buffer.bytes);
-  uint64_t reserve = std::min(align_up(peak), U / 2 / kAlign * kAlign);
+  // The peak plus the largest tensor: first fit leaves holes as tensors die, and a tensor
+  // that finds none goes off chip.
+  uint64_t reserve = std::min(align_up(peak + largest), U / 2 / kAlign * kAlign);
   ub_work_ = U - reserve;
   resident_.reset(ub_work_, U);
 }
