@@ -96,6 +96,9 @@ Schema<ArchConfig> build_schema() {
             "1", 1, 1 << 16, "cycles", "Cycles to fetch, decode and issue one instruction");
   s.add_int("sequencer.queue_depth", [](C& c) -> int64_t& { return c.sequencer.queue_depth; },
             "16", 1, 4096, "instructions", "Depth of each unit's instruction queue");
+  s.add_bool("sequencer.layer_sync", [](C& c) -> bool& { return c.sequencer.layer_sync; }, "false",
+             "Each layer's first matrix pass waits for all earlier vector-unit work (sync units=vector), "
+             "as TPU v1 synchronises Activate -> MatrixMultiply");
 
   s.add_enum<MemoryKind>("memory.kind", [](C& c) -> MemoryKind& { return c.memory.kind; }, "hbm",
                          {"none", "sram", "ddr3", "ddr4", "lpddr4", "gddr5", "hbm", "hbm2", "hbm2e"},

@@ -59,6 +59,10 @@ struct VectorUnitConfig {
 struct SequencerConfig {
   int64_t issue_cycles = 1;   ///< cycles to fetch, decode and issue one instruction
   int64_t queue_depth = 16;   ///< instructions each unit queue holds
+  /// The compiler makes each layer's first matrix pass wait for every vector-unit
+  /// instruction before it (`sync units=vector`): TPU v1's explicit synchronisation of
+  /// Activate -> MatrixMultiply through the UB, instead of the scoreboard's per-byte order.
+  bool layer_sync = false;
 };
 
 struct MemoryConfig {

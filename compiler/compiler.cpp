@@ -247,6 +247,13 @@ class Lowering {
              fmt::format("{} (a shape this compiler cannot tile yet)", v));
       }
     }
+    if (in.op == Opcode::kMatmul && sync_pending_) {
+      // sequencer.layer_sync: the layer's first pass waits for the previous layers' results.
+      sync_pending_ = false;
+      Instruction s = Instruction::make(Opcode::kSync);
+      s.set(Fid::kSync_units, 1 << 2);  // vector
+      emit(s, "layer boundary (sequencer.layer_sync)");
+    }
     out_.program.code.push_back(in);
     out_.program.lines.push_back(0);
     out_.program.notes.push_back(std::move(note));
@@ -318,6 +325,7 @@ class Lowering {
   UbResident resident_;           ///< [ub_work_, UB size): activations kept on chip
   std::set<std::string> resident_ok_;  ///< tensors that may live in the UB
   bool ub_upper_ = false;  ///< the next layer starts in the upper half
+  bool sync_pending_ = false;  ///< sequencer.layer_sync: sync before the next matmul
   int layer_ = -1;
   int op_index_ = 0;  ///< the workload op being lowered (for errors)
   int64_t img0_ = 0, img1_ = 1;  ///< this core's samples
@@ -1754,6 +1762,7 @@ Compiled Lowering::run() {
     }
     out_.layers.back().end = out_.program.code.size();
     ub_upper_ = !ub_upper_;
+    sync_pending_ = a_.sequencer.layer_sync;
     if (split_activation) {
       // The activation as a separate layer reading and writing off-chip memory in place.
       LayerPlan ap;

@@ -227,6 +227,35 @@ ops:
   }
 }
 
+// sequencer.layer_sync (TPU v1): every layer's first pass after the first layer is preceded
+// by `sync units=vector`, and no other pass is; off, the program has no sync at all. Same bits.
+TEST(Compiler, LayerSyncPrecedesEachLayersFirstPass) {
+  Workload w = reduced("gemm_mlp.yaml");
+  for (bool on : {true, false}) {
+    arch::ArchConfig a = preset("tpu_v1", {std::string("sequencer.layer_sync=") + (on ? "true" : "false")});
+    Compiled c = expect_golden(a, w);
+    int syncs = 0, first_passes = 0;
+    for (const auto& l : c.layers) {
+      bool seen = false;
+      for (std::size_t i = l.first; i < l.end; ++i) {
+        const auto& in = c.program.code[i];
+        if (in.op == isa::Opcode::kSync) {
+          ++syncs;
+          EXPECT_EQ(in.get(isa::Fid::kSync_units), 4) << l.name;
+          ASSERT_LT(i + 1, l.end);
+          EXPECT_EQ(c.program.code[i + 1].op, isa::Opcode::kMatmul) << l.name;
+        }
+        if (in.op == isa::Opcode::kMatmul && !seen) {
+          seen = true;
+          ++first_passes;
+        }
+      }
+    }
+    EXPECT_EQ(syncs, on ? first_passes - 1 : 0) << on;
+    EXPECT_GE(first_passes, 4);
+  }
+}
+
 TEST(Compiler, EveryPresetCompilesEveryBundledWorkload) {
   for (const char* p : {"tpu_v1", "tpu_v2", "tpu_v3", "tpu_v4", "tpu_v5e", "edgetpu"}) {
     arch::ArchConfig a = preset(p);
