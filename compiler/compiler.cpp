@@ -32,6 +32,23 @@ struct Tensor {
   std::string root;    ///< storage owner (reshape aliases share it)
 };
 
+/// Returns [addr, addr + len) to a free list (start -> length), merged with its neighbours.
+void give_back(std::map<uint64_t, uint64_t>& free, uint64_t addr, uint64_t len) {
+  auto next = free.lower_bound(addr);
+  if (next != free.end() && next->first == addr + len) {
+    len += next->second;
+    next = free.erase(next);
+  }
+  if (next != free.begin()) {
+    auto prev = std::prev(next);
+    if (prev->first + prev->second == addr) {
+      prev->second += len;
+      return;
+    }
+  }
+  free[addr] = len;
+}
+
 /// Off-chip memory. Regions (inputs, outputs, weights, parameters) are initialised before the
 /// program runs, so no activation may ever have used their bytes: regions grow upward from 0,
 /// activations are allocated from the top down (highest fit first) and freed after their last
@@ -102,22 +119,8 @@ class OffChipAllocator {
     if (s != isa::Space::kMem) return;
     auto u = used_.find(addr);
     if (u == used_.end()) return;
-    uint64_t len = u->second;
+    give_back(free_, addr, u->second);
     used_.erase(u);
-    auto next = free_.lower_bound(addr);
-    if (next != free_.end() && next->first == addr + len) {
-      len += next->second;
-      free_.erase(next);
-    }
-    auto it = free_.lower_bound(addr);
-    if (it != free_.begin()) {
-      auto prev = std::prev(it);
-      if (prev->first + prev->second == addr) {
-        prev->second += len;
-        return;
-      }
-    }
-    free_[addr] = len;
   }
 
  private:
@@ -149,21 +152,8 @@ class UbResident {
   void release(uint64_t addr) {
     auto u = used_.find(addr);
     if (u == used_.end()) return;
-    uint64_t len = u->second;
+    give_back(free_, addr, u->second);
     used_.erase(u);
-    auto next = free_.lower_bound(addr);
-    if (next != free_.end() && next->first == addr + len) {
-      len += next->second;
-      next = free_.erase(next);
-    }
-    if (next != free_.begin()) {
-      auto prev = std::prev(next);
-      if (prev->first + prev->second == addr) {
-        prev->second += len;
-        return;
-      }
-    }
-    free_[addr] = len;
   }
 
  private:
