@@ -244,13 +244,20 @@ void Mxu::thread() {
     int64_t dep_wait = std::clamp<int64_t>(t_deps - std::max(arrive, t.window_start), 0,
                                            t.input_stall_cycles);
     int64_t idle = std::clamp<int64_t>(arrive - t.window_start, 0, t.input_stall_cycles - dep_wait);
+    // Held back by a sync on the vector unit (sequencer.layer_sync): the part of the wait
+    // after the sync began is a RAW stall, not idle.
+    int64_t sync_raw = op->vector_sync_from >= 0
+                           ? std::clamp<int64_t>(arrive - std::max(t.window_start, op->vector_sync_from), 0, idle)
+                           : 0;
+    idle -= sync_raw;
     int dep_state = producer && producer->unit == UnitKind::kVector ? kMxuRawStall : kMxuInputStall;
     activity_.add(dep_state, dep_wait);
     activity_.add(kMxuIdle, idle);
-    activity_.add(kMxuInputStall, t.input_stall_cycles - dep_wait - idle);
+    activity_.add(kMxuRawStall, sync_raw);
+    activity_.add(kMxuInputStall, t.input_stall_cycles - dep_wait - idle - sync_raw);
     op->mxu_cycles = {t.busy_cycles, t.fill_drain_cycles, t.weight_shift_stall_cycles,
-                      t.weight_stall_cycles, dep_state == kMxuRawStall ? dep_wait : 0,
-                      t.input_stall_cycles - idle - (dep_state == kMxuRawStall ? dep_wait : 0)};
+                      t.weight_stall_cycles, (dep_state == kMxuRawStall ? dep_wait : 0) + sync_raw,
+                      t.input_stall_cycles - idle - sync_raw - (dep_state == kMxuRawStall ? dep_wait : 0)};
 
     op->complete_at(t.last_output_cycle + 1);
     if (t.shift_start_cycle >= 0) {
@@ -538,10 +545,12 @@ void Sequencer::thread() {
     if (in.op == Opcode::kSync) {
       activity_.enter(kSeqSync, now_cycle());
       int64_t mask = in.get(Fid::kSync_units);
+      const int64_t sync_start = now_cycle();
       for (Op* o : inflight_) {
         bool match = ((mask & 1) && (o->unit == UnitKind::kDma || o->unit == UnitKind::kWeightDma)) ||
                      ((mask & 2) && o->unit == UnitKind::kMxu) || ((mask & 4) && o->unit == UnitKind::kVector) ||
                      ((mask & 8) && o->unit == UnitKind::kIci);
+        if (match && o->unit == UnitKind::kVector && !o->done_by(sync_start)) vector_sync_from_ = sync_start;
         if (match) {
           state.set("sync: completion of instruction", static_cast<int64_t>(o->index));
           wait_done(o, slot::kSequencer + core_.index());
@@ -555,6 +564,8 @@ void Sequencer::thread() {
     op->inst = &in;
     op->unit = unit_of(in);
     op->issue_cycle = now_cycle();
+    op->vector_sync_from = vector_sync_from_;
+    vector_sync_from_ = -1;
     if (ctx_.progress && core_.index() == 0) (*ctx_.progress)(i);
     op->accesses = accesses_of(in);
     for (Op* o : inflight_) {

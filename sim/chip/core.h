@@ -195,6 +195,7 @@ class Sequencer : public sc_core::sc_module {
   Core& core_;
   std::vector<std::unique_ptr<Op>> ops_;
   std::vector<Op*> inflight_;
+  int64_t vector_sync_from_ = -1;     ///< a sync waited for the vector unit from this cycle
   std::vector<int64_t*> by_opcode_;  ///< instructions issued, per opcode
   int64_t* issued_ = nullptr;         ///< instructions issued
   bool halted_ = false;

@@ -44,6 +44,9 @@ struct Op {
   int64_t issue_cycle = 0;
   std::vector<Access> accesses;
   std::vector<Op*> deps;  ///< earlier instructions in flight with a conflicting access
+  /// The sync just before this instruction waited for the vector unit from this cycle (-1:
+  /// none): a pass held back by it is in a RAW stall (sequencer.layer_sync).
+  int64_t vector_sync_from = -1;
 
   /// Matrix passes: the array's cycles of this pass window by state (for per-layer reports):
   /// busy, fill/drain, weight shift, weight stall, RAW stall, input stall (idle excluded).

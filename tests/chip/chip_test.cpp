@@ -284,6 +284,37 @@ TEST(Chip, WholeTileWeightLoadsMoveTheArraysTileSize) {
   }
 }
 
+// A pass held back by `sync units=vector` (sequencer.layer_sync) waits in a RAW stall: the
+// whole delay the sync adds to the pass is counted as such, none of it as idle.
+TEST(Chip, PassHeldBackByAVectorSyncIsARawStall) {
+  // Four UB ports, so the vector op's two streams leave the pass one: only the sync holds the
+  // second pass back.
+  arch::ArchConfig a = one_mxu("tpu_v4", {"unified_buffer.ports=4"});
+  auto program = [](bool sync) {
+    return isa::assemble(std::string(".region x addr=0 dtype=bf16 shape=128x128 role=input init=zero\n"
+                                     ".region w addr=0x10000 dtype=bf16 shape=128x128 role=data init=zero\n"
+                                     "    dma_load src=x ub=0 row_bytes=32768\n"
+                                     "    load_weights src=w k=128 n=128 dtype=bf16\n"
+                                     "    load_weights src=w k=128 n=128 dtype=bf16\n"
+                                     "    matmul dtype=bf16 ub=0 acc=0 rows=128 k=128 n=128 pop=1\n"
+                                     "    vector op=tanh dtype=bf16 a=0x200000 dst=0x400000 count=1048576\n") +
+                             (sync ? "    sync units=vector\n" : "") +
+                             "    matmul dtype=bf16 ub=0 acc=128 rows=128 k=128 n=128 pop=1\n",
+                         "sync.tasm");
+  };
+  ChipOptions opt;
+  opt.functional = false;
+  opt.record_instructions = true;
+  isa::Program with = program(true), without = program(false);
+  ChipResult rw = run_chip(a, with, nullptr, opt);
+  ChipResult ro = run_chip(a, without, nullptr, opt);
+  int64_t delay = rw.instructions.at(0).at(6).done - ro.instructions.at(0).at(5).done;
+  EXPECT_GT(delay, 500) << "the sync should hold the second pass back";
+  EXPECT_EQ(rw.counters.at("chip.core0.mxu0.raw_stall_cycles"), delay);
+  EXPECT_EQ(ro.counters.at("chip.core0.mxu0.raw_stall_cycles"), 0);
+  EXPECT_EQ(rw.counters.at("chip.core0.mxu0.idle_cycles"), 0) << "none of the wait is idle";
+}
+
 // Start cycle of the span named `name` in a timeline.json (spans are in microseconds).
 int64_t span_start(const ChipResult& r, const std::string& name, double clock_mhz) {
   nlohmann::json tl = nlohmann::json::parse(r.timeline_json);
