@@ -212,7 +212,8 @@ class Lowering {
  private:
   // ---- emission ----
   void emit(Instruction in, std::string note = "") {
-    if (out_.program.code.size() >= opt_.max_instructions) {
+    // (+1: the layer-boundary sync this instruction may bring, below)
+    if (out_.program.code.size() + (in.op == Opcode::kMatmul && sync_pending_ ? 1 : 0) >= opt_.max_instructions) {
       const Op& op = w_.ops.at(static_cast<std::size_t>(std::max(0, op_index_)));
       fail(op, "", fmt::format("a workload that compiles to at most {} instructions", opt_.max_instructions),
            "more (reduce the batch or the tensor sizes)");
@@ -787,8 +788,13 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
       c.traffic = input_bytes(c.on) + out_bytes + wload;
       // One band holding every row: the weights cross once, as in the staged order, but
       // stream behind the passes instead of arriving all before the first.
+      // Every MXU loads its own tile over the one memory; each streams its share of the rows.
+      int64_t njobs = std::max<int64_t>(1, static_cast<int64_t>(jobs.size()));
+      int64_t loaders = std::min<int64_t>(a_.mxu.count, njobs);
+      int64_t parts = std::clamp<int64_t>(a_.mxu.count / njobs, 1, c.on);
       double tile_cycles = static_cast<double>(rows * cols * eb_) / a_.derived.memory_bytes_per_cycle;
-      c.preferred = bands_of(c.on) == 1 && !two_input && tile_cycles <= static_cast<double>(c.on * (window ? ys.w : 1));
+      c.preferred = bands_of(c.on) == 1 && !two_input &&
+                    static_cast<double>(loaders) * tile_cycles <= static_cast<double>(c.on * (window ? ys.w : 1) / parts);
     }
     choices.push_back(c);
   }
@@ -803,13 +809,13 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     if (c.ok) {
       int64_t nslot = std::max<int64_t>(1, acc_entries / (ys.h * ys.w));
       uint64_t per_band = band_bytes(ys.h) / 2;
-      int64_t g = std::min<int64_t>({img1_ - img0_, std::max<int64_t>(1, nslot / 2 / a_.mxu.count),
+      int64_t g = std::min<int64_t>({img1_ - img0_, std::max<int64_t>(1, nslot / 2),
                                      per_band ? std::max<int64_t>(1, static_cast<int64_t>((U - std::min(U, fixed)) / per_band) - 1)
                                               : img1_ - img0_});
       g = ceil_div(img1_ - img0_, ceil_div(img1_ - img0_, g));
       c.traffic = input_bytes(c.on) + out_bytes + w_bytes * static_cast<uint64_t>(ceil_div(images, g));
       double tile_cycles = static_cast<double>(rows * cols * eb_) / a_.derived.memory_bytes_per_cycle;
-      c.preferred = g > 1 && tile_cycles <= static_cast<double>(g * ys.h * ys.w);
+      c.preferred = g > 1 && static_cast<double>(a_.mxu.count) * tile_cycles <= static_cast<double>(g * ys.h * ys.w);
     }
     choices.push_back(c);
   }
@@ -910,7 +916,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
       a_.mxu.count <= std::min<int64_t>(static_cast<int64_t>(jobs.size()), jobs_per_group)) {
     uint64_t per_band = 2 * (align_up(inb) + align_up(outb_buf) + static_cast<uint64_t>(side_tensors) * align_up(outb));
     uint64_t left = ub_end_ > ub_next_ ? ub_end_ - ub_next_ : 0;
-    G = std::min<int64_t>({img1_ - img0_, std::max<int64_t>(1, nslots / 2 / a_.mxu.count),
+    G = std::min<int64_t>({img1_ - img0_, std::max<int64_t>(1, nslots / 2),
                            per_band ? 1 + static_cast<int64_t>(left / per_band) : img1_ - img0_});
     G = ceil_div(img1_ - img0_, ceil_div(img1_ - img0_, G));  // groups of equal size (8 = 4 + 4, not 5 + 3)
   }
@@ -1524,6 +1530,7 @@ void Lowering::plan_resident(const std::map<std::string, std::string>& root) {
   // that finds none goes off chip.
   uint64_t reserve = std::min(align_up(peak + largest), U / 2 / kAlign * kAlign);
   ub_work_ = U - reserve;
+  out_.ub_activations = reserve > 0;
   resident_.reset(ub_work_, U);
 }
 
@@ -1603,11 +1610,12 @@ Compiled Lowering::run() {
       out_.layers.push_back(plan);
       layer_ = static_cast<int>(out_.layers.size()) - 1;
       uint64_t together = 0;
-      for (const auto& st : staged) together += align_up(st.bytes);
+      // Inputs kept in the UB are loaded where they stay; the others pass through buffers.
+      for (const auto& st : staged) together += st.mem.space == isa::Space::kUb ? 0 : align_up(st.bytes);
       Op first;
       first.name = plan.name;
       first.where = w_.inputs.front().where;
-      if (together <= static_cast<uint64_t>(a_.unified_buffer.bytes)) {
+      if (together <= ub_work_) {
         ub_begin(false);
         std::vector<uint64_t> ub;
         for (const auto& st : staged) {
@@ -1859,9 +1867,10 @@ Compiled compile(const arch::ArchConfig& arch, const Workload& workload, const C
 }
 
 std::string Compiled::explain() const {
-  std::string s = fmt::format("{}: {} ops as {} layers, {} instructions, dtype {}, batch {}\n",
+  std::string s = fmt::format("{}: {} ops as {} layers, {} instructions, dtype {}, batch {}, activations {}\n",
                               workload.name, workload.ops.size(), layers.size(), program.code.size(),
-                              isa::kMatTypeNames[static_cast<int>(dtype)], batch);
+                              isa::kMatTypeNames[static_cast<int>(dtype)], batch,
+                              ub_activations ? "kept in the UB when they fit" : "off chip");
   for (const auto& l : layers) {
     s += fmt::format("{} [{}] -> {}  instructions {}..{}\n", l.name, l.op, l.shape, l.first,
                      l.end ? l.end - 1 : 0);

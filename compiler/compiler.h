@@ -63,6 +63,10 @@ struct Compiled {
   std::vector<int> layer_of;   ///< per instruction: index into layers (-1: none)
   isa::MatType dtype = isa::MatType::kBf16;
   int64_t batch = 1;
+  /// Activations kept in the UB between layers (CompileOptions::ub_activations, one core, a
+  /// range reserved). False when it was asked for but a layer needed the UB it would take,
+  /// so the workload was compiled with every activation off chip.
+  bool ub_activations = false;
   Workload workload;           ///< with shapes for the compiled batch
   /// Output tensor name -> region name in the program.
   std::vector<std::pair<std::string, std::string>> outputs;

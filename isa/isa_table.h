@@ -82,11 +82,11 @@ enum class FieldKind : uint8_t {
   I(Sync, "sync", kSequencer,                                                                   \
     "Holds issue until every earlier instruction of the named units has completed.")           \
   I(DmaLoad, "dma_load", kDma,                                                                  \
-    "Copies `rows` rows of `row_bytes` bytes from off-chip or host memory into the unified "   \
-    "buffer.")                                                                                 \
+    "Copies `rows` rows of `row_bytes` bytes from off-chip or host memory (or, space=ub, "     \
+    "another place in the unified buffer) into the unified buffer.")                           \
   I(DmaStore, "dma_store", kDma,                                                                \
     "Copies `rows` rows of `row_bytes` bytes from the unified buffer to off-chip or host "     \
-    "memory.")                                                                                 \
+    "memory (or, space=ub, another place in the unified buffer).")                             \
   I(LoadWeights, "load_weights", kDma,                                                          \
     "Reads a k x n weight tile (row-major, `stride` bytes between rows; with transpose=1 "     \
     "stored as its n x k transpose) and pushes it onto the weight FIFO of MXU `mxu`.")         \

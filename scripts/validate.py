@@ -2,8 +2,9 @@
 """Validation against published silicon (issue 8; docs/validation.md): runs the TPU v1, pod and
 Edge TPU comparisons on the simulator, then rewrites every generated block of
 docs/validation.md (between `<!-- BEGIN name -->` and `<!-- END name -->`), the figures in
-docs/figures/ and docs/validation.json (the simulated figures the band test holds the model
-to, tests/scripts/test_validation.py). The prose around the blocks is written by hand.
+docs/figures/ and docs/validation.json (the simulated figures; tests/scripts/test_validation.py
+holds the TPU v1 ones to a band, tests/scripts/test_pods.py the pod ones). The prose around
+the blocks is written by hand.
 
 Usage: scripts/validate.py [--tpusim build/tpusim] [--out runs/validation] [--check]
   --check: write nothing; exit 1 when the document's blocks differ from a fresh run.

@@ -221,7 +221,7 @@ std::vector<LayerRow> fill_report(nlohmann::json& report, const arch::ArchConfig
                         {"batch", c.batch},
                         {"mode", o.mode},
                         {"fusion", !o.no_fusion},
-                        {"ub_activations", !o.no_ub_activations},
+                        {"ub_activations", c.ub_activations},
                         {"ideal_memory", o.ideal_memory},
                         {"instructions", c.program.code.size()},
                         {"cores_used", c.core_programs.size()}};

@@ -1,5 +1,5 @@
 """The validation band test (issue 8): a fresh run of the TPU v1 comparison
-(scripts/tpuvalidate/tpu_v1.py, timing only, about a second) keeps every simulated Table 3
+(scripts/tpuvalidate/tpu_v1.py, timing only, a few seconds) keeps every simulated Table 3
 figure, the GDDR5 speed-ups and the ridge points within a stated band of the values committed
 in docs/validation.json, and docs/validation.md shows those committed values. A model change
 that moves them fails here until scripts/validate.py is re-run and docs/validation.md's

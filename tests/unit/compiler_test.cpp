@@ -183,8 +183,11 @@ TEST(Compiler, ResidentActivationsMoveTrafficOnChipNotBits) {
   };
   CompileOptions off;
   off.ub_activations = false;
-  Bytes on_chip = bytes(expect_golden(a, w).program);
-  Bytes off_chip = bytes(expect_golden(a, w, off).program);
+  Compiled on = expect_golden(a, w), offc = expect_golden(a, w, off);
+  EXPECT_TRUE(on.ub_activations);
+  EXPECT_FALSE(offc.ub_activations);
+  Bytes on_chip = bytes(on.program);
+  Bytes off_chip = bytes(offc.program);
   EXPECT_EQ(off_chip.ub, 0);
   EXPECT_GT(on_chip.ub, 0);
   EXPECT_LT(on_chip.offchip, off_chip.offchip);
@@ -195,6 +198,12 @@ TEST(Compiler, ResidentActivationsMoveTrafficOnChipNotBits) {
   Compiled two = expect_golden(preset("tpu_v4"), w2);
   ASSERT_EQ(two.core_programs.size(), 2u);
   for (const auto& p : two.core_programs) EXPECT_EQ(bytes(p).ub, 0);
+  EXPECT_FALSE(two.ub_activations);
+  // Full-size ResNet-50 on the Edge TPU: a layer needs the UB the reservation would take, so
+  // the compiler falls back to every activation off chip and says so.
+  Compiled edge = compile(preset("edgetpu"), load_workload(kRoot + "/configs/workloads/resnet50.yaml"), {});
+  EXPECT_FALSE(edge.ub_activations);
+  EXPECT_EQ(bytes(edge.program).ub, 0);
 }
 
 // Image groups: a window layer whose band is a whole image shares each weight tile among
