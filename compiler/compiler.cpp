@@ -32,8 +32,13 @@ struct Tensor {
   std::string root;    ///< storage owner (reshape aliases share it)
 };
 
-/// Returns [addr, addr + len) to a free list (start -> length), merged with its neighbours.
-void give_back(std::map<uint64_t, uint64_t>& free, uint64_t addr, uint64_t len) {
+/// Returns the block at addr (in `used`, start -> length) to a free list, merged with its
+/// neighbours; an address not in `used` is ignored.
+void give_back(std::map<uint64_t, uint64_t>& free, std::map<uint64_t, uint64_t>& used, uint64_t addr) {
+  auto u = used.find(addr);
+  if (u == used.end()) return;
+  uint64_t len = u->second;
+  used.erase(u);
   auto next = free.lower_bound(addr);
   if (next != free.end() && next->first == addr + len) {
     len += next->second;
@@ -117,10 +122,7 @@ class OffChipAllocator {
   }
   void release(isa::Space s, uint64_t addr) {
     if (s != isa::Space::kMem) return;
-    auto u = used_.find(addr);
-    if (u == used_.end()) return;
-    give_back(free_, addr, u->second);
-    used_.erase(u);
+    give_back(free_, used_, addr);
   }
 
  private:
@@ -150,10 +152,7 @@ class UbResident {
     return std::nullopt;
   }
   void release(uint64_t addr) {
-    auto u = used_.find(addr);
-    if (u == used_.end()) return;
-    give_back(free_, addr, u->second);
-    used_.erase(u);
+    give_back(free_, used_, addr);
   }
 
  private:

@@ -67,22 +67,27 @@ def _point(workload, batch=None, sets=None):
     return spec.Point(0, opts)
 
 
-def _run_points(tpusim, out_dir, points, csv_path):
-    """Runs the points one after another into out_dir; writes their rows to csv_path (the
-    table scripts/plot.py reads). Returns the rows in order."""
+def _run_points(tpusim, out_dir, points):
+    """Runs the points one after another into out_dir; returns their (point, row) pairs in
+    order (run_dir in each row is relative to out_dir, where the tables go)."""
     run = runner.Runner(tpusim, out_dir)
+    done = []
+    for i, p in enumerate(points):
+        p.index = i
+        row, _ = run.run(p, out_dir)
+        if row is None or row.get("status") != "ok":
+            raise RuntimeError(f"{row.get('command') if row else p.options}: {row.get('error') if row else 'stopped'}")
+        done.append((p, row))
+    return done
+
+
+def _write_table(csv_path, done):
+    """The rows as a results table (the one scripts/plot.py reads)."""
     if os.path.exists(csv_path):
         os.unlink(csv_path)
     tab = table.open_table(csv_path)
-    rows = []
-    for i, p in enumerate(points):
-        p.index = i
-        row, _ = run.run(p, os.path.dirname(csv_path))
-        if row is None or row.get("status") != "ok":
-            raise RuntimeError(f"{row.get('command') if row else p.options}: {row.get('error') if row else 'stopped'}")
+    for p, row in done:
         tab.put(row, lambda names, cols=tuple(p.columns): runner.order_columns(names, cols))
-        rows.append(row)
-    return rows
 
 
 def _sim_row(r):
@@ -101,13 +106,16 @@ def run(tpusim: str, out_dir: str) -> dict:
     base = [_point(f"configs/workloads/tpu_v1/{a}.yaml") for a in APPS]
     gddr5 = [_point(f"configs/workloads/tpu_v1/{a}.yaml", sets=GDDR5_SET) for a in APPS]
     mlp = [_point("configs/workloads/tpu_v1/mlp0.yaml", batch=b) for b in MLP_BATCHES]
-    apps_csv = os.path.join(out_dir, "apps.csv")
-    rows = _run_points(tpusim, out_dir, base + gddr5, apps_csv)
+    done = _run_points(tpusim, out_dir, base + gddr5 + mlp)
+    n = len(APPS)
+    _write_table(os.path.join(out_dir, "apps.csv"), done[:2 * n])
     mlp_csv = os.path.join(out_dir, "mlp.csv")
-    mlp_rows = _run_points(tpusim, out_dir, mlp, mlp_csv)
+    _write_table(mlp_csv, done[2 * n:])
     # The roofline figure's table: the six apps at 34 GB/s and the MLP sweep.
     roof_csv = os.path.join(out_dir, "roofline.csv")
-    _run_points(tpusim, out_dir, base + mlp, roof_csv)
+    _write_table(roof_csv, done[:n] + done[2 * n:])
+    rows = [r for _, r in done[:2 * n]]
+    mlp_rows = [r for _, r in done[2 * n:]]
 
     t1 = _table1()
     res = {"arch": ARCH, "apps": {}, "gddr5": {}, "mlp": [], "csv": {"roofline": roof_csv}}
@@ -160,58 +168,52 @@ def _err(sim, pub):
     return f"{100 * (sim / pub - 1):+.1f}%"
 
 
+def _table(head, rows):
+    """A markdown table: the header cells, then each row's cells."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return lines
+
+
 def markdown(results: dict) -> dict:
     """The generated blocks of docs/validation.md: name -> markdown text."""
     apps = results["apps"]
     t1 = _table1()
     out = {}
     # Table 1: the proxies against the published figures.
-    lines = ["| app | FC / conv / vector / pool (J17) | weights (J17) | ops per weight byte (J17) | batch |",
-             "|---|---|---|---|---|"]
-    for a in APPS:
-        t = t1[a]
-        lines.append(f"| {a.upper()} | {t['fc']} / {t['conv']} / {t['vector']} / {t['pool']} | "
-                     f"{t['weights'] / 1e6:g} M | {t['ops_per_weight_byte']} | {t['batch']} |")
-    out["tpu_v1.table1"] = "\n".join(lines)
+    out["tpu_v1.table1"] = "\n".join(_table(
+        ["app", "FC / conv / vector / pool (J17)", "weights (J17)", "ops per weight byte (J17)", "batch"],
+        [[a.upper(), f"{t1[a]['fc']} / {t1[a]['conv']} / {t1[a]['vector']} / {t1[a]['pool']}",
+          f"{t1[a]['weights'] / 1e6:g} M", t1[a]["ops_per_weight_byte"], t1[a]["batch"]] for a in APPS]))
     # Table 3 side by side: one table per row kind, apps as columns.
-    head = "| row | " + " | ".join(a.upper() for a in APPS) + " |"
-    lines = [head, "|---|" + "---|" * len(APPS)]
-    for k, label in ROWS:
-        cells = []
-        for a in APPS:
-            p, s = apps[a]["published"][k], apps[a]["simulated"][k]
-            cells.append(f"{_f(p)} / {_f(s)} ({_err(s, p)})")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    cells = [f"{_f(apps[a]['published']['useful_macs'] * PEAK_TOPS / 100)}" for a in APPS]
-    lines.append("| TOPS implied by J17's row 2 (useful MACs x 92) | " + " | ".join(cells) + " |")
-    out["tpu_v1.table3"] = "\n".join(lines)
+    rows = [[label] + [f"{_f(apps[a]['published'][k])} / {_f(apps[a]['simulated'][k])} "
+                       f"({_err(apps[a]['simulated'][k], apps[a]['published'][k])})" for a in APPS]
+            for k, label in ROWS]
+    rows.append(["TOPS implied by J17's row 2 (useful MACs x 92)"] +
+                [_f(apps[a]["published"]["useful_macs"] * PEAK_TOPS / 100) for a in APPS])
+    out["tpu_v1.table3"] = "\n".join(_table(["row"] + [a.upper() for a in APPS], rows))
     within = [a for a in APPS if abs(apps[a]["simulated"]["tops"] / apps[a]["published"]["tops"] - 1) <= TARGET]
     out["tpu_v1.summary"] = (
         f"Achieved TOPS within {TARGET:.0%} of J17: {len(within)} of {len(APPS)} apps"
         f" ({', '.join(a.upper() for a in within) or 'none'}).")
     # Roofline figures.
-    lines = ["| app | MACs per weight byte (J17) | MACs per off-chip byte (simulated) | simulated TOPS | J17 TOPS |",
-             "|---|---|---|---|---|"]
-    for a in APPS:
-        v = apps[a]
-        lines.append(f"| {a.upper()} | {v['macs_per_weight_byte']} | {v['macs_per_offchip_byte']:.0f} | "
-                     f"{v['simulated']['tops']:.1f} | {v['published']['tops']:.1f} |")
-    lines += ["", f"| MLP batch | whole run: MACs per off-chip byte | whole run: TOPS | layer {MID_LAYER}: "
-                  "MACs per off-chip byte | layer {MID_LAYER}: TOPS |".replace("{MID_LAYER}", MID_LAYER),
-              "|---|---|---|---|---|"]
-    for m in results["mlp"]:
-        lines.append(f"| {m['batch']} | {m['macs_per_offchip_byte']:.0f} | {m['tops']:.1f} | "
-                     f"{m['layer_macs_per_byte']:.0f} | {m['layer_tops']:.1f} |")
+    lines = _table(["app", "MACs per weight byte (J17)", "MACs per off-chip byte (simulated)", "simulated TOPS",
+                    "J17 TOPS"],
+                   [[a.upper(), apps[a]["macs_per_weight_byte"], f"{apps[a]['macs_per_offchip_byte']:.0f}",
+                     f"{apps[a]['simulated']['tops']:.1f}", f"{apps[a]['published']['tops']:.1f}"] for a in APPS])
+    lines += [""] + _table(["MLP batch", "whole run: MACs per off-chip byte", "whole run: TOPS",
+                            f"layer {MID_LAYER}: MACs per off-chip byte", f"layer {MID_LAYER}: TOPS"],
+                           [[m["batch"], f"{m['macs_per_offchip_byte']:.0f}", f"{m['tops']:.1f}",
+                             f"{m['layer_macs_per_byte']:.0f}", f"{m['layer_tops']:.1f}"] for m in results["mlp"]])
     lines += ["", f"Ridge point: {results['ridge_model']:,.0f} MACs per byte from the model's peak "
                   f"(65,536 MACs per cycle) over its weight-memory bandwidth (34 GB/s at 700 MHz); on "
                   f"layer {MID_LAYER} the sweep's measured slope and plateau ({results['mlp_plateau_tops']:.1f} "
                   f"TOPS) meet at {results['ridge_measured']:,.0f} MACs per weight byte."]
     out["tpu_v1.roofline"] = "\n".join(lines)
-    lines = ["| app | TOPS, DDR3 34 GB/s | TOPS, GDDR5 170 GB/s | speed-up |", "|---|---|---|---|"]
-    for a in APPS:
-        g = results["gddr5"][a]
-        lines.append(f"| {a.upper()} | {apps[a]['simulated']['tops']:.1f} | {g['tops']:.1f} | {g['speedup']:.2f}x |")
-    lines.append(f"| geometric mean | | | {results['gddr5_geomean']:.2f}x (J17: {GDDR5_PUBLISHED_GEOMEAN}x) |")
+    lines = _table(["app", "TOPS, DDR3 34 GB/s", "TOPS, GDDR5 170 GB/s", "speed-up"],
+                   [[a.upper(), f"{apps[a]['simulated']['tops']:.1f}", f"{results['gddr5'][a]['tops']:.1f}",
+                     f"{results['gddr5'][a]['speedup']:.2f}x"] for a in APPS] +
+                   [["geometric mean", "", "", f"{results['gddr5_geomean']:.2f}x (J17: {GDDR5_PUBLISHED_GEOMEAN}x)"]])
     lines += ["", f"The GDDR5 ridge point: {results['ridge_model_gddr5']:,.0f} MACs per byte "
                   "(J17 says 250, which needs 184 GB/s; J17's \"about 5x\" of 34 GB/s is 170 GB/s, used here)."]
     out["tpu_v1.gddr5"] = "\n".join(lines)
