@@ -122,6 +122,14 @@ Schema<ArchConfig> build_schema() {
             "whole in model order while they fit; a parameter that does not fit stays in host "
             "memory and crosses host_link on every inference (0: no cache, parameters and "
             "activations share memory)");
+  s.add_float("memory.refresh_interval_ns",
+              [](C& c) -> double& { return c.memory.refresh_interval_ns; }, "0", 0, 1e9, "ns",
+              "DRAM refresh interval (tREFI): every channel refreshes all its banks once per "
+              "interval, at the same phase (0: no refresh)");
+  s.add_float("memory.refresh_ns", [](C& c) -> double& { return c.memory.refresh_ns; }, "0", 0,
+              1e9, "ns",
+              "Time one refresh holds a channel (tRFC): no transfer moves during it; at most "
+              "half of memory.refresh_interval_ns");
 
   s.add_enum<HostLinkKind>("host_link.kind",
                            [](C& c) -> HostLinkKind& { return c.host_link.kind; }, "pcie",
@@ -175,6 +183,23 @@ void validate(const ArchConfig& c, const RawConfig& raw) {
                  fmt::format("at most memory.bytes ({})", c.memory.bytes),
                  std::to_string(c.memory.parameter_cache_bytes));
   }
+  if (c.memory.refresh_interval_ns == 0 && c.memory.refresh_ns != 0) {
+    inconsistent(raw, "memory.refresh_ns", "0 when memory.refresh_interval_ns is 0 (no refresh)",
+                 format_float(c.memory.refresh_ns));
+  }
+  // Real parts spend well under a quarter of the time refreshing; half bounds the slow-down a
+  // config can ask for (a refresh close to its interval would stretch runs without bound).
+  if (c.memory.refresh_interval_ns > 0 && !(c.memory.refresh_ns <= c.memory.refresh_interval_ns / 2)) {
+    inconsistent(raw, "memory.refresh_ns",
+                 fmt::format("at most half of memory.refresh_interval_ns ({})",
+                             format_float(c.memory.refresh_interval_ns)),
+                 format_float(c.memory.refresh_ns));
+  }
+  if (c.memory.refresh_interval_ns > 0 &&
+      (c.memory.kind == MemoryKind::kNone || c.memory.kind == MemoryKind::kSram)) {
+    inconsistent(raw, "memory.refresh_interval_ns", "0 for memory.kind none or sram (no DRAM)",
+                 format_float(c.memory.refresh_interval_ns));
+  }
   if (c.memory.kind == MemoryKind::kNone) {
     if (c.memory.bytes != 0) {
       inconsistent(raw, "memory.bytes", "0 when memory.kind is none",
@@ -202,6 +227,9 @@ void derive(ArchConfig& c) {
   d.peak_tflops_bf16 = 2.0 * static_cast<double>(d.peak_macs_per_cycle_bf16) * hz / 1e12;
   d.ub_bytes_per_cycle = c.unified_buffer.ports * c.unified_buffer.port_bytes_per_cycle;
   d.memory_bytes_per_cycle = c.memory.bandwidth_gbps * 1e9 / hz;
+  d.memory_refresh_fraction =
+      c.memory.refresh_interval_ns > 0 ? c.memory.refresh_ns / c.memory.refresh_interval_ns : 0;
+  d.memory_sustained_bytes_per_cycle = d.memory_bytes_per_cycle * (1 - d.memory_refresh_fraction);
   d.host_bytes_per_cycle = c.host_link.bandwidth_gbps * 1e9 / hz;
   d.accumulator_bytes = c.accumulators.entries * c.mxu.cols * (c.accumulators.width_bits / 8);
   d.weight_tile_shift_cycles =
@@ -253,6 +281,11 @@ std::string dump_derived(const ArchConfig& c) {
   out += fmt::format("#   peak_tflops_bf16: {:.3f}\n", d.peak_tflops_bf16);
   out += fmt::format("#   ub_bytes_per_cycle: {}\n", d.ub_bytes_per_cycle);
   out += fmt::format("#   memory_bytes_per_cycle: {:.3f}\n", d.memory_bytes_per_cycle);
+  if (d.memory_refresh_fraction > 0) {
+    out += fmt::format("#   memory_refresh_fraction: {:.4f}\n", d.memory_refresh_fraction);
+    out += fmt::format("#   memory_sustained_bytes_per_cycle: {:.3f}\n",
+                       d.memory_sustained_bytes_per_cycle);
+  }
   out += fmt::format("#   host_bytes_per_cycle: {:.3f}\n", d.host_bytes_per_cycle);
   out += fmt::format("#   accumulator_bytes_per_mxu: {}\n", d.accumulator_bytes);
   out += fmt::format("#   weight_tile_shift_cycles: {}\n", d.weight_tile_shift_cycles);

@@ -75,6 +75,10 @@ struct MemoryConfig {
   /// Lowest bytes of the memory reserved for parameters that stay resident across
   /// inferences (0: none; parameters and activations share the memory first fit).
   int64_t parameter_cache_bytes = 0;
+  /// All-bank refresh: every channel is unavailable for refresh_ns (tRFC) once every
+  /// refresh_interval_ns (tREFI); 0: no refresh.
+  double refresh_interval_ns = 0;
+  double refresh_ns = 0;
 };
 
 struct HostLinkConfig {
@@ -103,7 +107,9 @@ struct Derived {
   double peak_tops_int8 = 0;           ///< 2 ops per MAC
   double peak_tflops_bf16 = 0;
   int64_t ub_bytes_per_cycle = 0;      ///< all ports together
-  double memory_bytes_per_cycle = 0;
+  double memory_bytes_per_cycle = 0;       ///< peak, all channels
+  double memory_refresh_fraction = 0;      ///< refresh_ns / refresh_interval_ns (0: no refresh)
+  double memory_sustained_bytes_per_cycle = 0;  ///< peak less refresh: what a long stream gets
   double host_bytes_per_cycle = 0;
   int64_t accumulator_bytes = 0;       ///< per MXU
   int64_t weight_tile_shift_cycles = 0;  ///< cycles to shift one full weight tile in

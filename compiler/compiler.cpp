@@ -791,7 +791,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
       int64_t njobs = std::max<int64_t>(1, static_cast<int64_t>(jobs.size()));
       int64_t loaders = std::min<int64_t>(a_.mxu.count, njobs);
       int64_t parts = std::clamp<int64_t>(a_.mxu.count / njobs, 1, c.on);
-      double tile_cycles = static_cast<double>(rows * cols * eb_) / a_.derived.memory_bytes_per_cycle;
+      double tile_cycles = static_cast<double>(rows * cols * eb_) / a_.derived.memory_sustained_bytes_per_cycle;
       c.preferred = bands_of(c.on) == 1 && !two_input &&
                     static_cast<double>(loaders) * tile_cycles <= static_cast<double>(c.on * (window ? ys.w : 1) / parts);
     }
@@ -813,7 +813,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
                                               : img1_ - img0_});
       g = ceil_div(img1_ - img0_, ceil_div(img1_ - img0_, g));
       c.traffic = input_bytes(c.on) + out_bytes + w_bytes * static_cast<uint64_t>(ceil_div(images, g));
-      double tile_cycles = static_cast<double>(rows * cols * eb_) / a_.derived.memory_bytes_per_cycle;
+      double tile_cycles = static_cast<double>(rows * cols * eb_) / a_.derived.memory_sustained_bytes_per_cycle;
       c.preferred = g > 1 && static_cast<double>(a_.mxu.count) * tile_cycles <= static_cast<double>(g * ys.h * ys.w);
     }
     choices.push_back(c);

@@ -52,6 +52,12 @@ PUBLISHED = {
 # channels; J17 reports a 2.6x geometric-mean speed-up of the six apps.
 GDDR5_SET = {"memory.bandwidth_gbps": 170, "memory.channels": 4}
 GDDR5_PUBLISHED_GEOMEAN = 2.6
+# DRAM refresh (docs/chip.md): the preset charges JEDEC DDR3 all-bank refresh, tREFI 7.8 us and
+# tRFC 260 ns, which assumes 4 Gb devices (J17 does not say). The sensitivity table reruns the
+# apps with no refresh and with the tRFC of the neighbouring densities.
+REFRESH_VARIANTS = (("no refresh", {"memory.refresh_interval_ns": 0, "memory.refresh_ns": 0}),
+                    ("2 Gb: tRFC 160 ns", {"memory.refresh_ns": 160}),
+                    ("8 Gb: tRFC 350 ns", {"memory.refresh_ns": 350}))
 # An MLP swept over the batch for the roofline: MLP0's layers at batch 8 .. 2048.
 MLP_BATCHES = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 MID_LAYER = "fc3"  # a middle layer: its input and output stay in the UB
@@ -106,8 +112,11 @@ def run(tpusim: str, out_dir: str) -> dict:
     base = [_point(f"configs/workloads/tpu_v1/{a}.yaml") for a in APPS]
     gddr5 = [_point(f"configs/workloads/tpu_v1/{a}.yaml", sets=GDDR5_SET) for a in APPS]
     mlp = [_point("configs/workloads/tpu_v1/mlp0.yaml", batch=b) for b in MLP_BATCHES]
-    done = _run_points(tpusim, out_dir, base + gddr5 + mlp)
+    refresh = [_point(f"configs/workloads/tpu_v1/{a}.yaml", sets=sets) for _, sets in REFRESH_VARIANTS for a in APPS]
+    done = _run_points(tpusim, out_dir, base + gddr5 + mlp + refresh)
     n = len(APPS)
+    refresh_rows = [r for _, r in done[2 * n + len(MLP_BATCHES):]]
+    done = done[:2 * n + len(MLP_BATCHES)]
     _write_table(os.path.join(out_dir, "apps.csv"), done[:2 * n])
     mlp_csv = os.path.join(out_dir, "mlp.csv")
     _write_table(mlp_csv, done[2 * n:])
@@ -134,6 +143,8 @@ def run(tpusim: str, out_dir: str) -> dict:
         }
         res["gddr5"][a] = {"tops": g["achieved_tops"], "speedup": r["seconds"] / g["seconds"]}
     speedups = [v["speedup"] for v in res["gddr5"].values()]
+    res["refresh"] = {label: {a: refresh_rows[i * n + j]["achieved_tops"] for j, a in enumerate(APPS)}
+                      for i, (label, _) in enumerate(REFRESH_VARIANTS)}
     res["gddr5_geomean"] = math.exp(sum(math.log(s) for s in speedups) / len(speedups))
     clock = rows[0]["arch.clock_hz"]
     for b, r in zip(MLP_BATCHES, mlp_rows):
@@ -150,6 +161,8 @@ def run(tpusim: str, out_dir: str) -> dict:
     peak_macs = rows[0]["arch.peak_macs_per_cycle"]
     bw = rows[0]["config.memory.bandwidth_gbps"] * 1e9 / clock
     res["ridge_model"] = peak_macs / bw
+    refresh_fraction = rows[0]["config.memory.refresh_ns"] / rows[0]["config.memory.refresh_interval_ns"]
+    res["ridge_model_sustained"] = peak_macs / (bw * (1 - refresh_fraction))
     res["ridge_model_gddr5"] = peak_macs / (GDDR5_SET["memory.bandwidth_gbps"] * 1e9 / clock)
     slope = res["mlp"][0]["layer_tops"] / res["mlp"][0]["layer_macs_per_byte"]
     plateau = max(m["layer_tops"] for m in res["mlp"])
@@ -208,7 +221,9 @@ def markdown(results: dict) -> dict:
     lines += ["", f"Ridge point: {results['ridge_model']:,.0f} MACs per byte from the model's peak "
                   f"(65,536 MACs per cycle) over its weight-memory bandwidth (34 GB/s at 700 MHz); on "
                   f"layer {MID_LAYER} the sweep's measured slope and plateau ({results['mlp_plateau_tops']:.1f} "
-                  f"TOPS) meet at {results['ridge_measured']:,.0f} MACs per weight byte."]
+                  f"TOPS) meet at {results['ridge_measured']:,.0f} MACs per weight byte. Refresh leaves "
+                  f"{results['ridge_model'] / results['ridge_model_sustained']:.1%} of the bandwidth to data, which puts the "
+                  f"sustained ridge at {results['ridge_model_sustained']:,.0f}."]
     out["tpu_v1.roofline"] = "\n".join(lines)
     lines = _table(["app", "TOPS, DDR3 34 GB/s", "TOPS, GDDR5 170 GB/s", "speed-up"],
                    [[a.upper(), f"{apps[a]['simulated']['tops']:.1f}", f"{results['gddr5'][a]['tops']:.1f}",
@@ -217,6 +232,18 @@ def markdown(results: dict) -> dict:
     lines += ["", f"The GDDR5 ridge point: {results['ridge_model_gddr5']:,.0f} MACs per byte "
                   "(J17 says 250, which needs 184 GB/s; J17's \"about 5x\" of 34 GB/s is 170 GB/s, used here)."]
     out["tpu_v1.gddr5"] = "\n".join(lines)
+    # Sensitivity to the one inferred DRAM figure: achieved TOPS against J17 per refresh variant.
+    variants = [("4 Gb: tRFC 260 ns (preset)", {a: apps[a]["simulated"]["tops"] for a in APPS})]
+    variants += list(results["refresh"].items())
+    variants.sort(key=lambda v: -v[1]["mlp0"])  # least refresh first
+
+    def _count(tops):
+        return sum(abs(tops[a] / apps[a]["published"]["tops"] - 1) <= TARGET for a in APPS)
+
+    out["tpu_v1.refresh"] = "\n".join(_table(
+        ["DDR3 refresh"] + [a.upper() for a in APPS] + [f"within {TARGET:.0%}"],
+        [[label] + [f"{tops[a]:.2f} ({_err(tops[a], apps[a]['published']['tops'])})" for a in APPS] +
+         [f"{_count(tops)} of {len(APPS)}"] for label, tops in variants]))
     return out
 
 

@@ -33,6 +33,8 @@ Hbm::Hbm(sc_core::sc_module_name name, const arch::ArchConfig& arch, Stats& stat
       busy_(static_cast<std::size_t>(arch.memory.channels), 0.0),
       bytes_per_cycle_per_channel_(arch.derived.memory_bytes_per_cycle /
                                    static_cast<double>(arch.memory.channels)),
+      refresh_period_(arch.memory.refresh_interval_ns * arch.clock_mhz / 1000.0),
+      refresh_cycles_(arch.memory.refresh_ns * arch.clock_mhz / 1000.0),
       burst_bytes_(static_cast<uint64_t>(arch.memory.burst_bytes)),
       turn_bytes_(static_cast<uint64_t>(arch.memory.burst_bytes) *
                   static_cast<uint64_t>(arch.memory.channels) * kTurnBursts),
@@ -61,6 +63,25 @@ void Hbm::transfer(int requester, uint64_t addr, uint64_t bytes, bool write, Don
   if (!r.jobs.empty()) wake_.notify(sc_core::SC_ZERO_TIME);
 }
 
+double Hbm::finish(double start, double dur) const {
+  const double T = refresh_period_, R = refresh_cycles_;
+  if (T <= 0) return start + dur;
+  const double A = T - R;  // cycles that move data in each period
+  double k = std::floor(start / T);
+  double p = start - k * T;  // position in period k
+  if (p >= A) {              // inside a refresh: wait for its end
+    k += 1;
+    p = 0;
+  }
+  if (dur <= A - p) return k * T + p + dur;
+  double rest = dur - (A - p);  // left after period k's data time
+  double n = std::floor(rest / A);
+  double rem = rest - n * A;
+  // Periods k+1 .. k+n are used whole; the remainder runs in period k+n+1 (or, when it is
+  // 0, the data ended just as period k+n's refresh began).
+  return rem > 0 ? (k + 1 + n) * T + rem : (k + n) * T + A;
+}
+
 bool Hbm::turn(Job& job, int64_t now, int64_t* wake) {
   double t = static_cast<double>(now);
   if (job.next == job.end) {  // an empty transfer
@@ -85,12 +106,13 @@ bool Hbm::turn(Job& job, int64_t now, int64_t* wake) {
     assigned += share;
     double start = std::max(t, free_[c]);
     double dur = static_cast<double>(share) / bytes_per_cycle_per_channel_;
-    free_[c] = start + dur;
+    double end = finish(start, dur);
+    free_[c] = end;
     busy_[c] += dur;
     job.start = job.started ? std::min(job.start, start) : start;
     job.started = true;
-    job.last = std::max(job.last, start + dur);
-    first_end = first_end < 0 ? start + dur : std::min(first_end, start + dur);
+    job.last = std::max(job.last, end);
+    first_end = first_end < 0 ? end : std::min(first_end, end);
   }
   // The next turn is taken in the cycle the first channel of this one runs dry, so a lone
   // stream keeps every channel busy and a competing stream that asked earlier goes first.

@@ -29,7 +29,10 @@ struct Transfer {
 /// requester (a DMA engine) runs its transfers in the order it starts them, and the
 /// requesters take turns on the channels in time order, kTurnBursts bursts per channel per
 /// turn, so that concurrent streams share the bandwidth instead of waiting for each other.
-/// Channel time is kept in fractional cycles (no rounding per burst).
+/// Channel time is kept in fractional cycles (no rounding per burst). With
+/// `memory.refresh_interval_ns` set, every channel is refreshed at the same phase: in each
+/// interval [kT, (k+1)T) the last R cycles (`memory.refresh_ns`) move no data, and a burst
+/// that meets a refresh pauses and resumes after it.
 class Hbm : public sc_core::sc_module {
  public:
   SC_HAS_PROCESS(Hbm);
@@ -47,6 +50,9 @@ class Hbm : public sc_core::sc_module {
   /// (`done` must not wait).
   void transfer(int requester, uint64_t addr, uint64_t bytes, bool write, Done done);
   int64_t busy_cycles() const;
+  /// When data that starts moving at `start` (cycles) and needs `dur` cycles of channel time
+  /// finishes, refresh windows skipped (closed form: no loop over refresh periods).
+  double finish(double start, double dur) const;
 
  private:
   struct Job {
@@ -67,6 +73,7 @@ class Hbm : public sc_core::sc_module {
   std::vector<double> free_, busy_;  // per channel: next free and busy time (cycles)
   std::vector<Requester> requesters_;
   double bytes_per_cycle_per_channel_;
+  double refresh_period_, refresh_cycles_;  // T and R in cycles (T = 0: no refresh)
   uint64_t burst_bytes_, turn_bytes_;
   int64_t latency_cycles_;
   int64_t& read_bytes_;

@@ -86,9 +86,11 @@ compiler::Compiled compile_from(const arch::ArchConfig& a, const std::string& wo
 arch::ArchConfig load_arch_for_run(const std::string& path, std::vector<std::string> sets, bool ideal) {
   if (ideal) {
     // Off-chip memory and the host link become as fast as the schema allows (1 PB/s and
-    // 100 TB/s, over 10^4 bytes per cycle) with no latency.
+    // 100 TB/s, over 10^4 bytes per cycle) with no latency and no refresh.
     sets.push_back("memory.bandwidth_gbps=1000000");
     sets.push_back("memory.latency_ns=0");
+    sets.push_back("memory.refresh_interval_ns=0");
+    sets.push_back("memory.refresh_ns=0");
     sets.push_back("host_link.bandwidth_gbps=100000");
     sets.push_back("host_link.latency_ns=0");
   }
@@ -151,7 +153,7 @@ std::vector<LayerRow> layer_rows(const arch::ArchConfig& a, const compiler::Comp
     }
   }
   double peak = static_cast<double>((c.dtype == isa::MatType::kInt8 ? a.derived.peak_macs_per_cycle_int8 : a.derived.peak_macs_per_cycle_bf16));
-  double bytes_per_cycle = a.derived.memory_bytes_per_cycle;
+  double bytes_per_cycle = a.derived.memory_sustained_bytes_per_cycle;
   int64_t prev_end = 0;
   for (std::size_t li = 0; li < nl; ++li) {
     const auto& l = c.layers[li];
