@@ -746,7 +746,12 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     }
     return lo;
   };
+  // Each order is ranked by the bytes its operands move (`traffic`: inputs, with halo rows
+  // and per-group re-reads, the output and the weights) whether they cross the off-chip
+  // memory or, read or written in place, the UB ports; `offchip` is the part that crosses
+  // the off-chip memory or the host link (what --explain reports).
   uint64_t out_bytes = static_cast<uint64_t>(B * ys.elements() * eb_);
+  const uint64_t out_offchip = direct_out ? 0 : out_bytes;
   auto input_bytes = [&](int64_t on) -> uint64_t {
     if (!window) return static_cast<uint64_t>(B * xs.elements() * eb_);
     int64_t total = 0;
@@ -758,13 +763,15 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     }
     return static_cast<uint64_t>(B * total * in_row_bytes);
   };
+  auto input_offchip = [&](int64_t on) -> uint64_t { return direct_in ? 0 : input_bytes(on); };
   auto bands_of = [&](int64_t on) { return images * ceil_div(max_on, on); };
   struct Choice {
     std::string name;
     int64_t on = 0;
     bool staged = false;
     int64_t groups = 1;  // job groups (weights staged per group)
-    uint64_t traffic = 0;
+    uint64_t traffic = 0;  // the ranking figure (above)
+    uint64_t offchip = 0;  // of which off chip
     bool ok = false;
     bool half = false;   // planned in half of the UB (overlaps the neighbouring layers)
     bool preferred = false;  // streams weights no slower than the array uses them
@@ -785,6 +792,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
       // With fewer column tiles than MXUs, each MXU of a band loads its own copy.
       wload *= static_cast<uint64_t>(std::clamp<int64_t>(a_.mxu.count / std::max<int64_t>(1, static_cast<int64_t>(jobs.size())), 1, c.on));
       c.traffic = input_bytes(c.on) + out_bytes + wload;
+      c.offchip = input_offchip(c.on) + out_offchip + wload;
       // One band holding every row: the weights cross once, as in the staged order, but
       // stream behind the passes instead of arriving all before the first.
       // Every MXU loads its own tile over the one memory; each streams its share of the rows.
@@ -813,6 +821,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
                                               : img1_ - img0_});
       g = ceil_div(img1_ - img0_, ceil_div(img1_ - img0_, g));
       c.traffic = input_bytes(c.on) + out_bytes + w_bytes * static_cast<uint64_t>(ceil_div(images, g));
+      c.offchip = input_offchip(c.on) + out_offchip + w_bytes * static_cast<uint64_t>(ceil_div(images, g));
       double tile_cycles = static_cast<double>(rows * cols * eb_) / a_.derived.memory_sustained_bytes_per_cycle;
       c.preferred = g > 1 && static_cast<double>(a_.mxu.count) * tile_cycles <= static_cast<double>(g * ys.h * ys.w);
     }
@@ -822,7 +831,10 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     Choice c{"weights resident in the unified buffer", 0, true, 1};
     if (w_bytes < U) c.on = best_band(U - align_up(w_bytes));
     c.ok = c.on > 0;
-    if (c.ok) c.traffic = input_bytes(c.on) + out_bytes + w_bytes;
+    if (c.ok) {
+      c.traffic = input_bytes(c.on) + out_bytes + w_bytes;
+      c.offchip = input_offchip(c.on) + out_offchip + w_bytes;
+    }
     choices.push_back(c);
     // Weight groups outer, inputs re-read per group (halves of the UB each).
     if (chain.empty() && !act_after && jobs.size() > 1) {
@@ -833,6 +845,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
         g.groups = ceil_div(static_cast<int64_t>(jobs.size()), jobs_per_group);
         g.ok = g.groups > 1;
         g.traffic = input_bytes(g.on) * static_cast<uint64_t>(g.groups) + out_bytes + w_bytes;
+        g.offchip = input_offchip(g.on) * static_cast<uint64_t>(g.groups) + out_offchip + w_bytes;
       }
       choices.push_back(g);
     }
@@ -844,7 +857,8 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   }
   const Choice* pick = nullptr;
   for (const auto& c : choices) {
-    plan.options.push_back(c.ok ? fmt::format("{}: {} bytes off chip, {} bands", c.name, c.traffic, bands_of(c.on))
+    plan.options.push_back(c.ok ? fmt::format("{}: {} bytes moved, {} of them off chip, {} bands", c.name,
+                                              c.traffic, c.offchip, bands_of(c.on))
                                 : fmt::format("{}: does not fit", c.name));
     if (c.ok && (!pick || (c.preferred && !pick->preferred) ||
                  (c.preferred == pick->preferred && c.traffic < pick->traffic))) {
@@ -862,7 +876,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   }
   const int64_t on_max = pick->on;
   plan.loop_order = pick->name;
-  plan.est_hbm_bytes = static_cast<int64_t>(pick->traffic);
+  plan.est_hbm_bytes = static_cast<int64_t>(pick->offchip);
   plan.weights_in = pick->staged ? (wm.space == isa::Space::kHost ? "host -> ub" : "mem -> ub")
                                  : "mem";
   plan.n_tiles = static_cast<int64_t>(jobs.size());

@@ -111,6 +111,33 @@ TEST(Compiler, TilingCornerCasesOnATinyArray) {
   }
 }
 
+// The off-chip estimate (--explain's "chosen: ... bytes off chip") leaves out operands read
+// and written in place in the UB: with activations on chip a middle FC layer moves its
+// weights only; with them off chip, its input and output too.
+TEST(Compiler, OffChipEstimateLeavesOutOperandsKeptInTheUnifiedBuffer) {
+  Workload w = parse_workload_yaml(R"(
+name: mlp3
+batch: 16
+inputs: [{name: x, shape: [512]}]
+ops:
+  - {name: f1, op: fully_connected, units: 512}
+  - {name: f2, op: fully_connected, units: 512}
+  - {name: f3, op: fully_connected, units: 512}
+)", "mlp3.yaml");
+  arch::ArchConfig a = preset("tpu_v4", {"cores=1"});
+  const int64_t weights = 512 * 512 * 2, activation = 16 * 512 * 2;  // bf16
+  for (bool on_chip : {true, false}) {
+    SCOPED_TRACE(on_chip ? "activations in the UB" : "activations off chip");
+    CompileOptions opt;
+    opt.ub_activations = on_chip;
+    Compiled c = compile(a, w, opt);
+    ASSERT_EQ(c.ub_activations, on_chip);
+    auto f2 = std::find_if(c.layers.begin(), c.layers.end(), [](const LayerPlan& l) { return l.name == "f2"; });
+    ASSERT_NE(f2, c.layers.end());
+    EXPECT_EQ(f2->est_hbm_bytes, on_chip ? weights : weights + 2 * activation) << c.explain();
+  }
+}
+
 TEST(Compiler, WeightGroupOrderAndHostSpillKeepTheNumbers) {
   // Weights larger than the UB's share force the weight-group order; 1 MiB of off-chip
   // memory pushes tensors and weights to the host link.
