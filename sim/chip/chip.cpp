@@ -152,7 +152,7 @@ ChipResult run_chip(const arch::ArchConfig& arch, const std::vector<CoreProgram>
   Stats stats;
   TraceRecorder trace(options.trace);
   ChipContext ctx{arch, stats, trace, nullptr, nullptr, options.hang_unit,
-                  options.progress ? &options.progress : nullptr};
+                  options.progress ? &options.progress : nullptr, nullptr, 0, {}};
   std::vector<const isa::Program*> progs;
   std::vector<isa::Interpreter*> funcs;
   for (const CoreProgram& cp : programs) {
@@ -165,6 +165,7 @@ ChipResult run_chip(const arch::ArchConfig& arch, const std::vector<CoreProgram>
   {
     Chip chip("chip", ctx, progs, funcs);
     sc_core::sc_start();
+    if (ctx.error) std::rethrow_exception(ctx.error);
     finish_chip(chip, arch, stats, trace, options, result);
   }
   return result;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "arch/error.h"
 #include "sim/chip/clock.h"
 #include "sim/mxu/array_config.h"
 
@@ -31,6 +32,22 @@ void maybe_hang(const ChipContext& ctx, const std::string& unit, WaitState& stat
     state.set("a test hook that never fires");
     sc_core::sc_event never;
     sc_core::wait(never);
+  }
+}
+
+// Runs instruction `index` on the functional model. Bad data (a read of bytes never written,
+// ...) is an InputError; it must not leave a SystemC process (the kernel would wrap it as an
+// internal error), so it is kept in the context, the simulation stops, and run_chip /
+// run_pod rethrow it: one clear error, exit code 2.
+void execute(ChipContext& ctx, isa::Interpreter* func, std::size_t index) {
+  if (!func) return;
+  try {
+    func->execute_at(index);
+  } catch (const InputError& e) {
+    if (!ctx.error) ctx.error = std::make_exception_ptr(e);
+    sc_core::sc_stop();
+    sc_core::sc_event never;
+    while (true) sc_core::wait(never);
   }
 }
 
@@ -116,7 +133,7 @@ void Dma::act_thread() {
       }
       act_account_.end(ticket, done);
     };
-    if (core_.functional) core_.functional->execute_at(op->index);
+    execute(ctx_, core_.functional, op->index);
     for (const Access& a : op->accesses) {
       if (a.write && a.space == Access::kUb) core_.ub.note_written(a.lo, a.hi);
     }
@@ -167,7 +184,7 @@ void Dma::weight_thread() {
       }
       weight_account_.end(ticket, tr.end);
     };
-    if (core_.functional) core_.functional->execute_at(op->index);
+    execute(ctx_, core_.functional, op->index);
     if (from_ub) {
       finish(core_.ub.access(t, src, bytes, false));
     } else {
@@ -230,7 +247,7 @@ void Mxu::thread() {
       spec.weights_ready_cycle = core_.wfifo[index_]->pop();
     }
     PassTiming t = timer_.add(spec);
-    if (core_.functional) core_.functional->execute_at(op->index);
+    execute(ctx_, core_.functional, op->index);
     core_.acc[index_]->wrote(t.acc_write_values);
     macs_ += t.useful_macs;
     ++passes_;
@@ -406,7 +423,7 @@ void VectorUnit::thread() {
     if (in_bytes) busy_end = std::max(busy_end, core_.ub.access(t, in_addr, in_bytes, false).end);
     if (out_bytes) busy_end = std::max(busy_end, core_.ub.access(t, out_addr, out_bytes, true).end);
     int64_t done = busy_end + a.vector_unit.latency_cycles;
-    if (core_.functional) core_.functional->execute_at(op->index);
+    execute(ctx_, core_.functional, op->index);
     for (const Access& acc : op->accesses) {
       if (acc.write && acc.space == Access::kUb) core_.ub.note_written(acc.lo, acc.hi);
     }
@@ -479,8 +496,8 @@ void IciUnit::thread() {
         state.set("the other chips of collective", static_cast<int64_t>(op->index));
         if (ctx_.fabric) {
           done = ctx_.fabric->collective(ctx_.chip_id, core_.index(), op->index, in, core_.functional);
-        } else if (core_.functional) {
-          core_.functional->execute_at(op->index);  // a pod of one chip
+        } else {
+          execute(ctx_, core_.functional, op->index);  // a pod of one chip
         }
         op->complete_at(done);
         wait_until(done, slot);
@@ -556,7 +573,7 @@ void Sequencer::thread() {
           wait_done(o, slot::kSequencer + core_.index());
         }
       }
-      if (core_.functional) core_.functional->execute_at(i);
+      execute(ctx_, core_.functional, i);
       continue;
     }
     auto op = std::make_unique<Op>();

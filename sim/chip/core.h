@@ -7,6 +7,7 @@
 #include <systemc>
 
 #include <deque>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
@@ -36,6 +37,9 @@ struct ChipContext {
   const std::function<void(std::size_t)>* progress = nullptr;  ///< core 0 issue callback
   IciFabric* fabric = nullptr;  ///< the pod's interconnect (null: a chip alone, a pod of one)
   int chip_id = 0;              ///< this chip's index in the pod
+  /// The first bad-data error a unit's functional model raised (a read of bytes never
+  /// written, ...): it stopped the simulation; run_chip / run_pod rethrow it.
+  std::exception_ptr error;
 };
 
 /// The pod's side of the ICI (sim/pod/pod_sim.h implements it for the detailed and the

@@ -171,13 +171,14 @@ int run_exec(const ExecOptions& o) {
     }
     cores[core]->set_input(name, isa::read_npy(spec.substr(eq + 1)));
   }
-  std::string dir =
-      o.out_dir.empty() ? "runs/" + fs::path(o.programs[0]).stem().string() : o.out_dir;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw InputError(SourceLocation{dir, 0, 0}, "cannot create run directory: " + ec.message());
+  RunDir run_dir(o.out_dir.empty() ? "runs/" + fs::path(o.programs[0]).stem().string() : o.out_dir);
+  const std::string& dir = run_dir.path();
   write_file(dir + "/config.resolved.yaml", arch::dump_arch(a) + arch::dump_derived(a));
-  if (!o.functional_only) return run_timed(o, a, cores, dir);
+  if (!o.functional_only) {
+    int code = run_timed(o, a, cores, dir);
+    run_dir.keep();
+    return code;
+  }
 
   // The golden interpreter alone: the cores' programs touch disjoint memory, so running
   // them one after the other gives the chip's results.
@@ -200,7 +201,22 @@ int run_exec(const ExecOptions& o) {
     std::cout << fmt::format("  {:<22}{:>16}\n", "weight bytes", s.weight_bytes);
   }
   write_outputs(cores, dir);
+  run_dir.keep();
   return 0;
+}
+
+RunDir::RunDir(std::string path) : path_(std::move(path)) {
+  std::error_code ec;
+  bool existed = fs::exists(path_, ec);
+  fs::create_directories(path_, ec);
+  if (ec) throw InputError(SourceLocation{path_, 0, 0}, "cannot create run directory: " + ec.message());
+  created_ = !existed;
+}
+
+RunDir::~RunDir() {
+  if (keep_ || !created_) return;
+  std::error_code ec;
+  fs::remove_all(path_, ec);  // best effort: the error being reported matters more
 }
 
 int run_isa_markdown() {

@@ -8,6 +8,25 @@
 
 namespace tpu::cli {
 
+/// A run directory (--out): created, if missing, before the simulation so that a path that
+/// cannot be created fails at once; removed again with whatever was written into it when
+/// the command leaves by an exception (bad input found while running: one message, exit
+/// code 2, nothing left behind). keep() once the run has finished, successfully or not.
+class RunDir {
+ public:
+  explicit RunDir(std::string path);
+  ~RunDir();
+  RunDir(const RunDir&) = delete;
+  RunDir& operator=(const RunDir&) = delete;
+  const std::string& path() const { return path_; }
+  void keep() { keep_ = true; }
+
+ private:
+  std::string path_;
+  bool created_ = false;
+  bool keep_ = false;
+};
+
 struct ConfigOptions {
   std::string arch;
   std::string pod;

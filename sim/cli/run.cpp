@@ -599,10 +599,8 @@ int run_run(const RunOptions& o) {
   arch::ArchConfig a = load_arch_for_run(o.arch, o.sets, o.ideal_memory);
   if (!o.pod.empty()) return run_pod_mode(o, a);
   compiler::Compiled c = compile_from(a, o.workload, o.dtype, o.batch, o.no_fusion, o.mode, o.seed, o.no_ub_activations);
-  std::string dir = o.out_dir.empty() ? "runs/" + c.workload.name : o.out_dir;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw InputError(SourceLocation{dir, 0, 0}, "cannot create run directory: " + ec.message());
+  RunDir run_dir(o.out_dir.empty() ? "runs/" + c.workload.name : o.out_dir);
+  const std::string& dir = run_dir.path();
   write_text(dir + "/config.resolved.yaml", arch::dump_arch(a) + arch::dump_derived(a));
 
   bool functional = !o.no_functional;
@@ -637,6 +635,7 @@ int run_run(const RunOptions& o) {
     };
   }
   sim::ChipResult r = sim::run_chip(a, cores, opt);
+  run_dir.keep();
   if (tty) std::fprintf(stderr, "\r%80s\r", "");
   nlohmann::json report = sim::make_report(a, listing, c.workload.name, r, functional);
   if (!r.completed) return watchdog_stop(dir, report, "run", r.cycles, r.stuck);

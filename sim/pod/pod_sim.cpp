@@ -455,7 +455,7 @@ PodResult run_pod(const arch::ArchConfig& arch, const arch::PodConfig& pod,
       traces.push_back(std::make_unique<sim::TraceRecorder>(options.chip.trace && c == 0));
       ctxs.push_back(std::make_unique<sim::ChipContext>(sim::ChipContext{
           arch, *stats.back(), *traces.back(), nullptr, nullptr, c == 0 ? options.chip.hang_unit : std::string(),
-          c == 0 && options.chip.progress ? &options.chip.progress : nullptr, &fabric, static_cast<int>(c)}));
+          c == 0 && options.chip.progress ? &options.chip.progress : nullptr, &fabric, static_cast<int>(c), {}}));
       std::vector<const isa::Program*> progs;
       std::vector<isa::Interpreter*> funcs;
       for (const sim::CoreProgram& cp : programs[c]) {
@@ -469,6 +469,9 @@ PodResult run_pod(const arch::ArchConfig& arch, const arch::PodConfig& pod,
     }
     sc_core::sc_start();
     if (fabric.error) std::rethrow_exception(fabric.error);
+    for (const auto& ctx : ctxs) {
+      if (ctx->error) std::rethrow_exception(ctx->error);
+    }
     sim::ChipOptions chip_opt = options.chip;
     result.completed = true;
     for (std::size_t c = 0; c < n; ++c) {

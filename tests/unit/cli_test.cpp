@@ -71,6 +71,37 @@ TEST_F(Cli, BadInputsExitWithCode2AndOneMessage) {
   }
 }
 
+// Bad data found only while the timed model runs (a unit's functional step reads bytes never
+// written) is bad input like any other: one message naming the file and line, exit code 2,
+// and no run directory left behind. (Before, SystemC wrapped it: an internal error, exit 1.)
+TEST_F(Cli, DataErrorsFoundWhileRunningExitWithCode2AndLeaveNothing) {
+#if defined(__SANITIZE_ADDRESS__)
+  // The error crosses a SystemC coroutine (caught there, rethrown after the run), which trips
+  // AddressSanitizer's stack bookkeeping (google/sanitizers#189); the plain build runs this.
+  GTEST_SKIP() << "exceptions after SystemC coroutines are a known AddressSanitizer false positive";
+#endif
+  write("unwritten.tasm",
+        ".region w addr=0 dtype=int8 shape=8x8 role=data init=random seed=1\n"
+        "    load_weights src=w k=8 n=8 stride=8 dtype=int8\n"
+        "    matmul dtype=int8 ub=4096 acc=0 rows=8 k=8 n=8 pop=1\n");
+  write("collective.tasm", "    collective op=all_reduce addr=0 count=64 space=mem\n");
+  struct Case {
+    std::string arch, program, message;
+  } cases[] = {
+      {"tpu_v1", "unwritten.tasm", "unwritten.tasm:3: instruction 1 (matmul) ub: expected bytes written before they are read"},
+      {"tpu_v4", "collective.tasm", "collective.tasm:1: instruction 0 (collective) addr: expected bytes written"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.program);
+    std::string out = path("out_" + c.arch);
+    Result r = run("exec --arch " + src("configs/arch/" + c.arch + ".yaml") + " " + path(c.program) + " --out " + out);
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find(c.message), std::string::npos) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+    EXPECT_FALSE(std::filesystem::exists(out)) << out;
+  }
+}
+
 TEST_F(Cli, AsmDisasmAndExecAgreeOnTheBundledExample) {
   std::string prog = src("traces/example_matmul/prog.tasm");
   std::string arch = src("configs/arch/tpu_v4.yaml");
