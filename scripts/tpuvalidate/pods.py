@@ -228,7 +228,12 @@ def markdown(results: dict) -> str:
         f"{_bw(w4['all_reduce'])} "
         f"({_pct(w4['all_reduce_error'])}) and a bisection of {_bw(w4['bisection'])} "
         f"({_pct(w4['bisection_error'])}). The gap is the preset's secondary link bandwidth, "
-        "not the network model.")
+        "not the network model. The two link figures may both be right: summaries of J23 give "
+        "each v4 link 400 Gb/s per direction (the preset's 50 GB/s, a line rate) and SB's 45 GB/s "
+        "is 90% of it (a payload rate after link-layer overhead). Google's v4 figures would then "
+        "use the payload rate and its v5e figure (exactly 256 x 4 x 50 GB/s) the line rate; one "
+        "link model cannot match both, and the preset keeps the line rate the team's reference "
+        "data gives.")
     add("- The assumed 1 us link latency (I) costs each all-reduce 2 sum(d_i - 1) latencies, "
         "which puts the simulated figure below the ports' peak by "
         f"{100 * (1 - v3['all_reduce'] / v3['injection_peak']):.1f}% (v3), "
