@@ -22,6 +22,13 @@ const char* phase_name(Phase p) {
 }
 
 Phase phase_of(const std::string& name) {
+  // Layers the compiler adds for an op of any phase take that op's phase: a host input's
+  // staging (`inputs__from_host`, `x__from_host`) and a tensor-parallel all-gather (`__ag`).
+  for (const std::string suffix : {"__from_host", "__ag"}) {
+    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      return phase_of(name.substr(0, name.size() - suffix.size()));
+    }
+  }
   if (name.find("__sgd") != std::string::npos) return Phase::kOptimizer;
   if (name.find("__") != std::string::npos) return Phase::kBackward;
   return Phase::kForward;

@@ -21,7 +21,9 @@ struct TrainOptions {
 enum class Phase : uint8_t { kForward, kBackward, kOptimizer };
 const char* phase_name(Phase p);  ///< "forward", "backward", "optimizer"
 /// The phase of an op or layer named `name`: names with "__sgd" are optimizer ops, other
-/// names with the compiler-reserved "__" are backward ops (user names never contain "__").
+/// names with the compiler-reserved "__" are backward ops (user names never contain "__"),
+/// except the layers the compiler adds for an op of any phase (suffixes "__from_host" and
+/// "__ag"), which take the phase of the name without the suffix.
 Phase phase_of(const std::string& name);
 
 /// One training step of `fwd` at `batch` samples: the forward ops unchanged, then for each

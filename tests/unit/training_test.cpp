@@ -91,6 +91,26 @@ TEST(Training, BackwardMacsAreTwiceForwardLessNetworkInputGradientsOnEveryBundle
   EXPECT_GE(checked, 11);
 }
 
+// Layers the compiler adds around an op take its phase: the host-input staging layer of an
+// inference run is forward (it was reported as backward), a forward op's tensor-parallel
+// all-gather is forward, a gradient's all-reduce backward.
+TEST(Training, CompilerAddedLayersTakeTheirOpsPhase) {
+  EXPECT_EQ(phase_of("inputs__from_host"), Phase::kForward);
+  EXPECT_EQ(phase_of("x__from_host"), Phase::kForward);
+  EXPECT_EQ(phase_of("fc1__ag"), Phase::kForward);
+  EXPECT_EQ(phase_of("fc1__dx__ag"), Phase::kBackward);
+  EXPECT_EQ(phase_of("fc1__dw__ar"), Phase::kBackward);
+  EXPECT_EQ(phase_of("fc1__sgd"), Phase::kOptimizer);
+  EXPECT_EQ(phase_of("__ag"), Phase::kBackward);  // nothing before the suffix: a reserved name
+  // And in a compiled inference run with host inputs (TPU v1 carries its I/O over PCIe),
+  // every layer is forward.
+  Workload f = load_workload(test::source_path("configs/workloads/gemm_1024.yaml"));
+  arch::ArchConfig a = arch::load_arch(test::source_path("configs/arch/tpu_v1.yaml"));
+  Compiled c = compile(a, f, CompileOptions{});
+  ASSERT_EQ(c.layers.front().name, "inputs__from_host");
+  for (const auto& l : c.layers) EXPECT_EQ(phase_of(l.name), Phase::kForward) << l.name;
+}
+
 TEST(Training, WithoutVectorOpsAndOptimizerOnlyTheBackwardGemmsRemain) {
   Workload f = load_workload(test::source_path("configs/workloads/bert_base_128.yaml"));
   TrainOptions o;
@@ -353,7 +373,9 @@ TEST_F(TrainingRun, TrainingStepsMatchTheReferenceOnInt8V1AndBf16V4) {
     EXPECT_EQ(cycles, rep["total_cycles"].get<int64_t>());
     for (const auto& l : rep["layers"]) {
       std::string name = l["name"];
-      std::string want = name.find("__sgd") != std::string::npos ? "optimizer"
+      // TPU v1's host-input staging layer belongs to the forward pass.
+      std::string want = name == "inputs__from_host"                 ? "forward"
+                         : name.find("__sgd") != std::string::npos ? "optimizer"
                          : name.find("__") != std::string::npos  ? "backward"
                                                                  : "forward";
       EXPECT_EQ(l["phase"], want) << name;
