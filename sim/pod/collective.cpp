@@ -14,8 +14,6 @@ namespace tpu::pod {
 
 namespace {
 
-std::size_t at(int64_t i) { return static_cast<std::size_t>(i); }
-
 // Dimensions of the group with more than one chip, in increasing order.
 std::vector<int> group_dims(const Network& net, const Group& g) {
   std::vector<int> out;

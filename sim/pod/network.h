@@ -6,6 +6,7 @@
 // network serves both pod backends. Collectives on it: sim/pod/collective.h. See docs/pod.md.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -13,6 +14,9 @@
 #include "arch/pod_config.h"
 
 namespace tpu::pod {
+
+/// A non-negative chip, dimension or count as a container index.
+inline std::size_t at(int64_t i) { return static_cast<std::size_t>(i); }
 
 class Network {
  public:

@@ -26,8 +26,6 @@ static_assert(static_cast<int>(isa::CollOp::kBroadcast) == static_cast<int>(Coll
 static_assert(static_cast<int>(isa::CollAlgorithm::kTree) == static_cast<int>(Algorithm::kTree));
 static_assert(static_cast<int>(isa::CollAlgorithm::kMultiTorus) == static_cast<int>(Algorithm::kMultiTorus));
 
-std::size_t at(int64_t i) { return static_cast<std::size_t>(i); }
-
 // The network works in seconds, the chips in cycles of their clock.
 struct Clock {
   double hz;
