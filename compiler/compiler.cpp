@@ -30,6 +30,11 @@ struct Tensor {
   Shape shape;         ///< per sample
   uint64_t bytes = 0;  ///< whole batch
   std::string root;    ///< storage owner (reshape aliases share it)
+  /// A tensor kept in the UB holds this core's samples only, from `home` (the block the
+  /// resident allocator gave it); `addr` is then home minus the first sample's offset
+  /// (modulo 2^64), so addr + a sample's offset in the batch lands in the block, as for a
+  /// tensor in off-chip memory.
+  uint64_t home = 0;
 };
 
 /// Returns the block at addr (in `used`, start -> length) to a free list, merged with its
@@ -194,15 +199,18 @@ struct Band {
 
 class Lowering {
  public:
-  /// Lowers samples [img0, img1) of the batch (one core's share). With several cores no
-  /// activation memory is reused: cores are not synchronised, so a core could still read a
-  /// tensor whose bytes another core had reallocated.
+  /// Lowers samples [img0, img1) of the batch (one core's share of `cores`). With several
+  /// cores no off-chip activation memory is reused: cores are not synchronised, so a core
+  /// could still read a tensor whose bytes another core had reallocated. Each core's own UB
+  /// still keeps its samples' activations, reused after their last reader within the core;
+  /// they are sized for the largest share (ceil(batch / cores) samples) on every core, so
+  /// every core makes the same placement decisions and declares the same regions.
   Lowering(const arch::ArchConfig& a, const Workload& w, const CompileOptions& o, isa::MatType dt,
-           int64_t img0, int64_t img1, bool reuse)
+           int64_t img0, int64_t img1, int64_t cores)
       : a_(a), w_(w), opt_(o), dt_(dt), eb_(isa::mat_bytes(static_cast<int>(dt))),
         mem_(static_cast<uint64_t>(a.memory.kind == arch::MemoryKind::kNone ? 0 : a.memory.bytes),
              static_cast<uint64_t>(a.memory.kind == arch::MemoryKind::kNone ? 0 : a.memory.parameter_cache_bytes)),
-        img0_(img0), img1_(img1), reuse_(reuse) {
+        img0_(img0), img1_(img1), share_((w.batch + cores - 1) / cores), reuse_(cores == 1) {
     ub_work_ = static_cast<uint64_t>(a.unified_buffer.bytes);
   }
 
@@ -319,7 +327,8 @@ class Lowering {
   int layer_ = -1;
   int op_index_ = 0;  ///< the workload op being lowered (for errors)
   int64_t img0_ = 0, img1_ = 1;  ///< this core's samples
-  bool reuse_ = true;            ///< free activations after their last reader
+  int64_t share_ = 1;            ///< samples a UB-resident tensor holds (the largest core share)
+  bool reuse_ = true;            ///< free off-chip activations after their last reader
   std::vector<int64_t> acc_slot_;  ///< per MXU: next accumulator slot
   std::map<std::string, std::size_t> region_index_;  ///< region name -> index in the program
 };
@@ -478,9 +487,12 @@ void Lowering::define_output(const Op& op) {
     t.space = out_.program.regions.back().space;
     pinned_.insert(op.name);
     out_.outputs.emplace_back(op.name, op.name);
-  } else if (auto at = resident_ok_.count(op.name) ? resident_.alloc(t.bytes) : std::nullopt) {
+  } else if (auto at = resident_ok_.count(op.name)
+                           ? resident_.alloc(static_cast<uint64_t>(op.out.elements() * share_ * eb_))
+                           : std::nullopt) {
     t.space = isa::Space::kUb;
-    t.addr = *at;
+    t.home = *at;
+    t.addr = *at - static_cast<uint64_t>(op.out.elements() * img0_ * eb_);
   } else {
     auto [sp, addr] = mem_.activation(t.bytes);
     t.space = sp;
@@ -490,15 +502,14 @@ void Lowering::define_output(const Op& op) {
 }
 
 void Lowering::release_dead(std::size_t i) {
-  if (!reuse_) return;
   auto d = dies_at_.find(i);
   if (d == dies_at_.end()) return;
   for (const auto& name : d->second) {
     auto t = tensors_.find(name);
     if (t == tensors_.end() || t->second.root != name || pinned_.count(name)) continue;
     if (t->second.space == isa::Space::kUb) {
-      resident_.release(t->second.addr);
-    } else {
+      resident_.release(t->second.home);
+    } else if (reuse_) {
       mem_.release(t->second.space, t->second.addr);
     }
   }
@@ -1489,14 +1500,15 @@ void Lowering::lower_copy(const Op& op) {
 
 // ---------------------------------------------------------------------------------------
 
-// Activations in the UB: with one core (the liveness above only holds then) and
-// CompileOptions::ub_activations, intermediate tensors are placed in a range reserved at the
-// top of the UB, sized by a pass over the ops to the peak of live intermediates plus the
-// largest one (room for first fit's holes), at most half the buffer; what does not fit goes
-// off chip. Tensors a collective or a two-input
-// matmul's streamed operand reads stay off chip (those read off-chip memory directly).
+// Activations in the UB: with CompileOptions::ub_activations, intermediate tensors are placed
+// in a range reserved at the top of the UB, sized by a pass over the ops to the peak of live
+// intermediates plus the largest one (room for first fit's holes), at most half the buffer;
+// what does not fit goes off chip. Each core keeps its own samples in its own UB, each tensor
+// sized for the largest core share (share_), so every core reserves and places alike. Tensors
+// a collective or a two-input matmul's streamed operand reads stay off chip (those read
+// off-chip memory directly).
 void Lowering::plan_resident(const std::map<std::string, std::string>& root) {
-  if (!reuse_ || !opt_.ub_activations) return;
+  if (!opt_.ub_activations) return;
   std::set<std::string> offchip;
   for (const Op& op : w_.ops) {
     if (op.kind == OpKind::kAllReduce || op.kind == OpKind::kAllGather) {
@@ -1511,7 +1523,7 @@ void Lowering::plan_resident(const std::map<std::string, std::string>& root) {
     // Inputs received from the host are copied in and may stay on chip too.
     for (const auto& in : w_.inputs) {
       if (offchip.count(in.name)) continue;
-      uint64_t bytes = align_up(static_cast<uint64_t>(in.shape.elements() * out_.batch * eb_));
+      uint64_t bytes = align_up(static_cast<uint64_t>(in.shape.elements() * share_ * eb_));
       resident_ok_.insert(in.name);
       counted[in.name] = bytes;
       live += bytes;
@@ -1524,7 +1536,7 @@ void Lowering::plan_resident(const std::map<std::string, std::string>& root) {
     bool alias = op.kind == OpKind::kReshape || op.kind == OpKind::kAllReduce;
     bool output = std::find(w_.outputs.begin(), w_.outputs.end(), op.name) != w_.outputs.end();
     if (!alias && !output && !offchip.count(op.name)) {
-      uint64_t bytes = align_up(static_cast<uint64_t>(op.out.elements() * out_.batch * eb_));
+      uint64_t bytes = align_up(static_cast<uint64_t>(op.out.elements() * share_ * eb_));
       resident_ok_.insert(op.name);
       counted[op.name] = bytes;
       live += bytes;
@@ -1590,17 +1602,19 @@ Compiled Lowering::run() {
     std::vector<Staged> staged;
     for (const auto& in : w_.inputs) {
       Staged st{in.name, tensors_.at(in.name), tensors_.at(in.name)};
-      // Kept in the UB when there is room (activations on chip, plan_resident).
+      uint64_t per_sample = static_cast<uint64_t>(in.shape.elements() * eb_);
+      // Kept in the UB when there is room (activations on chip, plan_resident): this core's
+      // samples, sized for the largest share.
       auto [sp, addr] = [&]() -> std::pair<isa::Space, uint64_t> {
         if (resident_ok_.count(in.name)) {
-          if (auto at = resident_.alloc(st.host.bytes)) return {isa::Space::kUb, *at};
+          if (auto at = resident_.alloc(static_cast<uint64_t>(share_) * per_sample)) return {isa::Space::kUb, *at};
         }
         return mem_.activation(st.host.bytes);
       }();
       if (sp == isa::Space::kUb) {
         st.mem.space = sp;
-        st.mem.addr = addr;
-        uint64_t per_sample = static_cast<uint64_t>(in.shape.elements() * eb_);
+        st.mem.home = addr;
+        st.mem.addr = addr - static_cast<uint64_t>(img0_) * per_sample;
         st.begin = static_cast<uint64_t>(img0_) * per_sample;
         st.bytes = static_cast<uint64_t>(img1_ - img0_) * per_sample;
         staged.push_back(st);
@@ -1609,7 +1623,6 @@ Compiled Lowering::run() {
       if (sp != isa::Space::kMem) continue;  // no room: the layers read it from the host
       st.mem.space = sp;
       st.mem.addr = addr;
-      uint64_t per_sample = static_cast<uint64_t>(in.shape.elements() * eb_);
       st.begin = static_cast<uint64_t>(img0_) * per_sample;
       st.bytes = static_cast<uint64_t>(img1_ - img0_) * per_sample;
       staged.push_back(st);
@@ -1845,20 +1858,28 @@ Compiled compile(const arch::ArchConfig& arch, const Workload& workload, const C
   // The batch is split over the cores (data parallel inside the chip); each core's program
   // declares the same regions and works on its own samples.
   int64_t cores = std::max<int64_t>(1, std::min<int64_t>(arch.cores, w.batch));
+  // Each core keeps its own samples' activations in its own UB when they fit; a layer that
+  // needs the part of the UB reserved for them, on any core, compiles every core with every
+  // activation off chip (an error then is the workload's own), so the cores place alike.
+  std::vector<Compiled> per_core;
+  auto lower_all = [&](const CompileOptions& o) {
+    per_core.clear();
+    for (int64_t c = 0; c < cores; ++c) {
+      int64_t b0 = w.batch * c / cores, b1 = w.batch * (c + 1) / cores;
+      per_core.push_back(Lowering(arch, w, o, dt, b0, b1, cores).run());
+    }
+  };
+  try {
+    lower_all(opt);
+  } catch (const InputError&) {
+    if (!opt.ub_activations) throw;
+    CompileOptions off = opt;
+    off.ub_activations = false;
+    lower_all(off);
+  }
   Compiled out;
   for (int64_t c = 0; c < cores; ++c) {
-    int64_t b0 = w.batch * c / cores, b1 = w.batch * (c + 1) / cores;
-    Compiled one;
-    try {
-      one = Lowering(arch, w, opt, dt, b0, b1, cores == 1).run();
-    } catch (const InputError&) {
-      // A layer that needs the part of the UB reserved for resident activations: compile
-      // with every activation off chip (an error then is the workload's own).
-      if (!opt.ub_activations || cores != 1) throw;
-      CompileOptions off = opt;
-      off.ub_activations = false;
-      one = Lowering(arch, w, off, dt, b0, b1, true).run();
-    }
+    Compiled& one = per_core[static_cast<std::size_t>(c)];
     if (c == 0) {
       out = std::move(one);
       out.core_programs.push_back(out.program);
@@ -1866,6 +1887,9 @@ Compiled compile(const arch::ArchConfig& arch, const Workload& workload, const C
     } else {
       if (!(one.program.regions == out.program.regions)) {
         throw std::logic_error("compiler: cores' programs declare different regions");
+      }
+      if (one.ub_activations != out.ub_activations) {
+        throw std::logic_error("compiler: cores' programs place activations differently");
       }
       for (std::size_t i = 0; i < out.layers.size() && i < one.layers.size(); ++i) {
         out.layers[i].array_macs += one.layers[i].array_macs;

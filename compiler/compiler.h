@@ -25,7 +25,8 @@ struct CompileOptions {
   std::optional<int64_t> batch;       ///< overrides the workload's batch
   bool fusion = true;                 ///< fuse bias/activation/elementwise into the matrix op
   /// Keep intermediate activations in the unified buffer between layers when they fit
-  /// (one core only; docs/compiler.md). Off: every activation goes through off-chip memory.
+  /// (with several cores, each core's own samples in its own UB; docs/compiler.md). Off:
+  /// every activation goes through off-chip memory.
   bool ub_activations = true;
   /// Bound on each core's program (an InputError names the layer that passes it).
   std::size_t max_instructions = kMaxCompiledInstructions;
@@ -63,9 +64,9 @@ struct Compiled {
   std::vector<int> layer_of;   ///< per instruction: index into layers (-1: none)
   isa::MatType dtype = isa::MatType::kBf16;
   int64_t batch = 1;
-  /// Activations kept in the UB between layers (CompileOptions::ub_activations, one core, a
-  /// range reserved). False when it was asked for but a layer needed the UB it would take,
-  /// so the workload was compiled with every activation off chip.
+  /// Activations kept in the UB between layers (CompileOptions::ub_activations, a range of
+  /// each core's UB reserved). False when it was asked for but a layer (on any core) needed
+  /// the UB it would take, so the workload was compiled with every activation off chip.
   bool ub_activations = false;
   Workload workload;           ///< with shapes for the compiled batch
   /// Output tensor name -> region name in the program.

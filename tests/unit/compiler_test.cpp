@@ -138,6 +138,60 @@ ops:
   }
 }
 
+// Several cores: each core keeps its own samples' intermediates in its own UB (sized for the
+// largest share, here 3 of 5 samples), while off-chip memory is still never reused. On TPU v4
+// (two cores) at batch 5 (2 + 3 samples) a middle FC layer moves its weights only, no DMA of
+// any core touches off-chip memory outside the declared regions (inputs, outputs, weights,
+// parameters), and the outputs are the reference's bit for bit.
+TEST(Compiler, EachCoreKeepsItsSamplesActivationsInItsOwnUnifiedBuffer) {
+  Workload w = parse_workload_yaml(R"(
+name: mlp3
+batch: 5
+inputs: [{name: x, shape: [512]}]
+ops:
+  - {name: f1, op: fully_connected, units: 512, activation: relu}
+  - {name: f2, op: fully_connected, units: 512}
+  - {name: f3, op: fully_connected, units: 512}
+)", "mlp3.yaml");
+  arch::ArchConfig a = preset("tpu_v4");
+  ASSERT_EQ(a.cores, 2);
+  const int64_t weights = 512 * 512 * 2;
+  for (bool on_chip : {true, false}) {
+    SCOPED_TRACE(on_chip ? "activations in the UB" : "activations off chip");
+    CompileOptions opt;
+    opt.ub_activations = on_chip;
+    Compiled c = expect_golden(a, w, opt);
+    ASSERT_EQ(c.core_programs.size(), 2u);
+    EXPECT_EQ(c.ub_activations, on_chip);
+    auto f2 = std::find_if(c.layers.begin(), c.layers.end(), [](const LayerPlan& l) { return l.name == "f2"; });
+    ASSERT_NE(f2, c.layers.end());
+    if (on_chip) {
+      EXPECT_EQ(f2->est_hbm_bytes, weights) << c.explain();
+    } else {
+      EXPECT_GT(f2->est_hbm_bytes, weights) << c.explain();
+    }
+    // Off-chip bytes a DMA touches outside every region: activations.
+    for (const auto& p : c.core_programs) {
+      int64_t outside = 0;
+      for (const auto& in : p.code) {
+        bool load = in.op == isa::Opcode::kDmaLoad;
+        if (!load && in.op != isa::Opcode::kDmaStore) continue;
+        if (in.get(load ? isa::Fid::kDmaLoad_space : isa::Fid::kDmaStore_space) != static_cast<int>(isa::Space::kMem)) continue;
+        uint64_t at = static_cast<uint64_t>(in.get(load ? isa::Fid::kDmaLoad_src : isa::Fid::kDmaStore_dst));
+        bool in_region = std::any_of(p.regions.begin(), p.regions.end(), [&](const isa::Region& r) {
+          return r.space == isa::Space::kMem && at >= r.addr && at < r.addr + r.bytes();
+        });
+        if (!in_region) outside += in.get(load ? isa::Fid::kDmaLoad_rows : isa::Fid::kDmaStore_rows);
+      }
+      if (on_chip) {
+        EXPECT_EQ(outside, 0);
+      } else {
+        EXPECT_GT(outside, 0);
+      }
+    }
+  }
+}
+
 TEST(Compiler, WeightGroupOrderAndHostSpillKeepTheNumbers) {
   // Weights larger than the UB's share force the weight-group order; 1 MiB of off-chip
   // memory pushes tensors and weights to the host link.
@@ -184,7 +238,7 @@ TEST(Compiler, FusionChangesTrafficNotBits) {
 
 // Activations kept in the UB between layers (one core): the same bits as with every
 // activation off chip, fewer off-chip bytes, and the copies stay within the UB's top part
-// (the working buffers below it). Two cores keep them off chip.
+// (the working buffers below it). With two cores, each keeps its own samples' in its own UB.
 TEST(Compiler, ResidentActivationsMoveTrafficOnChipNotBits) {
   Workload w = reduced("resnet50.yaml", 32);
   arch::ArchConfig a = preset("tpu_v1");
@@ -219,13 +273,18 @@ TEST(Compiler, ResidentActivationsMoveTrafficOnChipNotBits) {
   EXPECT_GT(on_chip.ub, 0);
   EXPECT_LT(on_chip.offchip, off_chip.offchip);
   EXPECT_GE(on_chip.ub_low, static_cast<uint64_t>(a.unified_buffer.bytes) / 2);
-  // TPU v4 at batch 2 splits the batch over its two cores: nothing stays on chip.
+  // TPU v4 at batch 3 splits the batch over its two cores (1 + 2 samples): each keeps its
+  // samples' activations in its own UB, with the same bits.
   Workload w2 = w;
-  w2.batch = 2;
-  Compiled two = expect_golden(preset("tpu_v4"), w2);
+  w2.batch = 3;
+  Compiled two = expect_golden(preset("tpu_v4"), w2), two_off = expect_golden(preset("tpu_v4"), w2, off);
   ASSERT_EQ(two.core_programs.size(), 2u);
-  for (const auto& p : two.core_programs) EXPECT_EQ(bytes(p).ub, 0);
-  EXPECT_FALSE(two.ub_activations);
+  EXPECT_TRUE(two.ub_activations);
+  for (std::size_t k = 0; k < 2; ++k) {
+    EXPECT_GT(bytes(two.core_programs[k]).ub, 0);
+    EXPECT_EQ(bytes(two_off.core_programs[k]).ub, 0);
+    EXPECT_LT(bytes(two.core_programs[k]).offchip, bytes(two_off.core_programs[k]).offchip);
+  }
   // Full-size ResNet-50 on the Edge TPU: a layer needs the UB the reservation would take, so
   // the compiler falls back to every activation off chip and says so.
   Compiled edge = compile(preset("edgetpu"), load_workload(kRoot + "/configs/workloads/resnet50.yaml"), {});
