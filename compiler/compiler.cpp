@@ -735,27 +735,55 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   if (needs_lut) fixed += 2 * kAlign * 4 * (1 + chain.size());
   const int64_t in_row_bytes = xs.w * xs.c * eb_;  // window: one input row off chip
   const int64_t ub_row_bytes = wp * xs.c * eb_;     // and in the UB
-  auto band_bytes = [&](int64_t on) -> uint64_t {
+  // kc: the input values of a row the band holds (plain rows: the whole row, xs.c, or one
+  // slice of the contraction, below).
+  auto band_bytes = [&](int64_t on, int64_t kc) -> uint64_t {
     uint64_t inb, outb;
     if (window) {
       int64_t rn = std::min<int64_t>(xs.h, (on - 1) * op.sh + int64_t{op.kh - 1} * op.dh + 1);
       inb = direct_in ? 0 : static_cast<uint64_t>(rn * ub_row_bytes);
       outb = static_cast<uint64_t>(on * ys.w * ys.c * eb_);
     } else {
-      inb = direct_in ? 0 : static_cast<uint64_t>(on * xs.c * eb_);
+      inb = direct_in ? 0 : static_cast<uint64_t>(on * kc * eb_);
       outb = static_cast<uint64_t>(on * ys.c * eb_);
     }
     return 2 * (align_up(inb) + (direct_out ? 0 : align_up(outb)) + side_tensors * align_up(outb));
   };
   int64_t max_on = window ? ys.h : plain_rows;
   int64_t acc_limit = window ? (acc_entries / 2) / ys.w : acc_entries / 2;
-  auto best_band = [&](uint64_t budget) -> int64_t {
-    int64_t lo = 0, hi = std::min(max_on, acc_limit);
+  auto best_band_in = [&](uint64_t budget, int64_t kc, int64_t cap) -> int64_t {
+    int64_t lo = 0, hi = std::min(max_on, cap);
     while (lo < hi) {
       int64_t mid = (lo + hi + 1) / 2;
-      if (fixed + band_bytes(mid) <= budget) lo = mid; else hi = mid - 1;
+      if (fixed + band_bytes(mid, kc) <= budget) lo = mid; else hi = mid - 1;
     }
     return lo;
+  };
+  auto best_band = [&](uint64_t budget) { return best_band_in(budget, xs.c, acc_limit); };
+  // Contraction in slices: a plain layer whose rows are long (a weight gradient contracts
+  // over the whole batch, b x R values a row) holds few whole rows per band, and every band
+  // loads every weight tile again. Holding a slice of kc values of many rows instead, the
+  // band's passes for that slice run, the next slice's rows arrive in the other buffer, and
+  // the accumulators sum over the slices; every item of the band (column tile x row part)
+  // keeps its own accumulator slot until the last slice, so the band's rows are bounded by
+  // the accumulators over twice the items one MXU holds. kc is the largest multiple of the
+  // array's rows with which the band still reaches that bound (or one array row's worth).
+  const bool sliceable = !window && !two_input && !direct_in && op.kind != OpKind::kDepthwise &&
+                         (op.kind != OpKind::kConv2d || op.groups == 1) && xs.c > rows;
+  const int64_t items_per_mxu = std::max<int64_t>(1, ceil_div(static_cast<int64_t>(jobs.size()), a_.mxu.count));
+  const int64_t slice_cap = acc_entries / (2 * items_per_mxu);
+  auto slice_plan = [&](uint64_t budget) -> std::pair<int64_t, int64_t> {  // (on, kc)
+    int64_t target = std::min(max_on, slice_cap);
+    // kc = t x rows, below the whole row and within what a matmul's ub_stride can step.
+    int64_t lo = 1, hi = std::min(ceil_div(xs.c, rows) - 1, isa::field_max(Fid::kMatmul_ub_stride) / (int64_t{rows} * eb_));
+    if (hi < 1 || best_band_in(budget, rows, slice_cap) < target) {
+      return {best_band_in(budget, rows, slice_cap), rows};
+    }
+    while (lo < hi) {
+      int64_t mid = (lo + hi + 1) / 2;
+      if (best_band_in(budget, mid * rows, slice_cap) >= target) lo = mid; else hi = mid - 1;
+    }
+    return {target, lo * rows};
   };
   // Each order is ranked by the bytes its operands move (`traffic`: inputs, with halo rows
   // and per-group re-reads, the output and the weights) whether they cross the off-chip
@@ -786,6 +814,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     bool ok = false;
     bool half = false;   // planned in half of the UB (overlaps the neighbouring layers)
     bool preferred = false;  // streams weights no slower than the array uses them
+    int64_t kc = 0;          // contraction slice (0: whole rows)
   };
   // Every order is planned in half of the UB and in the whole of it; the least traffic
   // wins, the half on a tie (it lets consecutive layers overlap).
@@ -826,7 +855,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     c.ok = c.on >= ys.h && a_.mxu.count <= njobs;
     if (c.ok) {
       int64_t nslot = std::max<int64_t>(1, acc_entries / (ys.h * ys.w));
-      uint64_t per_band = band_bytes(ys.h) / 2;
+      uint64_t per_band = band_bytes(ys.h, xs.c) / 2;
       int64_t g = std::min<int64_t>({img1_ - img0_, std::max<int64_t>(1, nslot / 2),
                                      per_band ? std::max<int64_t>(1, static_cast<int64_t>((U - std::min(U, fixed)) / per_band) - 1)
                                               : img1_ - img0_});
@@ -861,6 +890,40 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
       choices.push_back(g);
     }
   }
+  if (sliceable) {
+    // The two orders above with the contraction in slices, when that holds more rows.
+    const std::size_t whole_rows_end = choices.size();
+    // Whole rows longer than a matmul's ub_stride can step over are not an option then.
+    const bool whole_rows_fit = xs.c * eb_ <= isa::field_max(Fid::kMatmul_ub_stride);
+    for (std::size_t i = first_choice; i < whole_rows_end; ++i) {
+      if (choices[i].groups != 1) continue;
+      Choice c = choices[i];
+      if (!whole_rows_fit) choices[i].ok = false;
+      if (!c.staged && wm.space != isa::Space::kMem) continue;
+      uint64_t budget = c.staged ? (w_bytes < U ? U - align_up(w_bytes) : 0) : U;
+      auto [on, kc] = slice_plan(budget);
+      if (on <= (c.ok && whole_rows_fit ? c.on : 0)) continue;
+      c.ok = true;
+      c.on = on;
+      c.kc = kc;
+      c.traffic = input_bytes(c.on) + out_bytes + w_bytes;  // staged: the weights cross once
+      c.offchip = input_offchip(c.on) + out_offchip + w_bytes;
+      c.name += fmt::format(", contraction in slices of {}", kc);
+      if (!c.staged) {
+        // As "stream weights per band" above, with this band.
+        uint64_t wload = w_bytes * static_cast<uint64_t>(bands_of(c.on)) *
+                         static_cast<uint64_t>(std::clamp<int64_t>(a_.mxu.count / std::max<int64_t>(1, static_cast<int64_t>(jobs.size())), 1, c.on));
+        c.traffic = input_bytes(c.on) + out_bytes + wload;
+        c.offchip = input_offchip(c.on) + out_offchip + wload;
+        int64_t njobs = std::max<int64_t>(1, static_cast<int64_t>(jobs.size()));
+        int64_t loaders = std::min<int64_t>(a_.mxu.count, njobs);
+        int64_t parts = std::clamp<int64_t>(a_.mxu.count / njobs, 1, c.on);
+        double tile_cycles = static_cast<double>(rows * cols * eb_) / a_.derived.memory_sustained_bytes_per_cycle;
+        c.preferred = bands_of(c.on) == 1 && static_cast<double>(loaders) * tile_cycles <= static_cast<double>(c.on / parts);
+      }
+      choices.push_back(c);
+    }
+  }
   for (std::size_t i = first_choice; i < choices.size(); ++i) {
     choices[i].half = attempt == 0;
     choices[i].name += attempt == 0 ? " (half the UB)" : " (whole UB)";
@@ -871,8 +934,12 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     plan.options.push_back(c.ok ? fmt::format("{}: {} bytes moved, {} of them off chip, {} bands", c.name,
                                               c.traffic, c.offchip, bands_of(c.on))
                                 : fmt::format("{}: does not fit", c.name));
+    // On equal traffic a sliced order wins over whole rows when it takes fewer bands (each
+    // band loads every weight tile again, from the UB if not off chip).
     if (c.ok && (!pick || (c.preferred && !pick->preferred) ||
-                 (c.preferred == pick->preferred && c.traffic < pick->traffic))) {
+                 (c.preferred == pick->preferred &&
+                  (c.traffic < pick->traffic ||
+                   (c.traffic == pick->traffic && c.kc && !pick->kc && bands_of(c.on) < bands_of(pick->on)))))) {
       pick = &c;
     }
   }
@@ -883,7 +950,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   }
   if (!pick) {
     fail(op, "", fmt::format("a layer whose smallest band fits the unified buffer ({} bytes)", a_.unified_buffer.bytes),
-         fmt::format("{} bytes for one output row", fixed + band_bytes(1)));
+         fmt::format("{} bytes for one output row", fixed + band_bytes(1, xs.c)));
   }
   const int64_t on_max = pick->on;
   plan.loop_order = pick->name;
@@ -906,7 +973,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     inb = direct_in ? 0 : static_cast<uint64_t>(rn * ub_row_bytes);
     outb = static_cast<uint64_t>(on_max * ys.w * ys.c * eb_);
   } else {
-    inb = direct_in ? 0 : static_cast<uint64_t>(on_max * xs.c * eb_);
+    inb = direct_in ? 0 : static_cast<uint64_t>(on_max * (pick->kc ? pick->kc : xs.c) * eb_);
     outb = static_cast<uint64_t>(on_max * ys.c * eb_);
   }
   std::vector<uint64_t> in_ub(2), out_ub(2), side_ub(2, 0);
@@ -1044,6 +1111,170 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     return direct_out ? yf.addr + y_offset(bands[bi]) : out_ub[bi % nbuf];
   };
 
+  // Work items: (column tile, part of a band's rows) on one MXU.
+  struct Item {
+    const Job* job;
+    int64_t row0, rows;  // output rows (window) or matrix rows (plain) within the band
+    int mxu = 0;
+    std::vector<int64_t> acc0;  // per band of the group
+  };
+  auto load_tile = [&](int mxu, const PassDesc& p, const Job& j, int64_t image, int64_t gcol0, int64_t stage_pitch) {
+    Instruction lw = Instruction::make(Opcode::kLoadWeights);
+    if (pick->staged) {
+      lw.set(Fid::kLoadWeights_space, static_cast<int>(isa::WeightSource::kUb));
+      lw.set(Fid::kLoadWeights_src, static_cast<int64_t>(stage_ub) + (p.wrow * stage_pitch + (p.wcol - (pick->groups > 1 ? gcol0 : 0))) * eb_);
+      lw.set(Fid::kLoadWeights_stride, stage_pitch * eb_);
+    } else {
+      uint64_t base = wm.addr + wm.per_image * static_cast<uint64_t>(image);
+      lw.set(Fid::kLoadWeights_space, static_cast<int>(isa::WeightSource::kMem));
+      lw.set(Fid::kLoadWeights_src, static_cast<int64_t>(base) + (p.wrow * wm.pitch + p.wcol) * eb_);
+      lw.set(Fid::kLoadWeights_stride, wm.pitch * eb_);
+    }
+    lw.set(Fid::kLoadWeights_k, p.k);
+    lw.set(Fid::kLoadWeights_n, j.n);
+    lw.set(Fid::kLoadWeights_dtype, static_cast<int>(dt_));
+    lw.set(Fid::kLoadWeights_mxu, mxu);
+    if (wm.transpose) lw.set(Fid::kLoadWeights_transpose, 1);
+    if (wm.diag) lw.set(Fid::kLoadWeights_diag, 1);
+    emit(lw, fmt::format("{} weights rows {}.. cols {}..", op.name, p.wrow, p.wcol));
+  };
+  auto activate_item = [&](const Item& x, int64_t acc0, uint64_t y_ub) {
+    const Job& j = *x.job;
+    int64_t row_pixels = window ? ys.w : 1;
+    Instruction ac = Instruction::make(Opcode::kActivate);
+    ac.set(Fid::kActivate_mxu, x.mxu);
+    ac.set(Fid::kActivate_acc, acc0);
+    ac.set(Fid::kActivate_rows, x.rows * row_pixels);
+    ac.set(Fid::kActivate_n, j.n);
+    ac.set(Fid::kActivate_ub, static_cast<int64_t>(y_ub) + (x.row0 * row_pixels * ys.c + j.col0) * eb_);
+    ac.set(Fid::kActivate_ub_stride, ys.c * eb_);
+    ac.set(Fid::kActivate_mode, static_cast<int>(dt_));
+    if (int8) {
+      ac.set(Fid::kActivate_params, static_cast<int64_t>(params_ub) + j.col0 * 12);
+      ac.set(Fid::kActivate_act_min, act_min);
+      ac.set(Fid::kActivate_act_max, act_max);
+    } else {
+      ac.set(Fid::kActivate_func, static_cast<int>(act_func));
+      if (op.bias) {
+        ac.set(Fid::kActivate_bias, 1);
+        ac.set(Fid::kActivate_params, static_cast<int64_t>(params_ub) + j.col0 * 4);
+      }
+    }
+    emit(ac, fmt::format("{}: cols {}..{}", op.name, j.col0, j.col0 + j.n - 1));
+  };
+  // A band's result in the UB: the unfused activation, the fused chain, the store.
+  auto finish_band = [&](std::size_t bi, int64_t gcol0, int64_t gcol1) {
+    const Band& b = bands[bi];
+    const uint64_t y_ub = out_at(bi);
+    int64_t pixels = b.m;
+    if (act_after) {
+      apply_unary(op, act, y_ub, pixels, ys.c, lut_act, fmt::format("{}: {}", op.name, isa::kActivationNames[static_cast<int>(act)]));
+    }
+    for (std::size_t ci = 0; ci < chain.size(); ++ci) {
+      const Op* f = chain[ci];
+      isa::Activation g = activation_of(f->kind);
+      if (f->kind == OpKind::kAdd || f->kind == OpKind::kMul) {
+        const std::string& other_name = f->inputs[0] == (ci == 0 ? op.name : chain[ci - 1]->name) ? f->inputs[1] : f->inputs[0];
+        const Tensor& other = tensor(other_name);
+        uint64_t side = side_ub[bi % nbuf];
+        dma_load(other.space, other.addr + y_offset(b), side, 1, pixels * ys.c * eb_, 0,
+                 fmt::format("{}: operand {}", f->name, other_name));
+        Instruction v = Instruction::make(Opcode::kVector);
+        v.set(Fid::kVector_op, static_cast<int>(f->kind == OpKind::kAdd ? isa::VectorOp::kAdd : isa::VectorOp::kMul));
+        v.set(Fid::kVector_dtype, static_cast<int>(dt_));
+        v.set(Fid::kVector_a, static_cast<int64_t>(y_ub));
+        v.set(Fid::kVector_b, static_cast<int64_t>(side));
+        v.set(Fid::kVector_dst, static_cast<int64_t>(y_ub));
+        v.set(Fid::kVector_count, pixels * ys.c);
+        emit(v, fmt::format("{} (fused)", f->name));
+        g = f->activation;
+      }
+      apply_unary(*f, g, y_ub, pixels, ys.c, chain_luts[ci], fmt::format("{} (fused)", f->name));
+    }
+    if (direct_out) {
+      // written in place
+    } else if (pick->groups > 1) {
+      dma_store(y.space, y.addr + y_offset(b) + static_cast<uint64_t>(gcol0 * eb_), y_ub + static_cast<uint64_t>(gcol0 * eb_),
+                pixels, (gcol1 - gcol0) * eb_, ys.c * eb_, ys.c * eb_,
+                fmt::format("{}: output cols {}..{}", op.name, gcol0, gcol1 - 1));
+    } else {
+      dma_store(yf.space, yf.addr + y_offset(b), y_ub, 1, pixels * ys.c * eb_, 0, 0,
+                fmt::format("{}: output", final_name));
+    }
+  };
+
+  // Contraction in slices (plain rows, one column group): per band, its slices in order,
+  // each loaded one slice ahead into the other input buffer (strided: kc values of each of
+  // the band's rows); every item keeps its accumulator slot over the slices, and the band is
+  // activated, finished and stored after its last slice.
+  auto emit_sliced = [&]() {
+    const int64_t kc = pick->kc;
+    const int64_t nsl = ceil_div(xs.c, kc);
+    const int64_t count = a_.mxu.count;
+    if (pick->staged) {
+      dma_load(wm.space, wm.addr, stage_ub, 1, static_cast<int64_t>(w_bytes), 0, fmt::format("{}: all weights", op.name));
+    }
+    const std::size_t steps = bands.size() * static_cast<std::size_t>(nsl);
+    auto load_slice = [&](std::size_t step) {
+      const Band& b = bands[step / static_cast<std::size_t>(nsl)];
+      int64_t k0 = static_cast<int64_t>(step % static_cast<std::size_t>(nsl)) * kc, kn = std::min(kc, xs.c - k0);
+      uint64_t first = static_cast<uint64_t>((b.image * xs.pixels() + b.o0) * xs.c + k0);
+      dma_load(x.space, x.addr + first * static_cast<uint64_t>(eb_), in_ub[step % 2], b.on, kn * eb_, xs.c * eb_,
+               fmt::format("{}: input rows {}..{}, values {}..{}", op.name, b.o0, b.o0 + b.on - 1, k0, k0 + kn - 1),
+               kc * eb_);
+    };
+    load_slice(0);
+    for (std::size_t bi = 0; bi < bands.size(); ++bi) {
+      const Band& b = bands[bi];
+      int64_t parts = std::clamp<int64_t>(count / static_cast<int64_t>(jobs.size()), 1, b.on);
+      std::vector<Item> items;
+      for (const Job& j : jobs) {
+        int64_t q = ceil_div(b.on, parts);
+        for (int64_t r = 0; r < b.on; r += q) items.push_back({&j, r, std::min(q, b.on - r), 0, {}});
+      }
+      for (std::size_t it = 0; it < items.size(); ++it) {
+        Item& x = items[it];
+        x.mxu = static_cast<int>(it % static_cast<std::size_t>(count));
+        x.acc0.push_back((acc_slot_[static_cast<std::size_t>(x.mxu)]++ % nslots) * slot_rows);
+      }
+      for (int64_t sl = 0; sl < nsl; ++sl) {
+        const std::size_t step = bi * static_cast<std::size_t>(nsl) + static_cast<std::size_t>(sl);
+        if (step + 1 < steps) load_slice(step + 1);
+        const uint64_t in_base = in_ub[step % 2];
+        const int64_t k0 = sl * kc, k1 = std::min(xs.c, k0 + kc);
+        for (std::size_t w0 = 0; w0 < items.size(); w0 += static_cast<std::size_t>(count)) {
+          const std::size_t w1 = std::min(items.size(), w0 + static_cast<std::size_t>(count));
+          const std::size_t npasses = items[w0].job->passes.size();
+          for (std::size_t pi = 0; pi < npasses; ++pi) {
+            for (std::size_t it = w0; it < w1; ++it) {
+              const Item& x = items[it];
+              const Job& j = *x.job;
+              const PassDesc& p = j.passes[pi];
+              if (p.in_off < k0 || p.in_off >= k1) continue;
+              load_tile(x.mxu, p, j, b.image, 0, wm.pitch);
+              Instruction mm = Instruction::make(Opcode::kMatmul);
+              mm.set(Fid::kMatmul_mxu, x.mxu);
+              mm.set(Fid::kMatmul_dtype, static_cast<int>(dt_));
+              mm.set(Fid::kMatmul_ub, static_cast<int64_t>(in_base) + (x.row0 * kc + p.in_off - k0) * eb_);
+              mm.set(Fid::kMatmul_ub_stride, kc * eb_);
+              mm.set(Fid::kMatmul_acc, x.acc0[0]);
+              mm.set(Fid::kMatmul_rows, x.rows);
+              mm.set(Fid::kMatmul_k, p.k);
+              mm.set(Fid::kMatmul_n, j.n);
+              mm.set(Fid::kMatmul_accumulate, pi > 0 ? 1 : 0);
+              mm.set(Fid::kMatmul_pop, 1);
+              emit(mm, fmt::format("{} tile cols {}..{} k {}..{} rows {}..{}", op.name, j.col0, j.col0 + j.n - 1,
+                                   p.in_off, p.in_off + p.k - 1, b.o0 + x.row0, b.o0 + x.row0 + x.rows - 1));
+            }
+          }
+        }
+      }
+      for (const Item& x : items) activate_item(x, x.acc0[0], out_at(bi));
+      finish_band(bi, 0, jobs.back().col0 + jobs.back().n);
+    }
+  };
+  if (pick->kc) emit_sliced();
+  else
   for (int64_t g = 0; g < ngroups; ++g) {
     std::size_t j0 = static_cast<std::size_t>(g * jobs_per_group);
     std::size_t j1 = std::min(jobs.size(), static_cast<std::size_t>((g + 1) * jobs_per_group));
@@ -1072,12 +1303,6 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
       const Band& b0 = bands[g0];
       const int64_t count = a_.mxu.count;
       int64_t parts = std::clamp<int64_t>(count / std::max<int64_t>(1, static_cast<int64_t>(j1 - j0)), 1, b0.on);
-      struct Item {
-        const Job* job;
-        int64_t row0, rows;  // output rows (window) or matrix rows (plain) within the band
-        int mxu = 0;
-        std::vector<int64_t> acc0;  // per band of the group
-      };
       std::vector<Item> items;
       for (std::size_t ji = j0; ji < j1; ++ji) {
         int64_t q = ceil_div(b0.on, parts);
@@ -1100,24 +1325,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
             const Job& j = *x.job;
             if (pi >= j.passes.size()) continue;
             const PassDesc& p = j.passes[pi];
-            Instruction lw = Instruction::make(Opcode::kLoadWeights);
-            if (pick->staged) {
-              lw.set(Fid::kLoadWeights_space, static_cast<int>(isa::WeightSource::kUb));
-              lw.set(Fid::kLoadWeights_src, static_cast<int64_t>(stage_ub) + (p.wrow * stage_pitch + (p.wcol - (pick->groups > 1 ? gcol0 : 0))) * eb_);
-              lw.set(Fid::kLoadWeights_stride, stage_pitch * eb_);
-            } else {
-              uint64_t base = wm.addr + wm.per_image * static_cast<uint64_t>(b0.image);
-              lw.set(Fid::kLoadWeights_space, static_cast<int>(isa::WeightSource::kMem));
-              lw.set(Fid::kLoadWeights_src, static_cast<int64_t>(base) + (p.wrow * wm.pitch + p.wcol) * eb_);
-              lw.set(Fid::kLoadWeights_stride, wm.pitch * eb_);
-            }
-            lw.set(Fid::kLoadWeights_k, p.k);
-            lw.set(Fid::kLoadWeights_n, j.n);
-            lw.set(Fid::kLoadWeights_dtype, static_cast<int>(dt_));
-            lw.set(Fid::kLoadWeights_mxu, x.mxu);
-            if (wm.transpose) lw.set(Fid::kLoadWeights_transpose, 1);
-            if (wm.diag) lw.set(Fid::kLoadWeights_diag, 1);
-            emit(lw, fmt::format("{} weights rows {}.. cols {}..", op.name, p.wrow, p.wcol));
+            load_tile(x.mxu, p, j, b0.image, gcol0, stage_pitch);
             for (std::size_t t = 0; t < ng; ++t) {
               const Band& b = bands[g0 + t];
               const uint64_t in_base =
@@ -1161,70 +1369,11 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
           const uint64_t y_ub = out_at(g0 + t);
           for (std::size_t it = w0; it < w1; ++it) {
             const Item& x = items[it];
-            const Job& j = *x.job;
-            int64_t row_pixels = window ? ys.w : 1;
-            Instruction ac = Instruction::make(Opcode::kActivate);
-            ac.set(Fid::kActivate_mxu, x.mxu);
-            ac.set(Fid::kActivate_acc, x.acc0[t]);
-            ac.set(Fid::kActivate_rows, x.rows * row_pixels);
-            ac.set(Fid::kActivate_n, j.n);
-            ac.set(Fid::kActivate_ub, static_cast<int64_t>(y_ub) + (x.row0 * row_pixels * ys.c + j.col0) * eb_);
-            ac.set(Fid::kActivate_ub_stride, ys.c * eb_);
-            ac.set(Fid::kActivate_mode, static_cast<int>(dt_));
-            if (int8) {
-              ac.set(Fid::kActivate_params, static_cast<int64_t>(params_ub) + j.col0 * 12);
-              ac.set(Fid::kActivate_act_min, act_min);
-              ac.set(Fid::kActivate_act_max, act_max);
-            } else {
-              ac.set(Fid::kActivate_func, static_cast<int>(act_func));
-              if (op.bias) {
-                ac.set(Fid::kActivate_bias, 1);
-                ac.set(Fid::kActivate_params, static_cast<int64_t>(params_ub) + j.col0 * 4);
-              }
-            }
-            emit(ac, fmt::format("{}: cols {}..{}", op.name, j.col0, j.col0 + j.n - 1));
+            activate_item(x, x.acc0[t], y_ub);
           }
         }
       }
-      for (std::size_t bi = g0; bi < g1; ++bi) {
-      const Band& b = bands[bi];
-      const uint64_t y_ub = out_at(bi);
-      int64_t pixels = b.m;
-      if (act_after) {
-        apply_unary(op, act, y_ub, pixels, ys.c, lut_act, fmt::format("{}: {}", op.name, isa::kActivationNames[static_cast<int>(act)]));
-      }
-      for (std::size_t ci = 0; ci < chain.size(); ++ci) {
-        const Op* f = chain[ci];
-        isa::Activation g = activation_of(f->kind);
-        if (f->kind == OpKind::kAdd || f->kind == OpKind::kMul) {
-          const std::string& other_name = f->inputs[0] == (ci == 0 ? op.name : chain[ci - 1]->name) ? f->inputs[1] : f->inputs[0];
-          const Tensor& other = tensor(other_name);
-          uint64_t side = side_ub[bi % nbuf];
-          dma_load(other.space, other.addr + y_offset(b), side, 1, pixels * ys.c * eb_, 0,
-                   fmt::format("{}: operand {}", f->name, other_name));
-          Instruction v = Instruction::make(Opcode::kVector);
-          v.set(Fid::kVector_op, static_cast<int>(f->kind == OpKind::kAdd ? isa::VectorOp::kAdd : isa::VectorOp::kMul));
-          v.set(Fid::kVector_dtype, static_cast<int>(dt_));
-          v.set(Fid::kVector_a, static_cast<int64_t>(y_ub));
-          v.set(Fid::kVector_b, static_cast<int64_t>(side));
-          v.set(Fid::kVector_dst, static_cast<int64_t>(y_ub));
-          v.set(Fid::kVector_count, pixels * ys.c);
-          emit(v, fmt::format("{} (fused)", f->name));
-          g = f->activation;
-        }
-        apply_unary(*f, g, y_ub, pixels, ys.c, chain_luts[ci], fmt::format("{} (fused)", f->name));
-      }
-      if (direct_out) {
-        // written in place
-      } else if (pick->groups > 1) {
-        dma_store(y.space, y.addr + y_offset(b) + static_cast<uint64_t>(gcol0 * eb_), y_ub + static_cast<uint64_t>(gcol0 * eb_),
-                  pixels, (gcol1 - gcol0) * eb_, ys.c * eb_, ys.c * eb_,
-                  fmt::format("{}: output cols {}..{}", op.name, gcol0, gcol1 - 1));
-      } else {
-        dma_store(yf.space, yf.addr + y_offset(b), y_ub, 1, pixels * ys.c * eb_, 0, 0,
-                  fmt::format("{}: output", final_name));
-      }
-      }
+      for (std::size_t bi = g0; bi < g1; ++bi) finish_band(bi, gcol0, gcol1);
     }
   }
   // Array work actually performed: every pass occupies k x n PEs for its rows.

@@ -10,6 +10,7 @@
 #include "arch/error.h"
 #include "compiler/compiler.h"
 #include "compiler/reference.h"
+#include "compiler/training.h"
 #include "isa/interpreter.h"
 #include "isa/verifier.h"
 #include "golden_util.h"
@@ -109,6 +110,74 @@ TEST(Compiler, TilingCornerCasesOnATinyArray) {
     EXPECT_EQ(pk.name, "pk");
     EXPECT_EQ(pk.k_chunks, 2);
   }
+}
+
+// Contraction in slices: fully connected layers whose rows are long next to the UB (a weight
+// gradient's b x R values a row) hold a slice of the contraction for many rows per band
+// instead of few whole rows, the accumulators summing over the slices, with the reference's
+// bits: bf16 on TPU v4's two cores, int8 on TPU v1, on a tiny four-MXU array with more column
+// tiles than MXUs (several items per MXU keep their slots over the slices), with a fused
+// activation and elementwise chain, and as a training step's weight gradients. Each sliced
+// layer takes fewer bands than whole rows could (every band loads every weight tile again).
+TEST(Compiler, LongRowsContractInSlicesWithTheSameBits) {
+  Workload w = parse_workload_yaml(R"(
+name: longfc
+batch: 6
+inputs: [{name: x, shape: [5, 9000]}]
+ops:
+  - {name: fc1, op: fully_connected, units: 300, activation: relu}
+  - {name: fc2, op: fully_connected, units: 700}
+  - {name: r, op: relu, inputs: [fc2]}
+  - {name: s, op: add, inputs: [r, fc2]}
+)", "longfc.yaml");
+  // The sliced layers; each one's whole-row options in the same share of the UB do not fit or
+  // take more bands (over the whole batch, as every option counts them).
+  auto sliced = [](const Compiled& c) {
+    std::vector<std::string> names;
+    auto bands = [](const std::string& o) { return std::stoll(o.substr(o.rfind(" of them off chip, ") + 19)); };
+    for (const auto& l : c.layers) {
+      if (l.loop_order.find("contraction in slices") == std::string::npos) continue;
+      names.push_back(l.name);
+      auto chosen = std::find_if(l.options.begin(), l.options.end(),
+                                 [&](const std::string& o) { return o.rfind(l.loop_order + ":", 0) == 0; });
+      if (chosen == l.options.end()) {
+        ADD_FAILURE() << l.name << ": no option " << l.loop_order;
+        continue;
+      }
+      for (const auto& o : l.options) {
+        auto half = [](const std::string& x) { return x.find("(half the UB)") != std::string::npos; };
+        if (o.find("slices") != std::string::npos || o.find("does not fit") != std::string::npos ||
+            half(o) != half(*chosen)) {
+          continue;
+        }
+        EXPECT_GT(bands(o), bands(*chosen)) << l.name << ": " << o;
+      }
+    }
+    return names;
+  };
+  Compiled v4 = expect_golden(preset("tpu_v4", {"unified_buffer.bytes=1MiB"}), w);
+  EXPECT_EQ(v4.core_programs.size(), 2u);
+  EXPECT_EQ(sliced(v4), std::vector<std::string>{"fc1"}) << v4.explain();
+  CompileOptions i8;
+  i8.dtype = isa::MatType::kInt8;
+  Compiled v1 = expect_golden(preset("tpu_v1", {"unified_buffer.bytes=256KiB"}), w, i8);
+  EXPECT_EQ(sliced(v1), std::vector<std::string>{"fc1"}) << v1.explain();
+  arch::ArchConfig tiny = preset("tpu_v4", {"mxu.rows=16", "mxu.cols=16", "mxu.count=4", "accumulators.entries=256",
+                                           "unified_buffer.bytes=192KiB", "unified_buffer.banks=1"});
+  Compiled t = expect_golden(tiny, w);
+  EXPECT_EQ(sliced(t), std::vector<std::string>{"fc1"}) << t.explain();
+  EXPECT_GT(t.layers.at(0).n_tiles, 2 * tiny.mxu.count);  // 19 column tiles: five items per MXU
+  Workload f = parse_workload_yaml(R"(
+name: mlp
+batch: 8
+inputs: [{name: x, shape: [64, 40]}]
+ops:
+  - {name: a, op: fully_connected, units: 48, activation: relu}
+  - {name: b, op: fully_connected, units: 24}
+)", "mlp.yaml");
+  Compiled step = expect_golden(tiny, training_step(f, 8, TrainOptions{}));
+  EXPECT_FALSE(sliced(step).empty()) << step.explain();
+  for (const auto& name : sliced(step)) EXPECT_NE(name.find("__dw"), std::string::npos) << name;
 }
 
 // The off-chip estimate (--explain's "chosen: ... bytes off chip") leaves out operands read
