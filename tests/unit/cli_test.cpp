@@ -208,9 +208,10 @@ nlohmann::json load_json(const std::string& path) {
 class Run : public Cli {};
 
 // Golden numerics through the whole tool: every workload case in traces/ compiles, runs on
-// the chip model with real data, equals the reference network evaluator bit for bit
-// (--check), and reproduces its recorded cycles and digests; the per-layer rows add up to
-// the totals; timing-only runs give the same cycles.
+// the chip model with real data (with its recorded architecture overrides and mode),
+// equals the reference network evaluator bit for bit (--check), and reproduces its
+// recorded cycles and digests; the per-layer rows add up to the totals; timing-only runs
+// give the same cycles.
 TEST_F(Run, WorkloadTracesMatchTheReferenceAndTheirRecordedCycles) {
   int cases = 0;
   for (const auto& e : std::filesystem::directory_iterator(src("traces"))) {
@@ -223,6 +224,10 @@ TEST_F(Run, WorkloadTracesMatchTheReferenceAndTheirRecordedCycles) {
     YAML::Node expected = YAML::LoadFile((e.path() / "expected.yaml").string());
     ASSERT_TRUE(expected["cycles"]) << "run scripts/update-golden";
     std::string base = "run --arch " + src(expected["arch"].as<std::string>()) + " --workload " + wl;
+    if (expected["sets"]) {
+      for (const auto& s : expected["sets"]) base += " --set " + s.as<std::string>();
+    }
+    if (expected["mode"]) base += " --mode " + expected["mode"].as<std::string>();
     Result r = run(base + " --check --out " + path("f"));
     ASSERT_EQ(r.code, 0) << r.out;
     nlohmann::json rep = load_json(path("f/report.json"));
@@ -252,7 +257,7 @@ TEST_F(Run, WorkloadTracesMatchTheReferenceAndTheirRecordedCycles) {
     EXPECT_EQ(load_json(path("t/report.json"))["total_cycles"], rep["total_cycles"]);
     ++cases;
   }
-  EXPECT_GE(cases, 10);
+  EXPECT_GE(cases, 12);
 }
 
 TEST_F(Run, CompiledProgramsRunUnderExecWithTheSameCycles) {
