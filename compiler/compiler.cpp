@@ -598,9 +598,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     wm.rows = bs.pixels();
     wm.transpose = op.transpose_b;
     wm.per_image = static_cast<uint64_t>(bs.elements() * eb_);
-    if (b.space != isa::Space::kMem) {
-      fail(op, "inputs", "b in off-chip memory (load_weights reads mem or ub)", "a tensor spilled to host memory");
-    }
+    // b spilled to host memory is staged through the UB a sample at a time (below).
     for (int64_t h = 0; h < op.heads; ++h) {
       for (int64_t n0 = 0; n0 < N; n0 += cols) {
         Job* j = new_job(h * N + n0, static_cast<int>(std::min<int64_t>(cols, N - n0)));
@@ -815,6 +813,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     bool half = false;   // planned in half of the UB (overlaps the neighbouring layers)
     bool preferred = false;  // streams weights no slower than the array uses them
     int64_t kc = 0;          // contraction slice (0: whole rows)
+    int stage_bufs = 1;      // two-input b staged from the host: UB buffers for it
   };
   // Every order is planned in half of the UB and in the whole of it; the least traffic
   // wins, the half on a tie (it lets consecutive layers overlap).
@@ -890,15 +889,35 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
       choices.push_back(g);
     }
   }
+  if (two_input && wm.space == isa::Space::kHost) {
+    // b spilled to host memory (load_weights reads mem or ub): each sample's b crosses the
+    // host link into the UB and the tiles load from there; with two buffers, the next
+    // sample's b arrives during this one's passes.
+    Choice c{"stage each sample's b in the unified buffer", 0, true, 1};
+    for (int nbufs : {2, 1}) {
+      uint64_t need = static_cast<uint64_t>(nbufs) * align_up(w_bytes);
+      if (need < U && (c.on = best_band(U - need)) > 0) {
+        c.stage_bufs = nbufs;
+        if (nbufs == 1) c.name += ", one buffer";
+        break;
+      }
+    }
+    c.ok = c.on > 0;
+    if (c.ok) {
+      c.traffic = input_bytes(c.on) + out_bytes + w_bytes * static_cast<uint64_t>(images);
+      c.offchip = input_offchip(c.on) + out_offchip + w_bytes * static_cast<uint64_t>(images);
+    }
+    choices.push_back(c);
+  }
   if (sliceable) {
     // The two orders above with the contraction in slices, when that holds more rows.
     const std::size_t whole_rows_end = choices.size();
     // Whole rows longer than a matmul's ub_stride can step over are not an option then.
     const bool whole_rows_fit = xs.c * eb_ <= isa::field_max(Fid::kMatmul_ub_stride);
     for (std::size_t i = first_choice; i < whole_rows_end; ++i) {
-      if (choices[i].groups != 1) continue;
       Choice c = choices[i];
       if (!whole_rows_fit) choices[i].ok = false;
+      if (c.groups != 1) continue;
       if (!c.staged && wm.space != isa::Space::kMem) continue;
       uint64_t budget = c.staged ? (w_bytes < U ? U - align_up(w_bytes) : 0) : U;
       auto [on, kc] = slice_plan(budget);
@@ -990,10 +1009,13 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     if (int8 && g != isa::Activation::kNone && g != isa::Activation::kRelu) chain_luts[i] = lut_for(*f, g);
   }
   uint64_t stage_ub = 0;
+  std::vector<uint64_t> stage_bufs;  // two-input b staged per sample
   if (pick->staged) {
     uint64_t stage_bytes = pick->groups > 1 ? static_cast<uint64_t>(wm.rows) * static_cast<uint64_t>(jobs_per_group * cols * eb_)
                                             : w_bytes;
     stage_ub = ub_alloc(op, stage_bytes);
+    stage_bufs.push_back(stage_ub);
+    for (int i = 1; two_input && i < pick->stage_bufs; ++i) stage_bufs.push_back(ub_alloc(op, stage_bytes));
   }
   // Image groups: when each band is a whole image of a window layer and every MXU has a
   // column tile of its own, G images share each weight tile (one load_weights, then one
@@ -1280,7 +1302,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     std::size_t j1 = std::min(jobs.size(), static_cast<std::size_t>((g + 1) * jobs_per_group));
     int64_t gcol0 = jobs[j0].col0, gcol1 = jobs[j1 - 1].col0 + jobs[j1 - 1].n;
     int64_t stage_pitch = pick->groups > 1 ? gcol1 - gcol0 : wm.pitch;
-    if (pick->staged) {
+    if (pick->staged && !two_input) {
       if (pick->groups > 1) {
         dma_load(wm.space, wm.addr + static_cast<uint64_t>(gcol0 * eb_), stage_ub, wm.rows,
                  stage_pitch * eb_, wm.pitch * eb_,
@@ -1295,6 +1317,19 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
       const std::size_t g1 = std::min(bands.size(), g0 + static_cast<std::size_t>(G));
       for (std::size_t bi = g1; bi < std::min(bands.size(), g1 + static_cast<std::size_t>(G)); ++bi) load_band(bands[bi], bi);
       const std::size_t ng = g1 - g0;
+      if (two_input && pick->staged && (g0 == 0 || bands[g0].image != bands[g0 - 1].image)) {
+        // This sample's b (staged on the previous sample's turn, or now for the first), then
+        // the next sample's into the other buffer.
+        const int64_t im = bands[g0].image;
+        auto stage = [&](int64_t sample) {
+          dma_load(wm.space, wm.addr + wm.per_image * static_cast<uint64_t>(sample),
+                   stage_bufs[static_cast<std::size_t>(sample - img0_) % stage_bufs.size()], 1,
+                   static_cast<int64_t>(w_bytes), 0, fmt::format("{}: b of sample {}", op.name, sample));
+        };
+        if (g0 == 0 || stage_bufs.size() == 1) stage(im);
+        if (stage_bufs.size() > 1 && im + 1 < img1_) stage(im + 1);
+        stage_ub = stage_bufs[static_cast<std::size_t>(im - img0_) % stage_bufs.size()];
+      }
       // Work items: (column tile, part of the band's rows). When there are fewer column
       // tiles than MXUs, the band's rows are split so every MXU has work (the bands of a
       // group are whole images of the same height, so the split fits them all). Items

@@ -180,6 +180,45 @@ ops:
   for (const auto& name : sliced(step)) EXPECT_NE(name.find("__dw"), std::string::npos) << name;
 }
 
+// A two-input matmul whose second operand spilled to host memory (load_weights reads mem or
+// ub) stages each sample's operand through the UB, two buffers when they fit (one when only
+// one does), with the reference's bits: attention-like products at batch 3 on TPU v4's two
+// cores (bf16) and on the Edge TPU (int8), with 24 and 4 KiB of off-chip memory. (Before, this
+// was an error naming the layer: BERT-base 512 at batch 3 on the Edge TPU presets.)
+TEST(Compiler, SpilledSecondMatmulOperandIsStagedThroughTheUnifiedBuffer) {
+  Workload w = parse_workload_yaml(R"(
+name: att
+batch: 3
+inputs: [{name: x, shape: [32, 64]}]
+ops:
+  - {name: k, op: fully_connected, units: 64}
+  - {name: s, op: matmul, inputs: [x, k], transpose_b: true}
+  - {name: v, op: fully_connected, input: x, units: 48}
+  - {name: o, op: matmul, inputs: [s, v]}
+)", "att.yaml");
+  // The staged layers' names, each with its number of buffers checked.
+  auto staged = [](const Compiled& c, bool one_buffer) {
+    std::vector<std::string> names;
+    for (const auto& l : c.layers) {
+      if (l.loop_order.rfind("stage each sample's b", 0) != 0) continue;
+      names.push_back(l.name);
+      EXPECT_EQ(l.weights_in, "host -> ub") << l.name;
+      EXPECT_EQ(l.loop_order.find(", one buffer") != std::string::npos, one_buffer) << l.loop_order;
+    }
+    return names;
+  };
+  Compiled v4 = expect_golden(preset("tpu_v4", {"memory.bytes=24KiB"}), w);
+  EXPECT_EQ(v4.core_programs.size(), 2u);
+  EXPECT_FALSE(staged(v4, false).empty()) << v4.explain();
+  CompileOptions i8;
+  i8.dtype = isa::MatType::kInt8;
+  Compiled e = expect_golden(preset("edgetpu", {"memory.bytes=4KiB", "memory.parameter_cache_bytes=0"}), w, i8);
+  EXPECT_FALSE(staged(e, false).empty()) << e.explain();
+  Compiled one = expect_golden(preset("tpu_v4", {"memory.bytes=24KiB", "unified_buffer.bytes=16KiB", "unified_buffer.banks=1",
+                                                 "mxu.rows=16", "mxu.cols=16", "accumulators.entries=128"}), w);
+  EXPECT_FALSE(staged(one, true).empty()) << one.explain();
+}
+
 // The off-chip estimate (--explain's "chosen: ... bytes off chip") leaves out operands read
 // and written in place in the UB: with activations on chip a middle FC layer moves its
 // weights only; with them off chip, its input and output too.
