@@ -815,6 +815,24 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     int64_t kc = 0;          // contraction slice (0: whole rows)
     int stage_bufs = 1;      // two-input b staged from the host: UB buffers for it
   };
+  // Traffic and preference of "stream weights per band" with c's band.
+  auto price_stream = [&](Choice& c) {
+    uint64_t wload = two_input ? w_bytes * static_cast<uint64_t>(images) * static_cast<uint64_t>(ceil_div(max_on, c.on))
+                               : w_bytes * static_cast<uint64_t>(bands_of(c.on));
+    // With fewer column tiles than MXUs, each MXU of a band loads its own copy.
+    wload *= static_cast<uint64_t>(std::clamp<int64_t>(a_.mxu.count / std::max<int64_t>(1, static_cast<int64_t>(jobs.size())), 1, c.on));
+    c.traffic = input_bytes(c.on) + out_bytes + wload;
+    c.offchip = input_offchip(c.on) + out_offchip + wload;
+    // One band holding every row: the weights cross once, as in the staged order, but
+    // stream behind the passes instead of arriving all before the first.
+    // Every MXU loads its own tile over the one memory; each streams its share of the rows.
+    int64_t njobs = std::max<int64_t>(1, static_cast<int64_t>(jobs.size()));
+    int64_t loaders = std::min<int64_t>(a_.mxu.count, njobs);
+    int64_t parts = std::clamp<int64_t>(a_.mxu.count / njobs, 1, c.on);
+    double tile_cycles = static_cast<double>(rows * cols * eb_) / a_.derived.memory_sustained_bytes_per_cycle;
+    c.preferred = bands_of(c.on) == 1 && !two_input &&
+                  static_cast<double>(loaders) * tile_cycles <= static_cast<double>(c.on * (window ? ys.w : 1) / parts);
+  };
   // Every order is planned in half of the UB and in the whole of it; the least traffic
   // wins, the half on a tie (it lets consecutive layers overlap).
   std::vector<Choice> choices;
@@ -825,23 +843,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   {
     Choice c{"stream weights per band", best_band(U), false, 1};
     c.ok = c.on > 0 && wm.space == isa::Space::kMem;
-    if (c.ok) {
-      uint64_t wload = two_input ? w_bytes * static_cast<uint64_t>(images) * static_cast<uint64_t>(ceil_div(max_on, c.on))
-                                 : w_bytes * static_cast<uint64_t>(bands_of(c.on));
-      // With fewer column tiles than MXUs, each MXU of a band loads its own copy.
-      wload *= static_cast<uint64_t>(std::clamp<int64_t>(a_.mxu.count / std::max<int64_t>(1, static_cast<int64_t>(jobs.size())), 1, c.on));
-      c.traffic = input_bytes(c.on) + out_bytes + wload;
-      c.offchip = input_offchip(c.on) + out_offchip + wload;
-      // One band holding every row: the weights cross once, as in the staged order, but
-      // stream behind the passes instead of arriving all before the first.
-      // Every MXU loads its own tile over the one memory; each streams its share of the rows.
-      int64_t njobs = std::max<int64_t>(1, static_cast<int64_t>(jobs.size()));
-      int64_t loaders = std::min<int64_t>(a_.mxu.count, njobs);
-      int64_t parts = std::clamp<int64_t>(a_.mxu.count / njobs, 1, c.on);
-      double tile_cycles = static_cast<double>(rows * cols * eb_) / a_.derived.memory_sustained_bytes_per_cycle;
-      c.preferred = bands_of(c.on) == 1 && !two_input &&
-                    static_cast<double>(loaders) * tile_cycles <= static_cast<double>(c.on * (window ? ys.w : 1) / parts);
-    }
+    if (c.ok) price_stream(c);
     choices.push_back(c);
   }
   // Image groups (below): with one band per image, G images share each streamed tile, so
@@ -928,18 +930,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
       c.traffic = input_bytes(c.on) + out_bytes + w_bytes;  // staged: the weights cross once
       c.offchip = input_offchip(c.on) + out_offchip + w_bytes;
       c.name += fmt::format(", contraction in slices of {}", kc);
-      if (!c.staged) {
-        // As "stream weights per band" above, with this band.
-        uint64_t wload = w_bytes * static_cast<uint64_t>(bands_of(c.on)) *
-                         static_cast<uint64_t>(std::clamp<int64_t>(a_.mxu.count / std::max<int64_t>(1, static_cast<int64_t>(jobs.size())), 1, c.on));
-        c.traffic = input_bytes(c.on) + out_bytes + wload;
-        c.offchip = input_offchip(c.on) + out_offchip + wload;
-        int64_t njobs = std::max<int64_t>(1, static_cast<int64_t>(jobs.size()));
-        int64_t loaders = std::min<int64_t>(a_.mxu.count, njobs);
-        int64_t parts = std::clamp<int64_t>(a_.mxu.count / njobs, 1, c.on);
-        double tile_cycles = static_cast<double>(rows * cols * eb_) / a_.derived.memory_sustained_bytes_per_cycle;
-        c.preferred = bands_of(c.on) == 1 && static_cast<double>(loaders) * tile_cycles <= static_cast<double>(c.on / parts);
-      }
+      if (!c.staged) price_stream(c);
       choices.push_back(c);
     }
   }
