@@ -770,8 +770,13 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
                          (op.kind != OpKind::kConv2d || op.groups == 1) && xs.c > rows;
   const int64_t items_per_mxu = std::max<int64_t>(1, ceil_div(static_cast<int64_t>(jobs.size()), a_.mxu.count));
   const int64_t slice_cap = acc_entries / (2 * items_per_mxu);
+  // A plain layer's rows are folded over the batch; each core holds at most share_ samples'
+  // rows (the same bound on every core, so the cores decide alike), and its bands are
+  // counted over those.
+  const int64_t core_rows = std::min(max_on, share_ * xs.pixels());
+  auto core_bands = [&](int64_t on) { return ceil_div(core_rows, std::max<int64_t>(1, on)); };
   auto slice_plan = [&](uint64_t budget) -> std::pair<int64_t, int64_t> {  // (on, kc)
-    int64_t target = std::min(max_on, slice_cap);
+    int64_t target = std::min(core_rows, slice_cap);
     // kc = t x rows, below the whole row and within what a matmul's ub_stride can step.
     int64_t lo = 1, hi = std::min(ceil_div(xs.c, rows) - 1, isa::field_max(Fid::kMatmul_ub_stride) / (int64_t{rows} * eb_));
     if (hi < 1 || best_band_in(budget, rows, slice_cap) < target) {
@@ -814,6 +819,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     bool preferred = false;  // streams weights no slower than the array uses them
     int64_t kc = 0;          // contraction slice (0: whole rows)
     int stage_bufs = 1;      // two-input b staged from the host: UB buffers for it
+    bool column_groups = false;  // the weight-groups order
   };
   // Traffic and preference of "stream weights per band" with c's band.
   auto price_stream = [&](Choice& c) {
@@ -880,6 +886,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     // Weight groups outer, inputs re-read per group (halves of the UB each).
     if (chain.empty() && !act_after && jobs.size() > 1) {
       Choice g{"weight groups outer, inputs re-read per group", best_band(U / 2), true, 0};
+      g.column_groups = true;
       uint64_t per_job = static_cast<uint64_t>(wm.rows) * static_cast<uint64_t>(cols * eb_);
       int64_t jobs_per_group = per_job ? static_cast<int64_t>((U - U / 2) / per_job) : 0;
       if (g.on > 0 && jobs_per_group > 0) {
@@ -919,11 +926,12 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     for (std::size_t i = first_choice; i < whole_rows_end; ++i) {
       Choice c = choices[i];
       if (!whole_rows_fit) choices[i].ok = false;
-      if (c.groups != 1) continue;
+      if (c.column_groups) continue;  // only the streaming and the staged orders
       if (!c.staged && wm.space != isa::Space::kMem) continue;
       uint64_t budget = c.staged ? (w_bytes < U ? U - align_up(w_bytes) : 0) : U;
       auto [on, kc] = slice_plan(budget);
-      if (on <= (c.ok && whole_rows_fit ? c.on : 0)) continue;
+      // Offered when a core's rows take fewer bands than with whole rows.
+      if (on <= 0 || (c.ok && whole_rows_fit && core_bands(on) >= core_bands(c.on))) continue;
       c.ok = true;
       c.on = on;
       c.kc = kc;
@@ -939,19 +947,31 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     choices[i].name += attempt == 0 ? " (half the UB)" : " (whole UB)";
   }
   }
+  // The whole-row orders are ranked as above (preferred first, then the least traffic, the
+  // earlier, half-UB one on a tie); the best sliced order (the same, then the fewest bands)
+  // replaces that pick when it ranks higher, or ranks equal and takes fewer of a core's
+  // bands than the pick (each band loads every weight tile again).
+  auto better = [](const Choice& a, const Choice& b) {  // a ranks strictly higher than b
+    return (a.preferred && !b.preferred) || (a.preferred == b.preferred && a.traffic < b.traffic);
+  };
   const Choice* pick = nullptr;
+  const Choice* sliced = nullptr;
   for (const auto& c : choices) {
     plan.options.push_back(c.ok ? fmt::format("{}: {} bytes moved, {} of them off chip, {} bands", c.name,
                                               c.traffic, c.offchip, bands_of(c.on))
                                 : fmt::format("{}: does not fit", c.name));
-    // On equal traffic a sliced order wins over whole rows when it takes fewer bands (each
-    // band loads every weight tile again, from the UB if not off chip).
-    if (c.ok && (!pick || (c.preferred && !pick->preferred) ||
-                 (c.preferred == pick->preferred &&
-                  (c.traffic < pick->traffic ||
-                   (c.traffic == pick->traffic && c.kc && !pick->kc && bands_of(c.on) < bands_of(pick->on)))))) {
-      pick = &c;
-    }
+    if (!c.ok) continue;
+    const Choice*& best = c.kc ? sliced : pick;
+    if (!best || better(c, *best) || (c.kc && !better(*best, c) && core_bands(c.on) < core_bands(best->on))) best = &c;
+  }
+  if (sliced && pick && (better(*pick, *sliced) || (!better(*sliced, *pick) && core_bands(sliced->on) >= core_bands(pick->on)))) {
+    sliced = nullptr;
+  }
+  if (sliced) pick = sliced;
+  if (!pick && two_input && wm.space == isa::Space::kHost) {
+    fail(op, "inputs", fmt::format("b that fits off-chip memory or, staged from host memory a sample at a time, the "
+                                   "unified buffer ({} bytes) beside the smallest band", a_.unified_buffer.bytes),
+         fmt::format("{} bytes of b per sample in host memory", w_bytes));
   }
   if (!pick && wm.space == isa::Space::kHost) {
     fail(op, "", fmt::format("weights that fit off-chip memory or, staged from host memory, the unified buffer "
@@ -960,7 +980,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   }
   if (!pick) {
     fail(op, "", fmt::format("a layer whose smallest band fits the unified buffer ({} bytes)", a_.unified_buffer.bytes),
-         fmt::format("{} bytes for one output row", fixed + band_bytes(1, xs.c)));
+         fmt::format("{} bytes for one output row", fixed + band_bytes(1, sliceable ? rows : xs.c)));
   }
   const int64_t on_max = pick->on;
   plan.loop_order = pick->name;
@@ -1257,13 +1277,17 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
         const int64_t k0 = sl * kc, k1 = std::min(xs.c, k0 + kc);
         for (std::size_t w0 = 0; w0 < items.size(); w0 += static_cast<std::size_t>(count)) {
           const std::size_t w1 = std::min(items.size(), w0 + static_cast<std::size_t>(count));
-          const std::size_t npasses = items[w0].job->passes.size();
-          for (std::size_t pi = 0; pi < npasses; ++pi) {
+          // The slice's passes (a job's passes run in order of in_off, every job alike).
+          const auto& ps = items[w0].job->passes;
+          auto at = [&](int64_t k) {
+            return static_cast<std::size_t>(std::partition_point(ps.begin(), ps.end(), [&](const PassDesc& p) { return p.in_off < k; }) - ps.begin());
+          };
+          const std::size_t p0 = at(k0), p1 = at(k1);
+          for (std::size_t pi = p0; pi < p1; ++pi) {
             for (std::size_t it = w0; it < w1; ++it) {
               const Item& x = items[it];
               const Job& j = *x.job;
               const PassDesc& p = j.passes[pi];
-              if (p.in_off < k0 || p.in_off >= k1) continue;
               load_tile(x.mxu, p, j, b.image, 0, wm.pitch);
               Instruction mm = Instruction::make(Opcode::kMatmul);
               mm.set(Fid::kMatmul_mxu, x.mxu);

@@ -117,45 +117,53 @@ TEST(Compiler, TilingCornerCasesOnATinyArray) {
 // instead of few whole rows, the accumulators summing over the slices, with the reference's
 // bits: bf16 on TPU v4's two cores, int8 on TPU v1, on a tiny four-MXU array with more column
 // tiles than MXUs (several items per MXU keep their slots over the slices), with a fused
-// activation and elementwise chain, and as a training step's weight gradients. Each sliced
-// layer takes fewer bands than whole rows could (every band loads every weight tile again).
+// activation and elementwise chain, and as a training step's weight gradients; with one
+// column tile on four MXUs (the band's rows split among them) and with several items per
+// MXU. Each sliced layer moves fewer bytes or takes fewer bands than the whole-row order it
+// replaces (every band loads every weight tile again).
 TEST(Compiler, LongRowsContractInSlicesWithTheSameBits) {
   Workload w = parse_workload_yaml(R"(
 name: longfc
 batch: 6
 inputs: [{name: x, shape: [5, 9000]}]
 ops:
-  - {name: fc1, op: fully_connected, units: 300, activation: relu}
+  - {name: fc1, op: fully_connected, units: 100, activation: relu}
   - {name: fc2, op: fully_connected, units: 700}
   - {name: r, op: relu, inputs: [fc2]}
   - {name: s, op: add, inputs: [r, fc2]}
 )", "longfc.yaml");
-  // The sliced layers; each one's whole-row options in the same share of the UB do not fit or
-  // take more bands (over the whole batch, as every option counts them).
+  // The sliced layers. None is a sliced copy of the weight-groups order (only the streaming
+  // and staged orders are sliced). On one core (options count bands over the whole batch,
+  // which is then the core's): the whole-row order that would have been chosen (the first of
+  // least traffic; none here is preferred) moves more bytes or takes more bands.
   auto sliced = [](const Compiled& c) {
     std::vector<std::string> names;
     auto bands = [](const std::string& o) { return std::stoll(o.substr(o.rfind(" of them off chip, ") + 19)); };
+    auto traffic = [](const std::string& o) { return std::stoll(o.substr(o.rfind(": ") + 2)); };
     for (const auto& l : c.layers) {
       if (l.loop_order.find("contraction in slices") == std::string::npos) continue;
       names.push_back(l.name);
+      EXPECT_EQ(l.loop_order.find("weight groups"), std::string::npos) << l.loop_order;
       auto chosen = std::find_if(l.options.begin(), l.options.end(),
                                  [&](const std::string& o) { return o.rfind(l.loop_order + ":", 0) == 0; });
       if (chosen == l.options.end()) {
         ADD_FAILURE() << l.name << ": no option " << l.loop_order;
         continue;
       }
+      if (c.core_programs.size() != 1) continue;
+      const std::string* whole = nullptr;
       for (const auto& o : l.options) {
-        auto half = [](const std::string& x) { return x.find("(half the UB)") != std::string::npos; };
-        if (o.find("slices") != std::string::npos || o.find("does not fit") != std::string::npos ||
-            half(o) != half(*chosen)) {
-          continue;
-        }
-        EXPECT_GT(bands(o), bands(*chosen)) << l.name << ": " << o;
+        if (o.find("slices") != std::string::npos || o.find("does not fit") != std::string::npos) continue;
+        if (!whole || traffic(o) < traffic(*whole)) whole = &o;
       }
+      if (!whole) continue;
+      EXPECT_TRUE(traffic(*chosen) < traffic(*whole) ||
+                  (traffic(*chosen) == traffic(*whole) && bands(*chosen) < bands(*whole)))
+          << l.name << ": " << *chosen << " against " << *whole;
     }
     return names;
   };
-  Compiled v4 = expect_golden(preset("tpu_v4", {"unified_buffer.bytes=1MiB"}), w);
+  Compiled v4 = expect_golden(preset("tpu_v4", {"unified_buffer.bytes=512KiB"}), w);
   EXPECT_EQ(v4.core_programs.size(), 2u);
   EXPECT_EQ(sliced(v4), std::vector<std::string>{"fc1"}) << v4.explain();
   CompileOptions i8;
@@ -166,7 +174,9 @@ ops:
                                            "unified_buffer.bytes=192KiB", "unified_buffer.banks=1"});
   Compiled t = expect_golden(tiny, w);
   EXPECT_EQ(sliced(t), std::vector<std::string>{"fc1"}) << t.explain();
-  EXPECT_GT(t.layers.at(0).n_tiles, 2 * tiny.mxu.count);  // 19 column tiles: five items per MXU
+  EXPECT_GT(t.layers.at(0).n_tiles, tiny.mxu.count);  // 7 column tiles: two items on some MXUs
+  // On TPU v4 fc1's one column tile is split four ways, one row part per MXU.
+  EXPECT_EQ(v4.layers.at(0).n_tiles, 1);
   Workload f = parse_workload_yaml(R"(
 name: mlp
 batch: 8
@@ -175,9 +185,13 @@ ops:
   - {name: a, op: fully_connected, units: 48, activation: relu}
   - {name: b, op: fully_connected, units: 24}
 )", "mlp.yaml");
-  Compiled step = expect_golden(tiny, training_step(f, 8, TrainOptions{}));
-  EXPECT_FALSE(sliced(step).empty()) << step.explain();
-  for (const auto& name : sliced(step)) EXPECT_NE(name.find("__dw"), std::string::npos) << name;
+  arch::ArchConfig tinier = preset("tpu_v4", {"mxu.rows=16", "mxu.cols=16", "mxu.count=4", "accumulators.entries=256",
+                                              "unified_buffer.bytes=96KiB", "unified_buffer.banks=1"});
+  Compiled step = expect_golden(tinier, training_step(f, 8, TrainOptions{}));
+  std::vector<std::string> in_step = sliced(step);
+  EXPECT_TRUE(std::any_of(in_step.begin(), in_step.end(),
+                          [](const std::string& n) { return n.find("__dw") != std::string::npos; }))
+      << step.explain();
 }
 
 // A two-input matmul whose second operand spilled to host memory (load_weights reads mem or

@@ -232,13 +232,17 @@ TEST(Training, LargeBatchWeightGradientsGrowTheProgramLinearly) {
     arch::ArchConfig a = arch::load_arch(test::source_path(std::string("configs/arch/") + preset + ".yaml"));
     Compiled c = compile(a, training_step(f, batch, TrainOptions{}), CompileOptions{});
     int sliced = 0;
-    for (const auto& l : c.layers) sliced += l.loop_order.find("contraction in slices") != std::string::npos;
+    for (const auto& l : c.layers) {
+      if (l.loop_order.find("contraction in slices") == std::string::npos) continue;
+      ++sliced;
+      EXPECT_EQ(l.loop_order.find("weight groups"), std::string::npos) << l.name << ": " << l.loop_order;
+    }
     EXPECT_GT(sliced, 0) << preset << " batch " << batch;
     return static_cast<double>(c.program.code.size());
   };
   double b16 = size("tpu_v4", 16), b32 = size("tpu_v4", 32);
   EXPECT_LT(b32, 2.2 * b16);
-  EXPECT_GT(size("tpu_v2", 64), 0);
+  size("tpu_v2", 64);  // compiles (an InputError fails the test), with sliced layers
 }
 
 TEST(Training, OutOfRangeBatchIsAnInputError) {
