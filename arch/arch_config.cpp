@@ -68,7 +68,7 @@ Schema<ArchConfig> build_schema() {
                       "schedule; also disables weight double-buffering)");
 
   s.add_int("unified_buffer.bytes", [](C& c) -> int64_t& { return c.unified_buffer.bytes; }, "",
-            1, kTiB, "bytes", "On-chip activation memory per core (UB / VMEM)");
+            1, int64_t{1} << 32, "bytes", "On-chip activation memory per core (UB / VMEM; at most 4 GiB, the ISA's 32-bit UB addresses)");
   s.add_int("unified_buffer.banks", [](C& c) -> int64_t& { return c.unified_buffer.banks; }, "1",
             1, 1024, "", "Independent banks; bytes must divide evenly among them");
   s.add_int("unified_buffer.port_bytes_per_cycle",
@@ -78,7 +78,7 @@ Schema<ArchConfig> build_schema() {
             1, 16, "", "Ports shared by MXU reads, vector unit and DMA");
 
   s.add_int("accumulators.entries", [](C& c) -> int64_t& { return c.accumulators.entries; }, "",
-            1, 1 << 20, "rows", "Accumulator rows per MXU, each mxu.cols values wide");
+            2, 1 << 20, "rows", "Accumulator rows per MXU, each mxu.cols values wide (at least 2: a band takes at most half)");
   s.add_int("accumulators.width_bits", [](C& c) -> int64_t& { return c.accumulators.width_bits; },
             "32", 32, 32, "bits", "Accumulator word (int32 or fp32; only 32 is modelled)");
 

@@ -34,15 +34,17 @@ Interpreter::Interpreter(const arch::ArchConfig& arch, Program program, std::str
   numerics_.flush_subnormals = arch.numerics.flush_subnormals;
   verify_program(program_, arch_, file_);
   // Bound what a functional run may allocate, whatever the config or program says.
+  // The cores of a chip share the off-chip memory; their accumulators are bounded together.
   uint64_t cells = static_cast<uint64_t>(arch.accumulators.entries) *
                    static_cast<uint64_t>(arch.mxu.cols) * static_cast<uint64_t>(arch.mxu.count);
-  if (cells > kMaxAccumulatorValues) {
+  if (cells > kMaxAccumulatorValues || offchip_->accumulator_values > kMaxAccumulatorValues - cells) {
     throw InputError(SourceLocation{file_, 0, 0}, "accumulators.entries",
-                     fmt::format("at most {} accumulator values per core (entries x mxu.cols x "
-                                 "mxu.count) for a functional run; use --no-functional",
+                     fmt::format("at most {} accumulator values per chip (entries x mxu.cols x "
+                                 "mxu.count x the cores used) for a functional run; use --no-functional",
                                  kMaxAccumulatorValues),
-                     fmt::format("{}", cells));
+                     fmt::format("{}", offchip_->accumulator_values + cells));
   }
+  offchip_->accumulator_values += cells;
   uint64_t data = 0;
   for (const Region& r : program_.regions) data += r.bytes();
   if (data > kMaxRegionDataBytes) {
@@ -165,8 +167,19 @@ void Interpreter::init_regions() {
 
 std::vector<uint8_t> Interpreter::read(const SparseMemory& m, uint64_t addr, uint64_t len,
                                        const char* field) const {
-  std::vector<uint8_t> out(len);
   uint64_t bad = 0;
+  if (len > m.resident_bytes()) {
+    // More bytes than the memory holds written pages: some byte was never written. Find the
+    // first in chunks rather than allocating the whole length (a collective's count can
+    // name gigabytes).
+    std::vector<uint8_t> chunk(static_cast<std::size_t>(std::min<uint64_t>(len, uint64_t{1} << 20)));
+    for (uint64_t at = 0; at < len; at += chunk.size()) {
+      if (!m.read(addr + at, chunk.data(), std::min<uint64_t>(chunk.size(), len - at), &bad)) {
+        fail(field, "bytes written before they are read", fmt::format("byte {:#x} never written", bad));
+      }
+    }
+  }
+  std::vector<uint8_t> out(len);
   if (!m.read(addr, out.data(), len, &bad)) {
     fail(field, "bytes written before they are read",
          fmt::format("byte {:#x} never written", bad));

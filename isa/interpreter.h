@@ -33,6 +33,9 @@ struct OffChipMemory {
   explicit OffChipMemory(const arch::ArchConfig& arch)
       : mem(static_cast<uint64_t>(arch.memory.bytes)), host(uint64_t{1} << 40) {}
   SparseMemory mem, host;
+  /// Accumulator values of the interpreters (the chip's cores) sharing this memory, bounded
+  /// by kMaxAccumulatorValues over all of them.
+  uint64_t accumulator_values = 0;
 };
 
 /// Matrix-pass kernels with the signatures of isa::matmul_pass_int8/bf16.
@@ -42,7 +45,7 @@ using MatmulBf16Kernel = void (*)(const uint16_t*, std::size_t, const uint16_t*,
                                   int, int, float*, std::size_t, bool, const NumericsOptions&);
 
 /// Limits of a functional run (bit-exact data is held in host memory): accumulator values
-/// per core, and bytes of all regions of a program together.
+/// per chip (every core's together), and bytes of all regions of a program together.
 inline constexpr uint64_t kMaxAccumulatorValues = uint64_t{1} << 26;
 inline constexpr uint64_t kMaxRegionDataBytes = uint64_t{2} << 30;
 

@@ -38,13 +38,19 @@ void maybe_hang(const ChipContext& ctx, const std::string& unit, WaitState& stat
 // Runs instruction `index` on the functional model. Bad data (a read of bytes never written,
 // ...) is an InputError; it must not leave a SystemC process (the kernel would wrap it as an
 // internal error), so it is kept in the context, the simulation stops, and run_chip /
-// run_pod rethrow it: one clear error, exit code 2.
+// run_pod rethrow it: one clear error, exit code 2. Running out of memory in the functional
+// model (a program's data too large for the host) is handled the same way.
 void execute(ChipContext& ctx, isa::Interpreter* func, std::size_t index) {
   if (!func) return;
   try {
     func->execute_at(index);
-  } catch (const InputError& e) {
-    if (!ctx.error) ctx.error = std::make_exception_ptr(e);
+  } catch (const InputError&) {
+    if (!ctx.error) ctx.error = std::current_exception();
+    sc_core::sc_stop();
+    sc_core::sc_event never;
+    while (true) sc_core::wait(never);
+  } catch (const std::bad_alloc&) {
+    if (!ctx.error) ctx.error = std::current_exception();
     sc_core::sc_stop();
     sc_core::sc_event never;
     while (true) sc_core::wait(never);

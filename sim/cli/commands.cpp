@@ -206,17 +206,20 @@ int run_exec(const ExecOptions& o) {
 }
 
 RunDir::RunDir(std::string path) : path_(std::move(path)) {
+  if (path_.empty()) throw InputError(SourceLocation{"<command line>", 0, 0}, "--out", "a directory path", "an empty one");
   std::error_code ec;
-  bool existed = fs::exists(path_, ec);
+  for (fs::path q = path_; !q.empty() && !fs::exists(q, ec); q = q.parent_path()) {
+    created_ = q.string();
+    if (q == q.parent_path()) break;
+  }
   fs::create_directories(path_, ec);
   if (ec) throw InputError(SourceLocation{path_, 0, 0}, "cannot create run directory: " + ec.message());
-  created_ = !existed;
 }
 
 RunDir::~RunDir() {
-  if (keep_ || !created_) return;
+  if (keep_ || created_.empty()) return;
   std::error_code ec;
-  fs::remove_all(path_, ec);  // best effort: the error being reported matters more
+  fs::remove_all(created_, ec);  // best effort: the error being reported matters more
 }
 
 int run_isa_markdown() {

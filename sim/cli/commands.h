@@ -9,9 +9,13 @@
 namespace tpu::cli {
 
 /// A run directory (--out): created, if missing, before the simulation so that a path that
-/// cannot be created fails at once; removed again with whatever was written into it when
-/// the command leaves by an exception (bad input found while running: one message, exit
-/// code 2, nothing left behind). keep() once the run has finished, successfully or not.
+/// cannot be created fails at once; removed again with whatever was written into it, and
+/// with the parent directories created for it, when the command leaves by an exception (bad
+/// input found while running: one message, exit code 2, nothing left behind). keep() once
+/// the run has finished, successfully or not. An empty path is an error.
+/// --batch not given (a value no one types: every typed value is checked).
+inline constexpr int64_t kBatchUnset = INT64_MIN;
+
 class RunDir {
  public:
   explicit RunDir(std::string path);
@@ -23,7 +27,7 @@ class RunDir {
 
  private:
   std::string path_;
-  bool created_ = false;
+  std::string created_;  ///< the first directory up the path that did not exist ("" if none)
   bool keep_ = false;
 };
 
@@ -68,7 +72,7 @@ int run_isa_markdown();
 struct CompileCmdOptions {
   std::string arch, workload, output, dtype;
   std::vector<std::string> sets;
-  int64_t batch = -1;  ///< -1: the workload's
+  int64_t batch = kBatchUnset;  ///< kBatchUnset: the workload's
   std::string mode = "inference";  ///< inference|training (compiler/training.h)
   bool no_fusion = false;
   bool no_ub_activations = false;  ///< every activation through off-chip memory
@@ -79,7 +83,7 @@ int run_compile(const CompileCmdOptions& o);
 struct RunOptions {
   std::string arch, workload, out_dir, dtype;
   std::vector<std::string> sets;
-  int64_t batch = -1;  ///< -1: the workload's
+  int64_t batch = kBatchUnset;  ///< kBatchUnset: the workload's
   std::string mode = "inference";  ///< inference|training (compiler/training.h)
   bool no_fusion = false;
   bool no_ub_activations = false;  ///< every activation through off-chip memory

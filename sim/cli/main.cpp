@@ -10,6 +10,11 @@
 #include "sim/chip/asan_options.h"
 #include "sim/cli/commands.h"
 
+// A given --out must name a directory (an empty one would silently mean the default).
+const CLI::Validator kNonEmpty(
+    [](std::string& v) { return v.empty() ? std::string("expected a directory path, found an empty one") : std::string(); },
+    "DIR");
+
 int main(int argc, char** argv) {
   using namespace tpu::cli;
   CLI::App app{"tpusim: cycle-accurate, bit-exact simulator of systolic-array tensor processors"};
@@ -46,7 +51,7 @@ int main(int argc, char** argv) {
   e->add_option("--set", ex.sets, "Architecture override (repeatable)")->allow_extra_args(false);
   e->add_option("--input", ex.inputs,
                 "NAME=FILE.npy (or coreN.NAME=FILE.npy) for an input region (repeatable)")->allow_extra_args(false);
-  e->add_option("--out", ex.out_dir, "Run directory (default runs/<program name>)");
+  e->add_option("--out", ex.out_dir, "Run directory (default runs/<program name>)")->check(kNonEmpty);
   e->add_flag("--functional-only", ex.functional_only,
               "Run the golden functional interpreter only (no timing)");
   e->add_flag("--no-functional", ex.no_functional, "Simulate time only; no data moves");
@@ -64,7 +69,7 @@ int main(int argc, char** argv) {
   r->add_option("--dtype", rn.dtype, "int8|bf16 (default: the workload's, else the array's first)");
   r->add_option("--batch", rn.batch, "Samples per run (default: the workload's)");
   r->add_option("--mode", rn.mode, "inference|training (training: forward, backward and SGD update; default inference)");
-  r->add_option("--out", rn.out_dir, "Run directory (default runs/<workload name>)");
+  r->add_option("--out", rn.out_dir, "Run directory (default runs/<workload name>)")->check(kNonEmpty);
   r->add_option("--set", rn.sets, "Architecture override (repeatable)")->allow_extra_args(false);
   r->add_option("--seed", rn.seed, "Data seed (default: the workload's); every tensor is generated from it")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 62));
@@ -147,8 +152,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tpusim: error: %s\n", err.what());
     return 2;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "tpusim: error: out of memory\n");
-    return 1;
+    // The inputs asked for more host memory than there is: bad input, like any other limit.
+    std::fprintf(stderr,
+                 "tpusim: error: out of memory: the run needs more host memory than it can get "
+                 "(reduce the batch, the tensor sizes or the cores, or use --no-functional)\n");
+    return 2;
   } catch (const std::exception& err) {
     std::fprintf(stderr, "tpusim: internal error: %s\n", err.what());
     return 1;

@@ -66,7 +66,7 @@ compiler::Compiled compile_from(const arch::ArchConfig& a, const std::string& wo
   compiler::Workload w = load_seeded(workload, seed);
   compiler::CompileOptions opt;
   opt.dtype = parse_dtype(dtype);
-  if (batch != -1) {
+  if (batch != kBatchUnset) {
     if (batch < 1 || batch > compiler::kMaxBatch) {
       throw InputError(SourceLocation{"<command line>", 0, 0}, "--batch",
                        fmt::format("an integer in [1, {}]", compiler::kMaxBatch), std::to_string(batch));
@@ -403,8 +403,8 @@ static int run_pod_mode(const RunOptions& o, const arch::ArchConfig& a) {
   const int64_t bucket_bytes = static_cast<int64_t>(o.bucket_mb * 1048576.0);
   compiler::Workload w0 = load_seeded(o.workload, o.seed);
   // Default: every data-parallel group runs the workload's batch (weak scaling).
-  int64_t global = o.batch != -1 ? o.batch : w0.batch * plan.data;
-  if (o.batch == -1 && global > compiler::kMaxBatch) {
+  int64_t global = o.batch != kBatchUnset ? o.batch : w0.batch * plan.data;
+  if (o.batch == kBatchUnset && global > compiler::kMaxBatch) {
     throw InputError(command_line(), "--batch",
                      fmt::format("a global batch of at most {} (default: the workload's batch {} x data={})",
                                  compiler::kMaxBatch, w0.batch, plan.data),
@@ -475,16 +475,17 @@ static int run_pod_mode(const RunOptions& o, const arch::ArchConfig& a) {
   PodStep step = run_step(pod, plan, true);
   const compiler::Compiled& c = step.compiled;
   const pod::PodResult& pr = step.result;
-  std::string dir = o.out_dir.empty() ? "runs/" + c.workload.name : o.out_dir;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw InputError(SourceLocation{dir, 0, 0}, "cannot create run directory: " + ec.message());
+  RunDir run_dir(o.out_dir.empty() ? "runs/" + c.workload.name : o.out_dir);
+  const std::string& dir = run_dir.path();
   write_text(dir + "/config.resolved.yaml", arch::dump_arch(a) + arch::dump_derived(a) + "# pod\n" + arch::dump_pod(pod));
   std::vector<const isa::Program*> listing;
   for (const auto& p : c.core_programs) listing.push_back(&p);
   const sim::ChipResult& r0 = pr.chips.front();
   nlohmann::json report = sim::make_report(a, listing, c.workload.name, r0, false);
-  if (!pr.completed) return watchdog_stop(dir, report, "pod", pr.cycles, pr.stuck);
+  if (!pr.completed) {
+    run_dir.keep();
+    return watchdog_stop(dir, report, "pod", pr.cycles, pr.stuck);
+  }
   std::string csv;
   auto rows = fill_report(report, a, c, r0, o, &csv);
 
@@ -592,6 +593,7 @@ static int run_pod_mode(const RunOptions& o, const arch::ArchConfig& a) {
   }
   if (o.scaling) std::cout << "  scaling (weak: each data group keeps its batch)\n" << scaling_text;
   std::cout << fmt::format("  run directory: {}\n", dir);
+  run_dir.keep();
   return 0;
 }
 
@@ -635,10 +637,12 @@ int run_run(const RunOptions& o) {
     };
   }
   sim::ChipResult r = sim::run_chip(a, cores, opt);
-  run_dir.keep();
   if (tty) std::fprintf(stderr, "\r%80s\r", "");
   nlohmann::json report = sim::make_report(a, listing, c.workload.name, r, functional);
-  if (!r.completed) return watchdog_stop(dir, report, "run", r.cycles, r.stuck);
+  if (!r.completed) {
+    run_dir.keep();
+    return watchdog_stop(dir, report, "run", r.cycles, r.stuck);
+  }
 
   std::string csv;
   auto rows = fill_report(report, a, c, r, o, &csv);
@@ -666,6 +670,7 @@ int run_run(const RunOptions& o) {
   write_text(dir + "/layers.csv", csv);
   if (o.trace) write_text(dir + "/timeline.json", r.timeline_json);
   if (o.vcd) write_text(dir + "/waves.vcd", r.waves_vcd);
+  run_dir.keep();  // everything is written (a failure above, e.g. out of memory in --check, removes it)
 
   // Human summary.
   std::cout << sim::summary_text(report);

@@ -150,7 +150,7 @@ TEST(ArchConfig, BadInputsNameFileLineKeyExpectedAndFound) {
       {"wrong type", replace(m, "rows: 8", "rows: eight"), "mxu.rows", 4, "integer", "'eight'"},
       {"float for int", replace(m, "rows: 8", "rows: 8.5"), "mxu.rows", 4, "integer", "'8.5'"},
       {"out of range", replace(m, "rows: 8", "rows: 5000"), "mxu.rows", 4, "[1, 4096]", "5000"},
-      {"negative", replace(m, "entries: 64", "entries: -1"), "accumulators.entries", 10, "[1,",
+      {"negative", replace(m, "entries: 64", "entries: -1"), "accumulators.entries", 10, "[2,",
        "-1"},
       {"bad enum", replace(m, "rows: 8", "rows: 8\n  dataflow: diagonal"), "mxu.dataflow", 5,
        "weight_stationary", "diagonal"},

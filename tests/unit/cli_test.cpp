@@ -85,20 +85,51 @@ TEST_F(Cli, DataErrorsFoundWhileRunningExitWithCode2AndLeaveNothing) {
         "    load_weights src=w k=8 n=8 stride=8 dtype=int8\n"
         "    matmul dtype=int8 ub=4096 acc=0 rows=8 k=8 n=8 pop=1\n");
   write("collective.tasm", "    collective op=all_reduce addr=0 count=64 space=mem\n");
+  // 16 GiB named by one instruction over 64 bytes written: found without allocating them.
+  write("huge.tasm",
+        ".region x addr=0 dtype=fp32 shape=16 role=input init=random seed=1\n"
+        "    collective op=all_reduce addr=x count=4294967295\n");
   struct Case {
     std::string arch, program, message;
   } cases[] = {
       {"tpu_v1", "unwritten.tasm", "unwritten.tasm:3: instruction 1 (matmul) ub: expected bytes written before they are read"},
       {"tpu_v4", "collective.tasm", "collective.tasm:1: instruction 0 (collective) addr: expected bytes written"},
+      {"tpu_v4", "huge.tasm", "huge.tasm:2: instruction 0 (collective) addr: expected bytes written before they are read, found byte 0x40 never written"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.program);
-    std::string out = path("out_" + c.arch);
+    // A nested run directory: every directory created for it goes again.
+    std::string top = path("out_" + c.program), out = top + "/n1/n2";
     Result r = run("exec --arch " + src("configs/arch/" + c.arch + ".yaml") + " " + path(c.program) + " --out " + out);
     EXPECT_EQ(r.code, 2) << r.out;
     EXPECT_NE(r.out.find(c.message), std::string::npos) << r.out;
     EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
-    EXPECT_FALSE(std::filesystem::exists(out)) << out;
+    EXPECT_FALSE(std::filesystem::exists(top)) << top;
+  }
+}
+
+// Command-line values that mean nothing, and a functional run whose cores' accumulators
+// together exceed the bound (each core alone within it): exit 2, one message, no run
+// directory.
+TEST_F(Cli, MeaninglessValuesAndOversizedFunctionalRunsExitWithCode2) {
+  std::string base = "run --arch " + src("configs/arch/tpu_v4.yaml") + " --workload " +
+                     src("configs/workloads/gemm_mlp.yaml");
+  struct Case {
+    std::string args, message;
+  } cases[] = {
+      {" --batch -1", "--batch: expected an integer in [1, 65536], found -1"},
+      {" --out ''", "--out: expected a directory path, found an empty one"},
+      {" --set cores=2 --set accumulators.entries=65537 --batch 2",
+       "accumulators.entries: expected at most 67108864 accumulator values per chip"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.args);
+    std::string out = path("o") + "/n1";
+    Result r = run(base + c.args + (c.args.find("--out") == std::string::npos ? " --out " + out : ""));
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find(c.message), std::string::npos) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+    EXPECT_FALSE(std::filesystem::exists(path("o"))) << r.out;
   }
 }
 
