@@ -115,12 +115,12 @@ TEST(Compiler, TilingCornerCasesOnATinyArray) {
 // Contraction in slices: fully connected layers whose rows are long next to the UB (a weight
 // gradient's b x R values a row) hold a slice of the contraction for many rows per band
 // instead of few whole rows, the accumulators summing over the slices, with the reference's
-// bits: bf16 on TPU v4's two cores, int8 on TPU v1, on a tiny four-MXU array with more column
-// tiles than MXUs (several items per MXU keep their slots over the slices), with a fused
-// activation and elementwise chain, and as a training step's weight gradients; with one
-// column tile on four MXUs (the band's rows split among them) and with several items per
-// MXU. Each sliced layer moves fewer bytes or takes fewer bands than the whole-row order it
-// replaces (every band loads every weight tile again).
+// bits: bf16 on TPU v4's two cores (one column tile, the band's rows split over four MXUs),
+// int8 on TPU v1, on a tiny four-MXU array with more column tiles than MXUs (several items
+// per MXU keep their slots over the slices), with a fused activation and elementwise chain,
+// and as a training step's weight gradients. Each sliced layer moves fewer bytes or takes
+// fewer bands than the whole-row order it replaces (every band loads every weight tile
+// again).
 TEST(Compiler, LongRowsContractInSlicesWithTheSameBits) {
   Workload w = parse_workload_yaml(R"(
 name: longfc
