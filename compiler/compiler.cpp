@@ -1151,6 +1151,20 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     int mxu = 0;
     std::vector<int64_t> acc0;  // per band of the group
   };
+  // Column tiles [j0, j1) over a band of `on` rows: when there are fewer tiles than MXUs,
+  // the rows are split so that every MXU has work.
+  auto split_items = [&](std::size_t j0, std::size_t j1, int64_t on) {
+    int64_t parts = std::clamp<int64_t>(a_.mxu.count / std::max<int64_t>(1, static_cast<int64_t>(j1 - j0)), 1, on);
+    int64_t q = ceil_div(on, parts);
+    std::vector<Item> items;
+    for (std::size_t ji = j0; ji < j1; ++ji) {
+      for (int64_t r = 0; r < on; r += q) items.push_back({&jobs[ji], r, std::min(q, on - r), 0, {}});
+    }
+    return items;
+  };
+  auto stage_all_weights = [&]() {
+    dma_load(wm.space, wm.addr, stage_ub, 1, static_cast<int64_t>(w_bytes), 0, fmt::format("{}: all weights", op.name));
+  };
   auto load_tile = [&](int mxu, const PassDesc& p, const Job& j, int64_t image, int64_t gcol0, int64_t stage_pitch) {
     Instruction lw = Instruction::make(Opcode::kLoadWeights);
     if (pick->staged) {
@@ -1244,9 +1258,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     const int64_t kc = pick->kc;
     const int64_t nsl = ceil_div(xs.c, kc);
     const int64_t count = a_.mxu.count;
-    if (pick->staged) {
-      dma_load(wm.space, wm.addr, stage_ub, 1, static_cast<int64_t>(w_bytes), 0, fmt::format("{}: all weights", op.name));
-    }
+    if (pick->staged) stage_all_weights();
     const std::size_t steps = bands.size() * static_cast<std::size_t>(nsl);
     auto load_slice = [&](std::size_t step) {
       const Band& b = bands[step / static_cast<std::size_t>(nsl)];
@@ -1259,12 +1271,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     load_slice(0);
     for (std::size_t bi = 0; bi < bands.size(); ++bi) {
       const Band& b = bands[bi];
-      int64_t parts = std::clamp<int64_t>(count / static_cast<int64_t>(jobs.size()), 1, b.on);
-      std::vector<Item> items;
-      for (const Job& j : jobs) {
-        int64_t q = ceil_div(b.on, parts);
-        for (int64_t r = 0; r < b.on; r += q) items.push_back({&j, r, std::min(q, b.on - r), 0, {}});
-      }
+      std::vector<Item> items = split_items(0, jobs.size(), b.on);
       for (std::size_t it = 0; it < items.size(); ++it) {
         Item& x = items[it];
         x.mxu = static_cast<int>(it % static_cast<std::size_t>(count));
@@ -1323,8 +1330,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
                  stage_pitch * eb_, wm.pitch * eb_,
                  fmt::format("{}: weights, columns {}..{}", op.name, gcol0, gcol1 - 1));
       } else {
-        dma_load(wm.space, wm.addr, stage_ub, 1, static_cast<int64_t>(w_bytes), 0,
-                 fmt::format("{}: all weights", op.name));
+        stage_all_weights();
       }
     }
     for (std::size_t bi = 0; bi < std::min(bands.size(), static_cast<std::size_t>(G)); ++bi) load_band(bands[bi], bi);
@@ -1352,12 +1358,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
       // fed; within an item, each pass's tile serves the group's bands one after another.
       const Band& b0 = bands[g0];
       const int64_t count = a_.mxu.count;
-      int64_t parts = std::clamp<int64_t>(count / std::max<int64_t>(1, static_cast<int64_t>(j1 - j0)), 1, b0.on);
-      std::vector<Item> items;
-      for (std::size_t ji = j0; ji < j1; ++ji) {
-        int64_t q = ceil_div(b0.on, parts);
-        for (int64_t r = 0; r < b0.on; r += q) items.push_back({&jobs[ji], r, std::min(q, b0.on - r), 0, {}});
-      }
+      std::vector<Item> items = split_items(j0, j1, b0.on);
       for (std::size_t w0 = 0; w0 < items.size(); w0 += static_cast<std::size_t>(count)) {
         std::size_t w1 = std::min(items.size(), w0 + static_cast<std::size_t>(count));
         std::size_t max_passes = 0;

@@ -170,8 +170,12 @@ ops:
   i8.dtype = isa::MatType::kInt8;
   Compiled v1 = expect_golden(preset("tpu_v1", {"unified_buffer.bytes=256KiB"}), w, i8);
   EXPECT_EQ(sliced(v1), std::vector<std::string>{"fc1"}) << v1.explain();
-  arch::ArchConfig tiny = preset("tpu_v4", {"mxu.rows=16", "mxu.cols=16", "mxu.count=4", "accumulators.entries=256",
-                                           "unified_buffer.bytes=192KiB", "unified_buffer.banks=1"});
+  // Four 16 x 16 MXUs with 256 accumulator rows, and a UB of `ub`.
+  auto tiny_with = [](const std::string& ub) {
+    return preset("tpu_v4", {"mxu.rows=16", "mxu.cols=16", "mxu.count=4", "accumulators.entries=256",
+                             "unified_buffer.bytes=" + ub, "unified_buffer.banks=1"});
+  };
+  arch::ArchConfig tiny = tiny_with("192KiB");
   Compiled t = expect_golden(tiny, w);
   EXPECT_EQ(sliced(t), std::vector<std::string>{"fc1"}) << t.explain();
   EXPECT_GT(t.layers.at(0).n_tiles, tiny.mxu.count);  // 7 column tiles: two items on some MXUs
@@ -185,9 +189,7 @@ ops:
   - {name: a, op: fully_connected, units: 48, activation: relu}
   - {name: b, op: fully_connected, units: 24}
 )", "mlp.yaml");
-  arch::ArchConfig tinier = preset("tpu_v4", {"mxu.rows=16", "mxu.cols=16", "mxu.count=4", "accumulators.entries=256",
-                                              "unified_buffer.bytes=96KiB", "unified_buffer.banks=1"});
-  Compiled step = expect_golden(tinier, training_step(f, 8, TrainOptions{}));
+  Compiled step = expect_golden(tiny_with("96KiB"), training_step(f, 8, TrainOptions{}));
   std::vector<std::string> in_step = sliced(step);
   EXPECT_TRUE(std::any_of(in_step.begin(), in_step.end(),
                           [](const std::string& n) { return n.find("__dw") != std::string::npos; }))
