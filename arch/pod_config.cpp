@@ -65,6 +65,7 @@ PodConfig finish(const RawConfig& raw) {
                      std::to_string(c.ports_per_chip));
   }
   c.fingerprint = fnv1a_hex(pod_schema().canonical(c));
+  c.file = raw.file();
   return c;
 }
 

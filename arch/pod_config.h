@@ -25,6 +25,7 @@ struct PodConfig {
   int64_t chips = 0;                  ///< derived: product of dims
   int64_t ports_used = 0;             ///< derived: ports one chip needs for this topology
   std::string fingerprint;
+  std::string file;                   ///< where it was loaded from (for error messages)
 };
 
 const Schema<PodConfig>& pod_schema();

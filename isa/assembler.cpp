@@ -98,6 +98,7 @@ class Assembler {
         if (l.words.size() != 2 || !parse_fingerprint(l.words[1].text, &program_.arch_fingerprint)) {
           fail(l, l.words[0], ".arch", "'.arch' followed by 16 hex digits", "other words");
         }
+        program_.arch_line = l.number;
       } else if (head[0] == '.') {
         fail(l, l.words[0], "directive", "one of .arch .region .values .equ", "'" + head + "'");
       } else {
@@ -258,6 +259,7 @@ class Assembler {
       fail(l, l.words[1], "region " + r.name, "addr=, dtype= and shape=", "some missing");
     }
     program_.regions.push_back(r);
+    program_.region_lines.push_back(l.number);
     region_lines_[r.name] = static_cast<std::size_t>(&l - lines_.data());
     symbols_[r.name] = static_cast<int64_t>(r.addr);
     if (symbols_.count(r.name + "_bytes") == 0) {

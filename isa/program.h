@@ -67,6 +67,9 @@ struct Program {
   /// Per instruction: the assembly source line (0 if none) and a comment (may be empty).
   std::vector<int> lines;
   std::vector<std::string> notes;
+  /// Source lines of the .region directives (per region, may be empty) and of .arch (0 if none).
+  std::vector<int> region_lines;
+  int arch_line = 0;
 
   const Region* find_region(const std::string& name) const;
   bool operator==(const Program& o) const {

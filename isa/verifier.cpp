@@ -23,7 +23,7 @@ class Verifier {
 
   void run() {
     if (p_.arch_fingerprint != 0 && format_fingerprint(p_.arch_fingerprint) != a_.fingerprint) {
-      throw InputError(SourceLocation{file_, 0, 0}, ".arch",
+      throw InputError(SourceLocation{file_, p_.arch_line, 0}, ".arch",
                        fmt::format("the fingerprint of {} ({})", a_.name, a_.fingerprint),
                        fmt::format("{} (compiled for another architecture)",
                                    format_fingerprint(p_.arch_fingerprint)));
@@ -44,7 +44,9 @@ class Verifier {
 
   void region_fail(const Region& r, const std::string& key, const std::string& expected,
                    const std::string& found) const {
-    throw InputError(SourceLocation{file_, 0, 0}, "region " + r.name + " " + key, expected, found);
+    std::size_t i = static_cast<std::size_t>(&r - p_.regions.data());
+    int line = i < p_.region_lines.size() ? p_.region_lines[i] : 0;
+    throw InputError(SourceLocation{file_, line, 0}, "region " + r.name + " " + key, expected, found);
   }
 
   uint64_t space_size(Space s) const {

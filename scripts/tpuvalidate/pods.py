@@ -217,7 +217,14 @@ def markdown(results: dict) -> str:
         "which the simulation meets exactly. The two published v3 figures cannot both hold for "
         "one link bandwidth; the preset follows SB and the bisection, so the all-reduce figure "
         "is the one that misses. A primary source for v3's link rate (not in REFERENCE_DATA.md) "
-        "would settle which one; the preset is not changed to fit.")
+        "would settle which one; the preset is not changed to fit. A lead to check, not verified "
+        "here (the paper is not reachable from this machine): the processor table of Jouppi et "
+        "al., \"A Domain-Specific Supercomputer for Training Deep Neural Networks\" (CACM 2020), "
+        "is recalled as giving ICI as 4 links at 496 Gbit/s (TPUv2) and 656 Gbit/s (TPUv3). "
+        "496 Gbit/s is 62 GB/s, the v2 preset's secondary figure; 656 Gbit/s is 82 GB/s, which "
+        f"would put the all-reduce at {1024 * 4 * 82e9 / 340e12 * 100 - 100:+.1f}% (ports' peak) "
+        f"and the bisection at {v3['cut_links'] * 82e9 / 6.4e12 * 100 - 100:+.1f}%: it would move "
+        "the miss, not remove it.")
     add(f"- **TPU v4 all-reduce, {_pct(v4['all_reduce_error'])}** (bisection "
         f"{_pct(v4['bisection_error'])}). The preset's 50 GB/s per link is tagged S; SB gives "
         f"4.5e10 bytes/s one-way for v4p, and the published figures imply "

@@ -84,7 +84,10 @@ int main(int argc, char** argv) {
   r->get_option("--check")->excludes(r->get_option("--no-functional"));
   r->add_option("--pod", rn.pod, "Pod YAML: run on every chip of the pod (docs/pod.md)")->check(CLI::ExistingFile);
   r->add_option("--pod-set", rn.pod_sets, "With --pod: pod override key=value (repeatable)")->allow_extra_args(false);
-  r->add_option("--parallel", rn.parallel, "With --pod: data=D,tensor=T (default data = all chips)");
+  r->add_option("--parallel", rn.parallel, "With --pod: data=D,tensor=T (default data = all chips)")
+      ->check(CLI::Validator(
+          [](std::string& v) { return v.empty() ? std::string("expected data=D,tensor=T, found an empty value") : std::string(); },
+          "", "non-empty"));
   r->add_option("--backend", rn.backend, "With --pod: detailed|symmetric|auto (auto: detailed up to 64 chips)");
   r->add_option("--bucket-mb", rn.bucket_mb,
                  "With --pod --mode training: all-reduce weight gradients in buckets of at least this many MiB "

@@ -308,7 +308,7 @@ struct ParallelPlan {
 
 ParallelPlan parse_parallel(const std::string& text, const arch::PodConfig& pod) {
   ParallelPlan p;
-  bool has_data = false;
+  bool has_data = false, has_tensor = false;
   std::size_t at = 0;
   while (at < text.size()) {
     std::size_t comma = text.find(',', at);
@@ -330,10 +330,20 @@ ParallelPlan parse_parallel(const std::string& text, const arch::PodConfig& pod)
       throw InputError(command_line(), "--parallel", fmt::format("{} of at most the pod's {} chips", key, pod.chips),
                        "'" + item + "'");
     }
+    bool& seen = key == "data" ? has_data : has_tensor;
+    if (seen) {
+      throw InputError(command_line(), "--parallel", fmt::format("{}= at most once", key), "'" + text + "'");
+    }
+    seen = true;
     (key == "data" ? p.data : p.tensor) = v;
-    has_data = has_data || key == "data";
   }
-  if (!has_data) p.data = pod.chips / p.tensor;
+  if (!has_data) {
+    if (pod.chips % p.tensor != 0) {
+      throw InputError(command_line(), "--parallel", fmt::format("tensor= a divisor of the pod's {} chips", pod.chips),
+                       std::to_string(p.tensor));
+    }
+    p.data = pod.chips / p.tensor;
+  }
   if (p.data * p.tensor != pod.chips) {
     throw InputError(command_line(), "--parallel", fmt::format("data x tensor = the pod's {} chips", pod.chips),
                      fmt::format("data={} tensor={}", p.data, p.tensor));

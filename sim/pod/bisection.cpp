@@ -30,7 +30,7 @@ int bisection_dim(const arch::PodConfig& pod) {
   if (best < 0) {
     std::string dims;
     for (int64_t n : pod.dims) dims += (dims.empty() ? "" : "x") + std::to_string(n);
-    throw InputError(SourceLocation{pod.name, 0, 0}, "dims",
+    throw InputError(SourceLocation{pod.file, 0, 0}, "dims",
                      "a dimension with an even number of chips to cut in half (for --op bisection)",
                      dims);
   }

@@ -118,6 +118,15 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
     bad_algorithm(fmt::format("ring, bidir-ring, torus or auto for {}", kCollectiveOpNames[static_cast<int>(op)]), a);
   }
   if (op == CollectiveOp::kAllToAll && a != Algorithm::kRing) bad_algorithm("ring or auto for all-to-all", a);
+  if (op == CollectiveOp::kAllToAll) {
+    int64_t members = 1;
+    for (int d : dims) members *= net.config().dims[at(d)];
+    if (members > kMaxAllToAllChips) {
+      throw InputError(SourceLocation{net.config().file, 0, 0}, "op",
+                       fmt::format("all-to-all over at most {} chips (it sends chips^2 transfers)", kMaxAllToAllChips),
+                       fmt::format("{} chips", members));
+    }
+  }
   // The schedule's transfers (host time and memory grow with them): rings send 2 x chips per
   // round for chips - 1 rounds per phase; tori chips x (size - 1) per dimension.
   double members = 1, torus_rounds = 0;
@@ -129,26 +138,20 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
                      : a == Algorithm::kTorus || a == Algorithm::kMultiTorus ? 8 * members * torus_rounds
                                                                              : 4 * members * (members - 1);
   if (transfers > kMaxScheduleTransfers) {
-    throw InputError(SourceLocation{net.config().name, 0, 0}, "algorithm",
-                     fmt::format("a schedule of at most {:.0e} transfers (a torus algorithm, or a smaller group)",
-                                 kMaxScheduleTransfers),
+    throw InputError(SourceLocation{net.config().file, 0, 0}, "algorithm",
+                     fmt::format("a schedule of at most {:.0e} transfers ({}a smaller pod or group)",
+                                 kMaxScheduleTransfers,
+                                 a != Algorithm::kTorus && a != Algorithm::kMultiTorus && dims.size() > 1 && !open_mesh
+                                     ? "torus or multi-torus, or "
+                                     : ""),
                      fmt::format("{} over {:.0f} chips: {:.1e} transfers", kAlgorithmNames[static_cast<int>(a)], members,
                                  transfers));
   }
 
-  if (op == CollectiveOp::kAllToAll) {
-    int64_t members = 1;
-    for (int d : dims) members *= net.config().dims[at(d)];
-    if (members > kMaxAllToAllChips) {
-      throw InputError(SourceLocation{net.config().name, 0, 0}, "op",
-                       fmt::format("all-to-all over at most {} chips (it sends chips^2 transfers)", kMaxAllToAllChips),
-                       fmt::format("{} chips", members));
-    }
-  }
   if (a == Algorithm::kTorus || a == Algorithm::kMultiTorus) {
     for (int d : dims) {
       if (!net.wraps(d) && net.config().dims[at(d)] > 2) {
-        throw InputError(SourceLocation{net.config().name, 0, 0}, "algorithm",
+        throw InputError(SourceLocation{net.config().file, 0, 0}, "algorithm",
                          fmt::format("a topology with wrap-around links for {} (dimension {} is a mesh)",
                                      kAlgorithmNames[static_cast<int>(a)], d),
                          "mesh");

@@ -495,9 +495,19 @@ TEST(Interpreter, BadProgramsAreRejectedWithTheInstructionAndReason) {
   });
   EXPECT_NE(e.key().find("dtype"), std::string::npos) << e.what();
   e = expect_input_error([&] {
-    Interpreter(arch, assemble(".arch 0123456789abcdef\nhalt\n", "t.tasm"), "t.tasm");
+    Interpreter(arch, assemble("; bound elsewhere\n.arch 0123456789abcdef\nhalt\n", "t.tasm"), "t.tasm");
   });
   EXPECT_EQ(e.key(), ".arch");
+  EXPECT_EQ(e.where().line, 2) << e.what();
+  // Region errors name the line of their .region directive.
+  e = expect_input_error([&] {
+    verify_program(assemble(std::string(head) + ".region p addr=0x20 dtype=int8 shape=8 role=output\nhalt\n",
+                            "t.tasm"),
+                   arch, "t.tasm");
+  });
+  EXPECT_EQ(e.key(), "region p addr");
+  EXPECT_EQ(e.found(), "an overlap with region a");
+  EXPECT_EQ(e.where().line, 4) << e.what();
 }
 
 }  // namespace

@@ -119,6 +119,9 @@ TEST_F(PodRun, BadParallelPlansExitTwoWithOneMessage) {
            {"--pod " + path("pod.yaml") + " --parallel data=3", "--parallel"},
            {"--pod " + path("pod.yaml") + " --parallel tensor=3,data=1", "--parallel"},
            {"--pod " + path("pod.yaml") + " --parallel model=2", "--parallel"},
+           {"--pod " + path("pod.yaml") + " --parallel data=2,data=4", "data= at most once"},
+           {"--pod " + path("pod.yaml") + " --parallel tensor=3", "a divisor of the pod's 4 chips, found 3"},
+           {"--pod " + path("pod.yaml") + " --parallel ''", "found an empty value"},
            {"--pod " + path("pod.yaml") + " --batch 6", "--batch"},
            {"--pod " + path("pod.yaml") + " --backend fast", "--backend"},
            {"--parallel data=2", "--parallel"}}) {

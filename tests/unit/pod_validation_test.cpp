@@ -175,7 +175,7 @@ TEST(PodValidation, BadBisectionCommandLinesExitTwoWithOneMessage) {
   } cases[] = {
       {"--op bisection --algorithm ring", "--algorithm: expected auto for --op bisection"},
       {"--op bisection --set dims=[3,3]",
-       "dims: expected a dimension with an even number of chips"},
+       "v5e_16x16.yaml: dims: expected a dimension with an even number of chips"},
       {"--op bisection --bytes 0", "--bytes: expected a size"},
       {"--op bisect", "all-to-all|broadcast|bisection"},
   };
@@ -184,6 +184,28 @@ TEST(PodValidation, BadBisectionCommandLinesExitTwoWithOneMessage) {
     test::CliResult r = test::run_tpusim("collective --pod " + v5e + " " + c.args);
     EXPECT_EQ(r.code, 2) << r.out;
     EXPECT_NE(r.out.find(c.message), std::string::npos) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  }
+}
+
+// Schedules too large to build name the pod file and offer only what would help: a torus
+// schedule to a ring on a torus, never to an algorithm that is already one or to all-to-all.
+TEST(PodValidation, OversizedSchedulesNameThePodFileAndWhatWouldHelp) {
+  std::string v3 = test::source_path("configs/pod/v3_32x32.yaml");
+  struct Case {
+    std::string args, message;
+    bool suggests_torus;
+  } cases[] = {
+      {"--op all-reduce --algorithm ring", "v3_32x32.yaml: algorithm: expected a schedule of at most 1e+08", true},
+      {"--op all-reduce --algorithm torus", "v3_32x32.yaml: algorithm: expected a schedule of at most 1e+08", false},
+      {"--op all-to-all", "v3_32x32.yaml: op: expected all-to-all over at most 1024 chips", false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.args);
+    test::CliResult r = test::run_tpusim("collective --pod " + v3 + " --set dims=[256,256] --bytes 1MiB " + c.args);
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find(c.message), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("torus or multi-torus") != std::string::npos, c.suggests_torus) << r.out;
     EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
   }
 }
