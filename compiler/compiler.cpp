@@ -220,7 +220,7 @@ class Lowering {
   // ---- emission ----
   void emit(Instruction in, std::string note = "") {
     // (+1: the layer-boundary sync this instruction may bring, below)
-    if (out_.program.code.size() + (in.op == Opcode::kMatmul && sync_pending_ ? 1 : 0) >= opt_.max_instructions) {
+    if (prog_.code.size() + (in.op == Opcode::kMatmul && sync_pending_ ? 1 : 0) >= opt_.max_instructions) {
       const Op& op = w_.ops.at(static_cast<std::size_t>(std::max(0, op_index_)));
       fail(op, "", fmt::format("a workload that compiles to at most {} instructions", opt_.max_instructions),
            "more (reduce the batch or the tensor sizes)");
@@ -252,9 +252,9 @@ class Lowering {
       s.set(Fid::kSync_units, 1 << 2);  // vector
       emit(s, "layer boundary (sequencer.layer_sync)");
     }
-    out_.program.code.push_back(in);
-    out_.program.lines.push_back(0);
-    out_.program.notes.push_back(std::move(note));
+    prog_.code.push_back(in);
+    prog_.lines.push_back(0);
+    prog_.notes.push_back(std::move(note));
     out_.layer_of.push_back(layer_);
   }
   [[noreturn]] void fail(const Op& op, const std::string& key, const std::string& expected,
@@ -314,6 +314,7 @@ class Lowering {
   int eb_;
   OffChipAllocator mem_;
   Compiled out_;
+  isa::Program prog_;  ///< the program being built (out_.core_programs[0] when done)
   std::map<std::string, Tensor> tensors_;
   std::map<std::string, std::size_t> last_use_;
   std::map<std::size_t, std::vector<std::string>> dies_at_;  ///< op index -> tensors last read there
@@ -387,12 +388,12 @@ void Lowering::dma_store(isa::Space sp, uint64_t dst, uint64_t ub, int64_t rows,
 }
 
 uint64_t Lowering::add_region(isa::Region r) {
-  if (out_.program.regions.size() >= isa::kMaxRegions) {
+  if (prog_.regions.size() >= isa::kMaxRegions) {
     const Op& op = w_.ops.at(static_cast<std::size_t>(std::max(0, op_index_)));
     fail(op, "", fmt::format("a workload that needs at most {} regions (inputs, outputs, weights, parameters)",
                              isa::kMaxRegions), "more");
   }
-  if (!region_index_.emplace(r.name, out_.program.regions.size()).second) {
+  if (!region_index_.emplace(r.name, prog_.regions.size()).second) {
     throw std::logic_error("compiler: region " + r.name + " declared twice");
   }
   // Inputs and outputs of a host-attached accelerator stay on the host; parameters go to the
@@ -403,7 +404,7 @@ uint64_t Lowering::add_region(isa::Region r) {
                                                   : mem_.region(r.bytes());
   r.space = sp;
   r.addr = addr;
-  out_.program.regions.push_back(std::move(r));
+  prog_.regions.push_back(std::move(r));
   return addr;
 }
 
@@ -419,7 +420,7 @@ uint64_t Lowering::values_region(const std::string& name, isa::ElemType t, std::
 }
 
 uint64_t Lowering::load_params(const Op& op, const std::string& region) {
-  const isa::Region* r = &out_.program.regions.at(region_index_.at(region));
+  const isa::Region* r = &prog_.regions.at(region_index_.at(region));
   uint64_t ub = ub_alloc(op, r->bytes());
   dma_load(r->space, r->addr, ub, 1, static_cast<int64_t>(r->bytes()), 0,
            fmt::format("{}: parameters {}", op.name, region));
@@ -484,7 +485,7 @@ void Lowering::define_output(const Op& op) {
     for (auto d : op.out.dims) r.shape.push_back(static_cast<uint64_t>(d));
     r.role = isa::RegionRole::kOutput;
     t.addr = add_region(r);
-    t.space = out_.program.regions.back().space;
+    t.space = prog_.regions.back().space;
     pinned_.insert(op.name);
     out_.outputs.emplace_back(op.name, op.name);
   } else if (auto at = resident_ok_.count(op.name)
@@ -678,7 +679,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   if (!two_input) {
     isa::Region wr = weight_region(w_, op, dt_);
     wm.addr = add_region(wr);
-    wm.space = out_.program.regions.back().space;
+    wm.space = prog_.regions.back().space;
   }
   uint64_t w_bytes = static_cast<uint64_t>(wm.rows * wm.pitch * eb_);
 
@@ -724,7 +725,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
   // ---- Band size and loop order ----
   uint64_t U = 0;  // the layer's UB budget (half the buffer when it fits, see ub_begin)
   uint64_t fixed = 0;
-  if (!params_region.empty()) fixed += align_up(out_.program.regions.at(region_index_.at(params_region)).bytes());
+  if (!params_region.empty()) fixed += align_up(prog_.regions.at(region_index_.at(params_region)).bytes());
   bool needs_lut = int8 && (act_after || std::any_of(chain.begin(), chain.end(), [](const Op* f) {
                      isa::Activation g = f->kind == OpKind::kAdd || f->kind == OpKind::kMul
                                              ? f->activation : activation_of(f->kind);
@@ -1077,7 +1078,7 @@ void Lowering::lower_matrix(const Op& op, const std::vector<const Op*>& chain) {
     z.shape = {static_cast<uint64_t>(rn * zb)};
     z.init = isa::RegionInit::kZero;
     uint64_t zaddr = add_region(z);
-    isa::Space zspace = out_.program.regions.back().space;
+    isa::Space zspace = prog_.regions.back().space;
     for (uint64_t buf : in_ub) {
       if (pad_l) dma_load(zspace, zaddr, buf, rn, pad_l * xs.c * eb_, zb, op.name + ": zero left padding", ub_row_bytes);
       if (pad_r) dma_load(zspace, zaddr, buf + static_cast<uint64_t>((pad_l + xs.w) * xs.c * eb_), rn, pad_r * xs.c * eb_, zb,
@@ -1763,7 +1764,7 @@ Compiled Lowering::run() {
   out_.dtype = dt_;
   out_.batch = w_.batch;
   acc_slot_.assign(static_cast<std::size_t>(a_.mxu.count), 0);
-  isa::parse_fingerprint(a_.fingerprint, &out_.program.arch_fingerprint);
+  isa::parse_fingerprint(a_.fingerprint, &prog_.arch_fingerprint);
 
   // Liveness: the last op reading each tensor (through reshape aliases).
   std::map<std::string, std::string> root;
@@ -1783,7 +1784,7 @@ Compiled Lowering::run() {
     t.bytes = r.bytes();
     t.root = in.name;
     t.addr = add_region(r);
-    t.space = out_.program.regions.back().space;
+    t.space = prog_.regions.back().space;
     tensors_[in.name] = t;
     pinned_.insert(in.name);
   }
@@ -1832,7 +1833,7 @@ Compiled Lowering::run() {
       plan.name = "inputs__from_host";
       plan.op = "host_input";
       plan.shape = w_.inputs.front().shape.str();
-      plan.first = out_.program.code.size();
+      plan.first = prog_.code.size();
       out_.layers.push_back(plan);
       layer_ = static_cast<int>(out_.layers.size()) - 1;
       uint64_t together = 0;
@@ -1867,7 +1868,7 @@ Compiled Lowering::run() {
           ub_upper_ = !ub_upper_;
         }
       }
-      out_.layers.back().end = out_.program.code.size();
+      out_.layers.back().end = prog_.code.size();
       ub_upper_ = !ub_upper_;
       for (const auto& st : staged) {
         tensors_[st.name] = st.mem;
@@ -1925,7 +1926,7 @@ Compiled Lowering::run() {
     plan.shape = op.out.str();
     plan.matrix = op.is_matrix();
     plan.macs = op.macs * out_.batch;
-    plan.first = out_.program.code.size();
+    plan.first = prog_.code.size();
     for (const Op* f : chain) {
       plan.op += std::string("+") + op_kind_name(f->kind);
       plan.fused.push_back(f->name);
@@ -1984,7 +1985,7 @@ Compiled Lowering::run() {
           break;
       }
     }
-    out_.layers.back().end = out_.program.code.size();
+    out_.layers.back().end = prog_.code.size();
     ub_upper_ = !ub_upper_;
     sync_pending_ = a_.sequencer.layer_sync;
     if (split_activation) {
@@ -1993,7 +1994,7 @@ Compiled Lowering::run() {
       ap.name = op.name + "_act";
       ap.op = isa::kActivationNames[static_cast<int>(op.activation)];
       ap.shape = op.out.str();
-      ap.first = out_.program.code.size();
+      ap.first = prog_.code.size();
       out_.layers.push_back(ap);
       layer_ = static_cast<int>(out_.layers.size()) - 1;
       Op act;
@@ -2007,7 +2008,7 @@ Compiled Lowering::run() {
       act.out = op.out;
       act.where = op.where;
       lower_elementwise(act);
-      out_.layers.back().end = out_.program.code.size();
+      out_.layers.back().end = prog_.code.size();
     }
     std::size_t last = i;
     for (const Op* f : chain) {
@@ -2019,6 +2020,12 @@ Compiled Lowering::run() {
   }
   emit(Instruction::make(Opcode::kHalt));
   out_.workload = w_;
+  // Vectors grown by doubling give back their spare capacity: long programs are large.
+  prog_.code.shrink_to_fit();
+  prog_.lines.shrink_to_fit();
+  prog_.notes.shrink_to_fit();
+  out_.layer_of.shrink_to_fit();
+  out_.core_programs.push_back(std::move(prog_));
   return std::move(out_);
 }
 
@@ -2082,10 +2089,9 @@ Compiled compile(const arch::ArchConfig& arch, const Workload& workload, const C
     Compiled& one = per_core[static_cast<std::size_t>(c)];
     if (c == 0) {
       out = std::move(one);
-      out.core_programs.push_back(out.program);
       out.core_layer_of.push_back(out.layer_of);
     } else {
-      if (!(one.program.regions == out.program.regions)) {
+      if (!(one.program().regions == out.program().regions)) {
         throw std::logic_error("compiler: cores' programs declare different regions");
       }
       if (one.ub_activations != out.ub_activations) {
@@ -2096,7 +2102,7 @@ Compiled compile(const arch::ArchConfig& arch, const Workload& workload, const C
         out.layers[i].array_mac_slots += one.layers[i].array_mac_slots;
         out.layers[i].bands += one.layers[i].bands;
       }
-      out.core_programs.push_back(std::move(one.program));
+      out.core_programs.push_back(std::move(one.core_programs.front()));
       out.core_layer_of.push_back(std::move(one.layer_of));
     }
   }
@@ -2105,7 +2111,7 @@ Compiled compile(const arch::ArchConfig& arch, const Workload& workload, const C
 
 std::string Compiled::explain() const {
   std::string s = fmt::format("{}: {} ops as {} layers, {} instructions, dtype {}, batch {}, activations {}\n",
-                              workload.name, workload.ops.size(), layers.size(), program.code.size(),
+                              workload.name, workload.ops.size(), layers.size(), program().code.size(),
                               isa::kMatTypeNames[static_cast<int>(dtype)], batch,
                               ub_activations ? "kept in the UB when they fit" : "off chip");
   for (const auto& l : layers) {

@@ -54,11 +54,13 @@ struct LayerPlan {
 };
 
 struct Compiled {
-  isa::Program program;        ///< core 0's program (= core_programs[0])
   /// One program per core used: the batch is split over min(cores, batch) cores, every
   /// program declaring the same regions; core_layer_of[c][i] is program c's layer of
   /// instruction i. LayerPlan ranges and macs refer to core 0 / the whole batch.
   std::vector<isa::Program> core_programs;
+  /// Core 0's program (held once: a long program is hundreds of megabytes).
+  const isa::Program& program() const { return core_programs.front(); }
+  isa::Program& program() { return core_programs.front(); }
   std::vector<std::vector<int>> core_layer_of;
   std::vector<LayerPlan> layers;
   std::vector<int> layer_of;   ///< per instruction: index into layers (-1: none)

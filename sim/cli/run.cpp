@@ -225,7 +225,7 @@ std::vector<LayerRow> fill_report(nlohmann::json& report, const arch::ArchConfig
                         {"fusion", !o.no_fusion},
                         {"ub_activations", c.ub_activations},
                         {"ideal_memory", o.ideal_memory},
-                        {"instructions", c.program.code.size()},
+                        {"instructions", c.program().code.size()},
                         {"cores_used", c.core_programs.size()}};
   report["macs"] = macs;
   report["array_macs"] = array_macs;
@@ -279,10 +279,10 @@ std::vector<LayerRow> fill_report(nlohmann::json& report, const arch::ArchConfig
 int run_compile(const CompileCmdOptions& o) {
   arch::ArchConfig a = arch::load_arch(o.arch, o.sets);
   compiler::Compiled c = compile_from(a, o.workload, o.dtype, o.batch, o.no_fusion, o.mode, -1, o.no_ub_activations);
-  std::string text = isa::disassemble(c.program);
+  std::string text = isa::disassemble(c.program());
   if (!o.output.empty()) {
     if (o.output.size() > 5 && o.output.substr(o.output.size() - 5) == ".tbin") {
-      auto bytes = isa::encode_program(c.program);
+      auto bytes = isa::encode_program(c.program());
       std::ofstream out(o.output, std::ios::binary);
       out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
       if (!out) throw InputError(SourceLocation{o.output, 0, 0}, "cannot write file");

@@ -49,7 +49,7 @@ double fast_model_seconds(const compiler::Compiled& c) {
   sim::ArrayConfig cfg = sim::array_config_from_arch(v4());
   for (int m = 0; m < v4().mxu.count; ++m) timers.emplace_back(cfg);
   std::vector<sim::PassTiming> last(timers.size());
-  for (const auto& in : c.program.code) {
+  for (const auto& in : c.program().code) {
     if (in.op != isa::Opcode::kMatmul) continue;
     sim::PassSpec s;
     s.m = static_cast<int>(in.get(isa::Fid::kMatmul_rows));
@@ -72,14 +72,14 @@ void BM_ResNet50TimingOnly(benchmark::State& state) {
   int64_t cycles = 0;
   for (auto _ : state) {
     auto t0 = std::chrono::steady_clock::now();
-    sim::ChipResult r = sim::run_chip(v4(), c.program, nullptr, opt);
+    sim::ChipResult r = sim::run_chip(v4(), c.program(), nullptr, opt);
     sim_s += seconds_since(t0);
     cycles = r.cycles;
     fast_s += fast_model_seconds(c);
   }
   double n = static_cast<double>(state.iterations());
   state.counters["wall_s"] = sim_s / n;
-  state.counters["instructions"] = static_cast<double>(c.program.code.size());
+  state.counters["instructions"] = static_cast<double>(c.program().code.size());
   state.counters["sim_cycles"] = static_cast<double>(cycles);
   state.counters["fast_model_s"] = fast_s / n;
   state.counters["x_fast_model"] = sim_s / fast_s;
@@ -110,9 +110,9 @@ void BM_ResNet50Functional(benchmark::State& state) {
   const compiler::Compiled& c = resnet50();
   double sim_s = 0, eigen_s = 0;
   for (auto _ : state) {
-    isa::Interpreter interp(v4(), c.program, "resnet50");
+    isa::Interpreter interp(v4(), c.program(), "resnet50");
     auto t0 = std::chrono::steady_clock::now();
-    sim::ChipResult r = sim::run_chip(v4(), c.program, &interp, sim::ChipOptions{});
+    sim::ChipResult r = sim::run_chip(v4(), c.program(), &interp, sim::ChipOptions{});
     sim_s += seconds_since(t0);
     benchmark::DoNotOptimize(r.cycles);
     eigen_s += eigen_seconds(c);
@@ -130,7 +130,7 @@ BENCHMARK(BM_ResNet50Functional)->Unit(benchmark::kMillisecond)->Iterations(2);
 
 void BM_ResNet50Compile(benchmark::State& state) {
   compiler::Workload w = compiler::load_workload(std::string(TPU_SOURCE_DIR) + "/configs/workloads/resnet50.yaml");
-  for (auto _ : state) benchmark::DoNotOptimize(compiler::compile(v4(), w, {}).program.code.size());
+  for (auto _ : state) benchmark::DoNotOptimize(compiler::compile(v4(), w, {}).program().code.size());
 }
 BENCHMARK(BM_ResNet50Compile)->Unit(benchmark::kMillisecond);
 

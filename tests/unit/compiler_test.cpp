@@ -337,7 +337,7 @@ ops:
                                               "unified_buffer.bytes=96KiB", "unified_buffer.banks=1"});
   Compiled h = expect_golden(small, w);
   bool host = false;
-  for (const auto& r : h.program.regions) host = host || r.space == isa::Space::kHost;
+  for (const auto& r : h.program().regions) host = host || r.space == isa::Space::kHost;
   EXPECT_TRUE(host);
 }
 
@@ -346,7 +346,7 @@ TEST(Compiler, FusionChangesTrafficNotBits) {
   arch::ArchConfig a = preset("tpu_v4");
   auto bytes = [](const Compiled& c) {
     int64_t total = 0;
-    for (const auto& in : c.program.code) {
+    for (const auto& in : c.program().code) {
       if (in.op == isa::Opcode::kDmaLoad) total += in.get(isa::Fid::kDmaLoad_rows) * in.get(isa::Fid::kDmaLoad_row_bytes);
       if (in.op == isa::Opcode::kDmaStore) total += in.get(isa::Fid::kDmaStore_rows) * in.get(isa::Fid::kDmaStore_row_bytes);
     }
@@ -391,8 +391,8 @@ TEST(Compiler, ResidentActivationsMoveTrafficOnChipNotBits) {
   Compiled on = expect_golden(a, w), offc = expect_golden(a, w, off);
   EXPECT_TRUE(on.ub_activations);
   EXPECT_FALSE(offc.ub_activations);
-  Bytes on_chip = bytes(on.program);
-  Bytes off_chip = bytes(offc.program);
+  Bytes on_chip = bytes(on.program());
+  Bytes off_chip = bytes(offc.program());
   EXPECT_EQ(off_chip.ub, 0);
   EXPECT_GT(on_chip.ub, 0);
   EXPECT_LT(on_chip.offchip, off_chip.offchip);
@@ -413,7 +413,7 @@ TEST(Compiler, ResidentActivationsMoveTrafficOnChipNotBits) {
   // the compiler falls back to every activation off chip and says so.
   Compiled edge = compile(preset("edgetpu"), load_workload(kRoot + "/configs/workloads/resnet50.yaml"), {});
   EXPECT_FALSE(edge.ub_activations);
-  EXPECT_EQ(bytes(edge.program).ub, 0);
+  EXPECT_EQ(bytes(edge.program()).ub, 0);
 }
 
 // Image groups: a window layer whose band is a whole image shares each weight tile among
@@ -434,7 +434,7 @@ ops:
     arch::ArchConfig a = preset("tpu_v1", {"mxu.rows=16", "mxu.cols=16", "mxu.count=" + std::to_string(mxus)});
     Compiled c = expect_golden(a, w);
     int shared = 0, loads = 0, passes = 0;
-    for (const auto& in : c.program.code) {
+    for (const auto& in : c.program().code) {
       if (in.op == isa::Opcode::kLoadWeights) ++loads;
       if (in.op != isa::Opcode::kMatmul) continue;
       ++passes;
@@ -457,12 +457,12 @@ TEST(Compiler, LayerSyncPrecedesEachLayersFirstPass) {
     for (const auto& l : c.layers) {
       bool seen = false;
       for (std::size_t i = l.first; i < l.end; ++i) {
-        const auto& in = c.program.code[i];
+        const auto& in = c.program().code[i];
         if (in.op == isa::Opcode::kSync) {
           ++syncs;
           EXPECT_EQ(in.get(isa::Fid::kSync_units), 4) << l.name;
           ASSERT_LT(i + 1, l.end);
-          EXPECT_EQ(c.program.code[i + 1].op, isa::Opcode::kMatmul) << l.name;
+          EXPECT_EQ(c.program().code[i + 1].op, isa::Opcode::kMatmul) << l.name;
         }
         if (in.op == isa::Opcode::kMatmul && !seen) {
           seen = true;
@@ -483,7 +483,7 @@ TEST(Compiler, EveryPresetCompilesEveryBundledWorkload) {
       if ((ext != ".yaml" && ext != ".csv") || e.path().stem() == "expected_macs") continue;
       Workload w = load_workload(e.path().string());
       Compiled c = compile(a, w, {});
-      EXPECT_NO_THROW(isa::verify_program(c.program, a, w.name)) << p << " " << e.path();
+      EXPECT_NO_THROW(isa::verify_program(c.program(), a, w.name)) << p << " " << e.path();
       int64_t macs = 0;
       for (const auto& l : c.layers) macs += l.macs;
       EXPECT_EQ(macs, w.macs_per_sample() * w.batch) << p << " " << e.path();

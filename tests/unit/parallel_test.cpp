@@ -107,14 +107,14 @@ TEST(Parallel, InsertedOpsLowerBitExactlyOnOneChip) {
   test::expect_golden(a, insert_gradient_collectives(t, 4, {}));
   Compiled c = test::expect_golden(a, insert_gradient_collectives(t, 4, {}, 1 << 20));
   int collectives = 0;
-  for (const auto& in : c.program.code) collectives += in.op == isa::Opcode::kCollective;
+  for (const auto& in : c.program().code) collectives += in.op == isa::Opcode::kCollective;
   EXPECT_EQ(collectives, 1);  // one bucket holds the three gradients
   std::set<std::string> sharded;
   Compiled tp = compile(a, insert_gradient_collectives(training_step(shard_tensor(mlp(), 2, &sharded), 2, TrainOptions{}),
                                                        4, sharded, 1 << 20),
                         {});
   collectives = 0;
-  for (const auto& in : tp.program.code) collectives += in.op == isa::Opcode::kCollective;
+  for (const auto& in : tp.program().code) collectives += in.op == isa::Opcode::kCollective;
   // Three all-gathers (forward), two input-gradient all-reduces (fc2, fc3), one bucket.
   EXPECT_EQ(collectives, 3 + 2 + 1);
 }

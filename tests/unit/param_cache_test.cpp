@@ -141,12 +141,12 @@ TEST(ParameterCachePlacement, ModelOrderWhileTheyFit) {
   compiler::Workload w = compiler::parse_workload_yaml(kThree, "three.yaml");
   compiler::Compiled c = compiler::compile(a, w, compiler::CompileOptions{});
   auto space = [&](const std::string& name) {
-    const isa::Region* r = c.program.find_region(name);
+    const isa::Region* r = c.program().find_region(name);
     EXPECT_NE(r, nullptr) << name;
     return r ? r->space : isa::Space::kMem;
   };
   bool found_weights = false;
-  for (const auto& r : c.program.regions) {
+  for (const auto& r : c.program().regions) {
     if (!isa::is_parameter(r)) continue;
     // a's weights (64 KiB) fit; b's (256 KiB) do not; c's (16 KiB) fit after them.
     if (r.bytes() == 256 * 1024) {
@@ -164,7 +164,7 @@ TEST(ParameterCachePlacement, ModelOrderWhileTheyFit) {
   // Without a cache (TPU v4) nothing of this changes placement: everything fits in HBM.
   arch::ArchConfig v4 = arch::load_arch(preset("tpu_v4"));
   compiler::Compiled d = compiler::compile(v4, w, compiler::CompileOptions{});
-  for (const auto& r : d.program.regions) EXPECT_EQ(r.space, isa::Space::kMem) << r.name;
+  for (const auto& r : d.program().regions) EXPECT_EQ(r.space, isa::Space::kMem) << r.name;
 }
 
 }  // namespace

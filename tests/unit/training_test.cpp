@@ -238,7 +238,7 @@ TEST(Training, LargeBatchWeightGradientsGrowTheProgramLinearly) {
       EXPECT_EQ(l.loop_order.find("weight groups"), std::string::npos) << l.name << ": " << l.loop_order;
     }
     EXPECT_GT(sliced, 0) << preset << " batch " << batch;
-    return static_cast<double>(c.program.code.size());
+    return static_cast<double>(c.program().code.size());
   };
   double b16 = size("tpu_v4", 16), b32 = size("tpu_v4", 32);
   EXPECT_LT(b32, 2.2 * b16);
