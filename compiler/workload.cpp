@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -574,6 +575,34 @@ void infer_shapes(Workload& w) {
   }
 }
 
+// yaml-cpp keeps every entry of a mapping that repeats a key and a lookup finds the first:
+// `batch: 1` then `batch: 2` would silently run batch 1. Every mapping of the document is
+// checked once; aliases are walked again each time they are used, so the walk is bounded.
+void reject_repeated_keys(const YAML::Node& root, const std::string& file) {
+  constexpr int64_t kMaxNodes = 2'000'000;
+  int64_t budget = kMaxNodes;
+  std::function<void(const YAML::Node&, const std::string&)> walk = [&](const YAML::Node& n, const std::string& path) {
+    if (--budget < 0) {
+      throw InputError(mark_of(n, file), path.empty() ? "<document>" : path,
+                       fmt::format("at most {} YAML nodes", kMaxNodes), "more (alias expansion?)");
+    }
+    if (n.IsMap()) {
+      std::set<std::string> seen;
+      for (auto it = n.begin(); it != n.end(); ++it) {
+        if (!it->first.IsScalar()) continue;  // reported where the key is read
+        const std::string& key = it->first.Scalar();
+        std::string sub = path.empty() ? key : path + "." + key;
+        if (!seen.insert(key).second) throw InputError(mark_of(it->first, file), sub, "each key once", "it given twice");
+        walk(it->second, sub);
+      }
+    } else if (n.IsSequence()) {
+      std::size_t i = 0;
+      for (auto it = n.begin(); it != n.end(); ++it) walk(*it, fmt::format("{}[{}]", path, i++));
+    }
+  };
+  walk(root, "");
+}
+
 Workload parse_workload_yaml(const std::string& text, const std::string& file) {
   if (text.size() > kMaxWorkloadBytes) {
     throw InputError(SourceLocation{file, 0, 0}, "<file>", "a workload of at most 4 MiB", "a larger text");
@@ -596,6 +625,7 @@ Workload parse_workload_yaml(const std::string& text, const std::string& file) {
                        "'" + key + "'");
     }
   }
+  reject_repeated_keys(root, file);
   Workload w;
   w.file = file;
   if (!root["name"]) throw InputError(SourceLocation{file, 1, 1}, "name", "the workload's name", "none");

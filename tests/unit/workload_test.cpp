@@ -190,6 +190,13 @@ TEST(Workloads, BadInputGivesOneClearError) {
       {"name: t\ninputs: [{name: x, shape: [4, 4, 8]}]\nops:\n  - {name: g, op: avg_pool, global: true, padding: same}\n",
        "t.yaml:4", "ops.g.global", "global with a window"},
       {"name: t\ninputs: [{name: x, shape: [8]}\n", "t.yaml:", "YAML syntax error", ""},
+      // A repeated key anywhere (yaml-cpp would keep both and lookups find the first).
+      {"name: t\nbatch: 1\ninputs: [{name: x, shape: [8]}]\nbatch: 2\nops: [{name: a, op: relu}]\n", "t.yaml:4:1",
+       "batch: expected each key once", "it given twice"},
+      {"name: t\ninputs: [{name: x, shape: [8]}]\nops:\n  - {name: a, op: fully_connected, units: 4, units: 8}\n",
+       "t.yaml:4:46", "ops[0].units", "it given twice"},
+      {"name: t\ninputs: [{name: x, shape: [8], name: y}]\nops: [{name: a, op: relu}]\n", "t.yaml:2:32",
+       "inputs[0].name", "it given twice"},
   };
   for (const auto& c : cases) {
     try {
