@@ -73,7 +73,7 @@ void give_back(std::map<uint64_t, uint64_t>& free, std::map<uint64_t, uint64_t>&
 class OffChipAllocator {
  public:
   OffChipAllocator(uint64_t mem_bytes, uint64_t cache_bytes)
-      : act_low_(mem_bytes), cache_bytes_(cache_bytes), perm_next_(cache_bytes) {
+      : act_low_(mem_bytes), top_(mem_bytes), cache_bytes_(cache_bytes), perm_next_(cache_bytes) {
     if (mem_bytes > cache_bytes) free_[cache_bytes] = mem_bytes - cache_bytes;
   }
   /// A parameter region (weights, biases, requantization records, tables): never reused.
@@ -129,10 +129,14 @@ class OffChipAllocator {
     if (s != isa::Space::kMem) return;
     give_back(free_, used_, addr);
   }
+  /// Off-chip memory the program needs: cached parameters from the bottom, regions above
+  /// them, activations from the top down to the lowest address any of them took.
+  uint64_t footprint() const { return cache_next_ + (perm_next_ - cache_bytes_) + (top_ - act_low_); }
+  uint64_t host_bytes() const { return host_next_; }
 
  private:
   std::map<uint64_t, uint64_t> free_, used_;
-  uint64_t act_low_ = 0, cache_bytes_ = 0, perm_next_ = 0, cache_next_ = 0, host_next_ = 0;
+  uint64_t act_low_ = 0, top_ = 0, cache_bytes_ = 0, perm_next_ = 0, cache_next_ = 0, host_next_ = 0;
 };
 
 /// Activation tensors kept in the unified buffer between layers (docs/compiler.md): a reserved
@@ -2026,6 +2030,8 @@ Compiled Lowering::run() {
   prog_.notes.shrink_to_fit();
   out_.layer_of.shrink_to_fit();
   out_.core_programs.push_back(std::move(prog_));
+  out_.offchip_bytes = mem_.footprint();
+  out_.host_bytes = mem_.host_bytes();
   return std::move(out_);
 }
 

@@ -70,6 +70,11 @@ struct Compiled {
   /// each core's UB reserved). False when it was asked for but a layer (on any core) needed
   /// the UB it would take, so the workload was compiled with every activation off chip.
   bool ub_activations = false;
+  /// Off-chip memory the program occupies at its high-water mark (parameters, regions and
+  /// the activations live at once; with several cores, one core's allocation, which every
+  /// core shares) and the bytes it places in host memory. Training steps count their
+  /// backward operands as regions (docs/training.md).
+  uint64_t offchip_bytes = 0, host_bytes = 0;
   Workload workload;           ///< with shapes for the compiled batch
   /// Output tensor name -> region name in the program.
   std::vector<std::pair<std::string, std::string>> outputs;

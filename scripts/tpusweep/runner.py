@@ -20,7 +20,7 @@ PREFERRED_METRICS = [
     "stall.array_active", "stall.useful_macs", "stall.unused_macs", "stall.weight_stall",
     "stall.weight_shift", "stall.non_matrix", "stall.raw_stall", "stall.input_stall",
     "memory.hbm_read_bytes", "memory.hbm_write_bytes", "memory.hbm_achieved_gbps",
-    "memory.hbm_busy_fraction", "memory.ub_peak_bytes",
+    "memory.hbm_busy_fraction", "memory.ub_peak_bytes", "memory.offchip_footprint_bytes",
     "pod.chips", "pod.topology", "pod.step_seconds", "pod.throughput", "pod.tflops",
     "pod.fraction_of_peak", "pod.comm_seconds", "pod.exposed_comm_seconds",
     "pod.scaling_efficiency",

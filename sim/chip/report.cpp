@@ -211,6 +211,13 @@ std::string summary_text(const nlohmann::json& j) {
   row("HBM write", fmt::format("{}", m["hbm_write_bytes"].get<int64_t>()), "bytes");
   row("HBM achieved", fmt::format("{:.2f}", m["hbm_achieved_gbps"].get<double>()), "GB/s");
   row("UB peak", fmt::format("{}", m["ub_peak_bytes"].get<int64_t>()), "bytes");
+  if (m.contains("offchip_footprint_bytes")) {
+    row("off-chip footprint", fmt::format("{}", m["offchip_footprint_bytes"].get<int64_t>()),
+        fmt::format("bytes ({:.1f}% of memory)", 100 * m["offchip_footprint_fraction"].get<double>()));
+    if (m["host_footprint_bytes"].get<int64_t>() > 0) {
+      row("host footprint", fmt::format("{}", m["host_footprint_bytes"].get<int64_t>()), "bytes");
+    }
+  }
   if (m.value("parameter_cache_bytes", int64_t{0}) > 0 || m.value("host_to_device_bytes", int64_t{0}) > 0 ||
       m.value("device_to_host_bytes", int64_t{0}) > 0) {
     row("parameters", fmt::format("{}", m["parameter_bytes"].get<int64_t>()), "bytes");

@@ -227,6 +227,10 @@ std::vector<LayerRow> fill_report(nlohmann::json& report, const arch::ArchConfig
                         {"ideal_memory", o.ideal_memory},
                         {"instructions", c.program().code.size()},
                         {"cores_used", c.core_programs.size()}};
+  report["memory"]["offchip_footprint_bytes"] = c.offchip_bytes;
+  report["memory"]["offchip_footprint_fraction"] =
+      a.memory.bytes > 0 ? static_cast<double>(c.offchip_bytes) / static_cast<double>(a.memory.bytes) : 0.0;
+  report["memory"]["host_footprint_bytes"] = c.host_bytes;
   report["macs"] = macs;
   report["array_macs"] = array_macs;
   report["utilization"] = r.cycles ? static_cast<double>(macs) / (static_cast<double>(r.cycles) * peak) : 0.0;

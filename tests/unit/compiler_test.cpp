@@ -2,6 +2,7 @@
 // size) compiled for int8 and bf16 arrays and run on the golden interpreter gives the
 // reference's outputs bit for bit; tiling corner cases on tiny architectures (many bands,
 // K chunks, column tiles, weight groups, host spill); fusion changes traffic, not bits.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -573,6 +574,49 @@ outputs: [flat, a1]
   CompileOptions off;
   off.fusion = false;
   expect_golden(a, w, off);
+}
+
+}  // namespace
+}  // namespace tpu::compiler
+
+namespace tpu::compiler {
+namespace {
+
+// The off-chip footprint the report gives (memory.offchip_footprint_bytes): every region of
+// the program plus the activations live at once. A chain of fully connected layers with
+// every activation off chip holds two at a time (a layer's input and its output), so the
+// footprint is the regions' 64-byte-aligned sizes, read from the program, plus two
+// activations; with several cores nothing is reused and every activation stays.
+TEST(Compiler, OffChipFootprintIsTheRegionsPlusTheLiveActivations) {
+  auto chain = [](int hidden) {
+    std::string text = "name: chain\ninputs: [{name: x, shape: [64]}]\nops:\n";
+    for (int i = 0; i <= hidden; ++i) text += fmt::format("  - {{name: fc{}, op: fully_connected, units: 64}}\n", i);
+    return parse_workload_yaml(text, "chain.yaml");
+  };
+  auto aligned_regions = [](const Compiled& c) {
+    uint64_t sum = 0;
+    for (const auto& r : c.program().regions) {
+      if (r.space == isa::Space::kMem) sum += (std::max<uint64_t>(r.bytes(), 1) + 63) / 64 * 64;
+    }
+    return sum;
+  };
+  CompileOptions off;
+  off.ub_activations = false;
+  for (int64_t batch : {1, 3}) {
+    for (int hidden : {2, 5}) {
+      SCOPED_TRACE(fmt::format("batch {} hidden {}", batch, hidden));
+      off.batch = batch;
+      uint64_t act = (static_cast<uint64_t>(batch) * 64 * 2 + 63) / 64 * 64;  // bf16
+      Compiled one = compile(preset("tpu_v4", {"cores=1"}), chain(hidden), off);
+      EXPECT_EQ(one.offchip_bytes, aligned_regions(one) + 2 * act);
+      EXPECT_EQ(one.host_bytes, 0u);
+      if (batch > 1) {  // two cores: every hidden activation keeps its own bytes
+        Compiled two = compile(preset("tpu_v4"), chain(hidden), off);
+        ASSERT_EQ(two.core_programs.size(), 2u);
+        EXPECT_EQ(two.offchip_bytes, aligned_regions(two) + static_cast<uint64_t>(hidden) * act);
+      }
+    }
+  }
 }
 
 }  // namespace
