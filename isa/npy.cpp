@@ -4,13 +4,18 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <utility>
 
 #include "arch/error.h"
 #include "isa/program.h"
 
 namespace tpu::isa {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -53,28 +58,41 @@ const char* npy_descr(ElemType t) {
   return kDescr[static_cast<int>(t)];
 }
 
-NpyArray parse_npy(const std::vector<uint8_t>& bytes, const std::string& name) {
-  if (bytes.size() < 10 || std::memcmp(bytes.data(), kMagic, 6) != 0) {
+namespace {
+
+// What the header says: element type, shape, where the data starts and how long it is.
+struct NpyHeader {
+  NpyArray array;  ///< dtype and shape; data left empty
+  std::size_t data_start = 0;
+  uint64_t data_bytes = 0;
+};
+
+// Header bytes this reader accepts (NumPy itself refuses more than 10000 by default).
+constexpr std::size_t kMaxHeaderBytes = 65536;
+
+// The header is at most this long to echo in a message.
+std::string clip(const std::string& s) {
+  return s.size() <= 48 ? s : s.substr(0, 45) + "...";
+}
+
+// Prefix length and header length from the first `avail` bytes (at least 12 or the whole file).
+std::pair<std::size_t, std::size_t> header_extent(const uint8_t* bytes, std::size_t avail,
+                                                  const std::string& name) {
+  if (avail < 10 || std::memcmp(bytes, kMagic, 6) != 0) {
     bad(name, "npy magic", "a NumPy .npy file", "other bytes");
   }
   int major = bytes[6];
-  std::size_t header_len = 0, header_start = 0;
-  if (major == 1) {
-    header_len = bytes[8] | (std::size_t{bytes[9]} << 8);
-    header_start = 10;
-  } else if (major == 2 || major == 3) {
-    if (bytes.size() < 12) bad(name, "npy header", "12 bytes", "fewer");
-    header_len = bytes[8] | (std::size_t{bytes[9]} << 8) | (std::size_t{bytes[10]} << 16) |
-                 (std::size_t{bytes[11]} << 24);
-    header_start = 12;
-  } else {
-    bad(name, "npy version", "1, 2 or 3", std::to_string(major));
-  }
-  if (header_len > bytes.size() - header_start) {
-    bad(name, "npy header length", "within the file", std::to_string(header_len));
-  }
-  std::string h(bytes.begin() + header_start, bytes.begin() + header_start + header_len);
-  NpyArray a;
+  if (major == 1) return {10, bytes[8] | (std::size_t{bytes[9]} << 8)};
+  if (major != 2 && major != 3) bad(name, "npy version", "1, 2 or 3", std::to_string(major));
+  if (avail < 12) bad(name, "npy header", "12 bytes", fmt::format("{}", avail));
+  return {12, bytes[8] | (std::size_t{bytes[9]} << 8) | (std::size_t{bytes[10]} << 16) |
+                  (std::size_t{bytes[11]} << 24)};
+}
+
+NpyHeader parse_header(const std::string& h, std::size_t data_start, const std::string& name) {
+  NpyHeader out;
+  out.data_start = data_start;
+  NpyArray& a = out.array;
   std::string descr = dict_value(h, "descr", name);
   if (descr == "|i1" || descr == "<i1" || descr == "i1") {
     a.dtype = ElemType::kInt8;
@@ -86,12 +104,12 @@ NpyArray parse_npy(const std::vector<uint8_t>& bytes, const std::string& name) {
     a.dtype = ElemType::kFp32;
   } else {
     bad(name, "npy descr", "|i1 (int8), <u2 (bf16 bits), <i4 (int32) or <f4 (fp32)",
-        "'" + descr + "'");
+        "'" + clip(descr) + "'");
   }
   std::string fortran = dict_value(h, "fortran_order", name);
-  if (fortran != "False") bad(name, "npy fortran_order", "False (C order)", "'" + fortran + "'");
+  if (fortran != "False") bad(name, "npy fortran_order", "False (C order)", "'" + clip(fortran) + "'");
   std::string shape = dict_value(h, "shape", name);
-  if (shape.size() < 2 || shape.front() != '(') bad(name, "npy shape", "a tuple", shape);
+  if (shape.size() < 2 || shape.front() != '(') bad(name, "npy shape", "a tuple", clip(shape));
   uint64_t elems = 1;
   std::size_t i = 1;
   while (i < shape.size() - 1) {
@@ -102,37 +120,89 @@ NpyArray parse_npy(const std::vector<uint8_t>& bytes, const std::string& name) {
       part = part.substr(b, part.find_last_not_of(' ') - b + 1);
       uint64_t d = 0;
       for (char ch : part) {
-        if (ch < '0' || ch > '9' || d > kMaxNpyBytes) bad(name, "npy shape", "integers", shape);
+        if (ch < '0' || ch > '9' || d > kMaxNpyBytes) bad(name, "npy shape", "integers", clip(shape));
         d = d * 10 + static_cast<uint64_t>(ch - '0');
       }
       if (d > kMaxNpyBytes || elems * d > kMaxNpyBytes || a.shape.size() >= kMaxRank) {
-        bad(name, "npy shape", "at most 2^32 elements and 8 dimensions", shape);
+        bad(name, "npy shape", "at most 2^32 elements and 8 dimensions", clip(shape));
       }
       elems *= d;
       a.shape.push_back(d);
     }
     i = j + 1;
   }
-  std::size_t data_start = header_start + header_len;
-  uint64_t nbytes = elems * static_cast<uint64_t>(kElemTypeBytes[static_cast<int>(a.dtype)]);
-  if (bytes.size() - data_start != nbytes) {
-    bad(name, "npy data", fmt::format("{} bytes for shape {}", nbytes, shape),
-        fmt::format("{} bytes", bytes.size() - data_start));
+  out.data_bytes = elems * static_cast<uint64_t>(kElemTypeBytes[static_cast<int>(a.dtype)]);
+  return out;
+}
+
+[[noreturn]] void bad_size(const std::string& name, const NpyHeader& h, uint64_t found) {
+  std::string shape = "(";
+  for (std::size_t i = 0; i < h.array.shape.size(); ++i) {
+    shape += (i ? ", " : "") + std::to_string(h.array.shape[i]);
   }
-  a.data.assign(bytes.begin() + data_start, bytes.end());
+  if (h.array.shape.size() == 1) shape += ",";
+  shape += ")";
+  bad(name, "npy data", fmt::format("{} bytes for shape {}", h.data_bytes, shape),
+      fmt::format("{} bytes", found));
+}
+
+}  // namespace
+
+NpyArray parse_npy(const std::vector<uint8_t>& bytes, const std::string& name) {
+  auto [header_start, header_len] = header_extent(bytes.data(), bytes.size(), name);
+  if (header_len > bytes.size() - header_start) {
+    bad(name, "npy header length", "within the file", std::to_string(header_len));
+  }
+  std::string h(bytes.begin() + header_start, bytes.begin() + header_start + header_len);
+  NpyHeader header = parse_header(h, header_start + header_len, name);
+  if (bytes.size() - header.data_start != header.data_bytes) {
+    bad_size(name, header, bytes.size() - header.data_start);
+  }
+  NpyArray a = std::move(header.array);
+  a.data.assign(bytes.begin() + header.data_start, bytes.end());
   return a;
 }
 
+// Reads the header first and checks the file's size against it, so that a wrong or endless
+// file (a directory, /dev/zero, a huge file with a small shape) is refused before its data.
 NpyArray read_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(SourceLocation{path, 0, 0}, "cannot open .npy file");
-  std::vector<uint8_t> bytes;
-  char buf[1 << 16];
-  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-    bytes.insert(bytes.end(), buf, buf + in.gcount());
-    if (bytes.size() > kMaxNpyBytes + 4096) bad(path, "<file>", "at most 4 GiB", "more");
+  std::error_code ec;
+  fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) bad(path, "npy file", "an existing .npy file", "no such file");
+  if (!fs::is_regular_file(st)) {
+    bad(path, "npy file", "a regular .npy file",
+        fs::is_directory(st) ? "a directory" : "a device, pipe or socket");
   }
-  return parse_npy(bytes, path);
+  uint64_t size = fs::file_size(path, ec);
+  std::ifstream in(path, std::ios::binary);
+  if (ec || !in) bad(path, "npy file", "a readable .npy file", "one that cannot be opened");
+  auto read = [&](uint8_t* to, std::size_t n) {
+    if (!in.read(reinterpret_cast<char*>(to), static_cast<std::streamsize>(n))) {
+      bad(path, "npy file", fmt::format("{} bytes", size), "a file that shrank while read");
+    }
+  };
+  uint8_t prefix[12] = {};
+  std::size_t avail = static_cast<std::size_t>(std::min<uint64_t>(size, sizeof prefix));
+  read(prefix, avail);
+  auto [header_start, header_len] = header_extent(prefix, avail, path);
+  if (header_len > kMaxHeaderBytes) {
+    bad(path, "npy header length", fmt::format("at most {} bytes", kMaxHeaderBytes),
+        std::to_string(header_len));
+  }
+  if (header_len > size - header_start) {
+    bad(path, "npy header length", "within the file", std::to_string(header_len));
+  }
+  std::string h(header_len, '\0');
+  std::size_t have = avail - header_start;  // header bytes already in the prefix
+  std::memcpy(h.data(), prefix + header_start, std::min(have, header_len));
+  if (header_len > have) read(reinterpret_cast<uint8_t*>(h.data()) + have, header_len - have);
+  NpyHeader header = parse_header(h, header_start + header_len, path);
+  if (size - header.data_start != header.data_bytes) bad_size(path, header, size - header.data_start);
+  if (have > header_len) in.seekg(static_cast<std::streamoff>(header.data_start));
+  NpyArray a = std::move(header.array);
+  a.data.resize(static_cast<std::size_t>(header.data_bytes));
+  if (!a.data.empty()) read(a.data.data(), a.data.size());
+  return a;
 }
 
 std::vector<uint8_t> format_npy(const NpyArray& a) {

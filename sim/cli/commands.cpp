@@ -7,6 +7,8 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <set>
+#include <utility>
 
 #include "arch/arch_config.h"
 #include "arch/error.h"
@@ -151,6 +153,7 @@ int run_exec(const ExecOptions& o) {
   for (const auto& path : o.programs) {
     cores.push_back(std::make_unique<isa::Interpreter>(a, isa::load_program(path), path, offchip));
   }
+  std::set<std::pair<std::size_t, std::string>> given;  // (core, name) of every --input
   for (const auto& spec : o.inputs) {
     std::size_t eq = spec.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
@@ -168,6 +171,10 @@ int run_exec(const ExecOptions& o) {
       }
       core = std::stoul(index);
       name = name.substr(name.find('.') + 1);
+    }
+    if (!given.emplace(core, name).second) {
+      throw InputError(SourceLocation{"<command line>", 0, 0}, "--input " + spec.substr(0, eq),
+                       "each input given once", "it given twice");
     }
     cores[core]->set_input(name, isa::read_npy(spec.substr(eq + 1)));
   }

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "arch/error.h"
+#include "sim/pod/collective.h"
 #include "sim/pod/network.h"
 
 namespace tpu::pod {
@@ -44,6 +45,18 @@ BisectionResult run_bisection(const arch::PodConfig& pod, double bytes) {
   const int d = r.dim;
   const int64_t n = pod.dims[static_cast<std::size_t>(d)], h = n / 2;
   const bool ring = net.wraps(d);
+  // Every chip of the two facing planes sends h hops (both ways on a ring): host time grows
+  // with chips x h, so a long thin pod is refused rather than run for minutes.
+  const double crossings = static_cast<double>(net.chips()) * static_cast<double>(h) * (ring ? 2 : 1);
+  if (crossings > kMaxScheduleTransfers) {
+    std::string dims;
+    for (int64_t m : pod.dims) dims += (dims.empty() ? "" : "x") + std::to_string(m);
+    throw InputError(SourceLocation{pod.file, 0, 0}, "dims",
+                     fmt::format("a pod whose bisection traffic takes at most {:.0e} link hops "
+                                 "(chips x half the cut dimension{})",
+                                 kMaxScheduleTransfers, ring ? " x 2 directions" : ""),
+                     fmt::format("{}: {:.1e} hops across dimension {}", dims, crossings, d));
+  }
   double end = 0;
   for (int64_t k = 0; k < h; ++k) {
     for (int64_t chip = 0; chip < net.chips(); ++chip) {

@@ -41,6 +41,20 @@ TEST_F(Cli, ConfigPrintsAResolvedDumpThatLoadsBack) {
 TEST_F(Cli, BadInputsExitWithCode2AndOneMessage) {
   write("bad.yaml", "name: x\nclock_mhz: fast\n");
   write("bad.tasm", "nop\nfrobnicate\n");
+  {
+    // A valid header for two bf16 values followed by a megabyte of data.
+    isa::NpyArray small;
+    small.dtype = isa::ElemType::kBf16;
+    small.shape = {2};
+    small.data.assign(4, 0);
+    std::vector<uint8_t> bytes = isa::format_npy(small);
+    bytes.resize(bytes.size() - 4 + (1u << 20));
+    write("long.npy", std::string(bytes.begin(), bytes.end()));
+    isa::NpyArray x = small;  // the shape of the program's input x
+    x.shape = {64, 128};
+    x.data.assign(64 * 128 * 2, 0);
+    isa::write_npy(path("x.npy"), x);
+  }
   struct Case {
     std::string args;
     std::string message;
@@ -58,7 +72,23 @@ TEST_F(Cli, BadInputsExitWithCode2AndOneMessage) {
        "dtype: expected a type tpu_v1 supports, found bf16"},
       {"exec --arch " + src("configs/arch/tpu_v4.yaml") + " " +
            src("traces/example_matmul/prog.tasm") + " --functional-only --input nope=x.npy",
-       "x.npy: cannot open"},
+       "x.npy: npy file: expected an existing .npy file, found no such file"},
+      // A device or a directory is refused before anything is read from it (before, /dev/zero
+      // was read up to the 4 GiB cap: 8.4 GB of memory before the header was looked at).
+      {"exec --arch " + src("configs/arch/tpu_v4.yaml") + " " +
+           src("traces/example_matmul/prog.tasm") + " --functional-only --input x=/dev/zero",
+       "/dev/zero: npy file: expected a regular .npy file, found a device, pipe or socket"},
+      {"exec --arch " + src("configs/arch/tpu_v4.yaml") + " " +
+           src("traces/example_matmul/prog.tasm") + " --functional-only --input x=" + path(""),
+       "npy file: expected a regular .npy file, found a directory"},
+      {"exec --arch " + src("configs/arch/tpu_v4.yaml") + " " +
+           src("traces/example_matmul/prog.tasm") + " --functional-only --input x=" +
+           path("long.npy"),
+       "long.npy: npy data: expected 4 bytes for shape (2,), found 1048576 bytes"},
+      {"exec --arch " + src("configs/arch/tpu_v4.yaml") + " " +
+           src("traces/example_matmul/prog.tasm") + " --functional-only --input x=" +
+           path("x.npy") + " --input x=" + path("x.npy"),
+       "<command line>: --input x: expected each input given once, found it given twice"},
       {"disasm " + path("bad.tasm") + " -o " + path("x.tasm") + " --bogus", "--bogus"},
   };
   for (const auto& c : cases) {

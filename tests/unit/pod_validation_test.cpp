@@ -177,6 +177,9 @@ TEST(PodValidation, BadBisectionCommandLinesExitTwoWithOneMessage) {
       {"--op bisection --set dims=[3,3]",
        "v5e_16x16.yaml: dims: expected a dimension with an even number of chips"},
       {"--op bisection --bytes 0", "--bytes: expected a size"},
+      // 2^20 chips, each of the facing planes sending 32768 hops: ran for minutes before.
+      {"--op bisection --set dims=[16,65536]",
+       "v5e_16x16.yaml: dims: expected a pod whose bisection traffic takes at most 1e+08 link hops"},
       {"--op bisect", "all-to-all|broadcast|bisection"},
   };
   for (const Case& c : cases) {
