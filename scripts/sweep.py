@@ -41,15 +41,34 @@ def find_tpusim(arg):
     return path
 
 
+OPTION_TYPES = ("TEXT", "INT", "UINT", "FLOAT")
+
+
 def run_options(tpusim):
-    """`tpusim run`'s long option names, read from its --help (None if that fails)."""
+    """`tpusim run`'s long options, read from its --help: name -> {"type": TEXT, INT, FLOAT or
+    None for a flag, "repeatable": bool, "needs": [...], "excludes": [...]} (None if that
+    fails)."""
     try:
         out = subprocess.run([tpusim, "run", "--help"], capture_output=True, text=True,
                              timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    names = set(re.findall(r"^\s+(?:-\w,)?--([a-z][a-z0-9-]*)", out, re.M))
-    return names - {"help"} or None
+    options = {}
+    for m in re.finditer(r"^\s+(?:-\w,)?--([a-z][a-z0-9-]*)(.*)$", out, re.M):
+        words = m.group(2).split()
+        info = {"type": None, "repeatable": False, "needs": [], "excludes": []}
+        if words and words[0].split(":")[0] in OPTION_TYPES:
+            info["type"] = "INT" if words[0].split(":")[0] == "UINT" else words[0].split(":")[0]
+            info["repeatable"] = len(words) > 1 and words[1] == "..."
+        for i, w in enumerate(words):
+            if w in ("Needs:", "Excludes:"):
+                for x in words[i + 1:]:
+                    if not x.startswith("--"):
+                        break
+                    info["needs" if w == "Needs:" else "excludes"].append(x[2:])
+        options[m.group(1)] = info
+    options.pop("help", None)
+    return options or None
 
 
 def arch_keys(tpusim):
@@ -147,8 +166,14 @@ def write_slurm(args, sweep, script_path, command):
     os.chmod(script_path, 0o755)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):
+        """One line, like every other bad input (argparse would print the usage first)."""
+        fail(f"<command line>: {message} (see --help)")
+
+
 def main():
-    ap = argparse.ArgumentParser(
+    ap = ArgumentParser(
         prog="sweep.py", description="Run a tpusim sweep and collect one results row per point.",
         epilog="docs/sweeps.md describes the sweep file and the results table.")
     ap.add_argument("sweep", help="sweep YAML file")
@@ -174,8 +199,14 @@ def main():
     args = ap.parse_args()
     if args.jobs is not None and args.jobs < 1:
         fail(f"<command line>: --jobs: expected an integer >= 1, found {args.jobs}")
-    if args.timeout is not None and args.timeout <= 0:
+    if args.timeout is not None and not (0 < args.timeout < float("inf")):
         fail(f"<command line>: --timeout: expected seconds > 0, found {args.timeout}")
+    for opt, v in (("--out", args.out), ("--results", args.results)):
+        if v is not None and (not v or any(ord(c) < 32 for c in v)):
+            fail(f"<command line>: {opt}: expected a path, found {v!r}")
+    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
+        fail(f"<command line>: --out: expected a directory (new or existing), found the file "
+             f"'{args.out}'")
 
     tpusim = find_tpusim(args.tpusim)
     known = run_options(tpusim)
@@ -193,6 +224,18 @@ def main():
     except table.TableError as e:
         fail(str(e))
     results_dir = os.path.dirname(os.path.abspath(args.results))
+    # Where the table goes must be usable before any point runs, not after the last one.
+    if os.path.isdir(args.results):
+        fail(f"<command line>: --results: expected a table file, found the directory "
+             f"'{args.results}'")
+    if not (args.dry_run or args.emit_commands):
+        try:
+            os.makedirs(results_dir, exist_ok=True)
+            with open(args.results, "a", encoding="utf-8"):
+                pass
+        except OSError as e:
+            fail(f"<command line>: --results: expected a table file that can be written, found "
+                 f"'{args.results}': {(e.strerror or str(e)).lower()}")
 
     def order(cols):
         return runner.order_columns(cols, sweep.point_column_names)

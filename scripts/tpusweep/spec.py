@@ -53,9 +53,23 @@ def _describe(v):
     return type(v).__name__
 
 
-def _lines(node, path, lines):
-    """Records the 1-based line of every key path in a composed YAML node tree."""
-    lines[path] = node.start_mark.line + 1
+MAX_NODES = 200000  # YAML nodes a sweep file may hold, aliases counted at every use
+MAX_DEPTH = 32  # nesting of mappings and lists
+MAX_POINTS = 100000  # points one sweep file may expand into
+
+
+def _lines(node, path, lines, budget):
+    """Records the 1-based line of every key path in a composed YAML node tree. `budget` is a
+    one-element list counting down the nodes still allowed, so that aliases that repeat a
+    subtree many times (a "billion laughs" file) are refused before they are expanded."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise SweepError("", "file", f"at most {MAX_NODES} YAML nodes (aliases counted at "
+                         "every use)", "more", node.start_mark.line + 1)
+    if len(path) > MAX_DEPTH:
+        raise SweepError("", "file", f"mappings and lists nested at most {MAX_DEPTH} deep",
+                         "deeper nesting", node.start_mark.line + 1)
+    lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         keys = set()
         for k, v in node.value:
@@ -64,31 +78,43 @@ def _lines(node, path, lines):
                 raise SweepError("", ".".join(path + (key,)), "each key once", "it twice",
                                  k.start_mark.line + 1)
             keys.add(key)
-            _lines(v, path + (key,), lines)
+            _lines(v, path + (key,), lines, budget)
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
-            _lines(v, path + (str(i),), lines)
+            _lines(v, path + (str(i),), lines, budget)
 
 
 def load_yaml(path):
     """Returns (data, lines) where lines maps a key path tuple to its 1-based line."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            raw = f.read((16 << 20) + 1)
     except OSError as e:
-        raise SweepError(path, "file", "a readable sweep YAML file", e.strerror.lower())
+        raise SweepError(path, "file", "a readable sweep YAML file", (e.strerror or str(e)).lower())
+    if len(raw) > 16 << 20:
+        raise SweepError(path, "file", "a sweep file of at most 16 MiB", "a larger file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise SweepError(path, "file", "UTF-8 text", f"the byte 0x{raw[e.start]:02x}", line)
+    if "\0" in text:
+        raise SweepError(path, "file", "text", "a NUL byte", text[:text.index("\0")].count("\n") + 1)
     lines = {}
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         if node is None:
             return None, lines
-        _lines(node, (), lines)
+        _lines(node, (), lines, [MAX_NODES])
         return yaml.safe_load(text), lines
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e)
         problem = problem[len("found "):] if problem.startswith("found ") else problem
         raise SweepError(path, "file", "valid YAML", problem, mark.line + 1 if mark else None)
+    except RecursionError:
+        raise SweepError(path, "file", f"mappings and lists nested at most {MAX_DEPTH} deep",
+                         "deeper nesting")
     except SweepError as e:
         raise SweepError(path, e.where, e.expected, e.found, e.line)
 
@@ -113,7 +139,7 @@ class Sweep:
 
     def find(self, key):
         """A point by 0-based index or by (a unique prefix of) its hash."""
-        if key.isdigit():
+        if re.fullmatch(r"[0-9]+", key):
             i = int(key)
             if i >= len(self.points):
                 raise SweepError(self.path, "--run-point",
@@ -207,6 +233,10 @@ def point_columns(options):
 def _merge(into, more, origin, seen, file):
     """Adds `more`'s options to `into`; `seen` maps each key to the part that set it."""
     for name, v in more.items():
+        if name in into and isinstance(into[name], dict) != isinstance(v, dict):
+            raise SweepError(file, f"{origin}: {name}", "the same kind of value everywhere the "
+                             "option is set (key -> value mapping or a single value)",
+                             f"{_describe(v)} here and {_describe(into[name])} before")
         if name in ("set",) or isinstance(v, dict):
             into.setdefault(name, {})
             for k, x in v.items():
@@ -235,6 +265,47 @@ def _check_set_key(name, key, where, file, line, arch_keys):
                          f"'{key}'" + (f" (did you mean '{near[0]}'?)" if near else ""), line)
 
 
+def _option_info(options, name):
+    """What `tpusim run --help` says of an option: {"type": TEXT|INT|FLOAT|None (a flag),
+    "needs": [...], "excludes": [...]}, or None when only the names (or nothing) are known."""
+    return options.get(name) if isinstance(options, dict) else None
+
+
+def _check_value(name, v, where, file, line, options):
+    """A single value of option `name` against the type its --help gives."""
+    info = _option_info(options, name)
+    if info is None or v is None:
+        return
+    if info.get("repeatable"):
+        raise SweepError(file, where, f"a mapping of key -> value (one --{name} KEY=VALUE each)",
+                         _describe(v), line)
+    typ = info.get("type")
+    number = isinstance(v, (int, float)) and not isinstance(v, bool)
+    if typ is None and not isinstance(v, bool):
+        raise SweepError(file, where, f"true or false (--{name} is a flag)", _describe(v), line)
+    if typ == "INT" and not (isinstance(v, int) and not isinstance(v, bool)):
+        raise SweepError(file, where, f"an integer for --{name}", _describe(v), line)
+    if typ == "FLOAT" and not number:
+        raise SweepError(file, where, f"a number for --{name}", _describe(v), line)
+    if typ == "TEXT" and isinstance(v, bool):
+        raise SweepError(file, where, f"a value for --{name}", _describe(v), line)
+    if isinstance(v, str) and any(ord(c) < 32 or ord(c) == 127 for c in v):
+        raise SweepError(file, where, "a value without control characters",
+                         repr(v)[:60], line)
+
+
+def _check_flags(flags, where, file, line, options):
+    """Extra arguments: each --name must be one of `tpusim run`'s options."""
+    if not isinstance(options, (set, dict, frozenset)):
+        return
+    for f in flags:
+        if f.startswith("--"):
+            n = f[2:].split("=", 1)[0]
+            if n not in options or n in ("out", "help"):
+                raise SweepError(file, where, "`tpusim run` options (other than --out)",
+                                 f"'{f}'", line)
+
+
 def _check_options(opts, where, file, lines, known):
     """known: (tpusim run's options, architecture keys), each None when not known."""
     options, arch_keys = known
@@ -242,11 +313,14 @@ def _check_options(opts, where, file, lines, known):
         raise SweepError(file, ".".join(where), "a mapping of tpusim run options",
                          _describe(opts), lines.get(where))
     for name, v in opts.items():
+        if not isinstance(name, str):
+            raise SweepError(file, ".".join(where), "option names (strings)", _describe(name),
+                             lines.get(where))
         w = where + (name,)
         line = lines.get(w)
         if options is not None and name not in ("flags",) and name not in options:
             raise SweepError(file, ".".join(w), "a `tpusim run` option (" +
-                             ", ".join(sorted(options - {"out"})) + ") or flags", f"'{name}'", line)
+                             ", ".join(sorted(set(options) - {"out"})) + ") or flags", f"'{name}'", line)
         if name in ("out", "help"):
             raise SweepError(file, ".".join(w), "an option sweep.py does not set itself",
                              f"'{name}' (sweep.py chooses each point's --out)", line)
@@ -254,11 +328,19 @@ def _check_options(opts, where, file, lines, known):
             if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
                 raise SweepError(file, ".".join(w), "a list of strings (extra arguments)",
                                  _describe(v), line)
+            _check_flags(v, ".".join(w), file, line, options)
         elif name == "set" and not isinstance(v, dict):
             raise SweepError(file, ".".join(w), "a mapping of architecture key -> value",
                              _describe(v), line)
         elif isinstance(v, dict):
+            info = _option_info(options, name)
+            if info is not None and not info.get("repeatable"):
+                raise SweepError(file, ".".join(w), f"a single value for --{name} (only repeatable "
+                                 "options such as set take key -> value mappings)", _describe(v), line)
             for k, x in v.items():
+                if not isinstance(k, str) or not k or "=" in k:
+                    raise SweepError(file, ".".join(w), "keys that are names (strings without '=')",
+                                     _describe(k), line)
                 _check_set_key(name, k, ".".join(w + (k,)), file, lines.get(w + (k,)), arch_keys)
                 if not _set_value_ok(x):
                     raise SweepError(file, ".".join(w + (k,)), "a scalar or a list of scalars",
@@ -266,6 +348,7 @@ def _check_options(opts, where, file, lines, known):
         elif not (_is_scalar(v) or v is None):
             raise SweepError(file, ".".join(w), f"a scalar value for --{name}", _describe(v), line)
         else:
+            _check_value(name, v, ".".join(w), file, line, options)
             _check_file(name, v, ".".join(w), file, line)
 
 
@@ -284,13 +367,19 @@ def _grid_axes(grid, file, lines, known):
                          lines.get(("grid",)))
     axes = []
     for name, values in grid.items():
+        if not isinstance(name, str):
+            raise SweepError(file, "grid", "option names (strings)", _describe(name),
+                             lines.get(("grid",)))
         w = ("grid", name)
         if name == "set" or (isinstance(values, dict)):
             if not isinstance(values, dict) or not values:
                 raise SweepError(file, ".".join(w), "a mapping of key -> list of values",
                                  _describe(values), lines.get(w))
-            _check_options({name: {}}, ("grid",), file, lines, known)
+            _check_options({name: {"_": 0}}, ("grid",), file, lines, (known[0], None))
             for k, xs in values.items():
+                if not isinstance(k, str) or not k or "=" in k:
+                    raise SweepError(file, ".".join(w), "keys that are names (strings without '=')",
+                                     _describe(k), lines.get(w))
                 _check_set_key(name, k, f"grid.{name}.{k}", file, lines.get(w + (k,)), known[1])
                 if not isinstance(xs, list) or not xs:
                     raise SweepError(file, f"grid.{name}.{k}", "a non-empty list of values",
@@ -312,14 +401,49 @@ def _grid_axes(grid, file, lines, known):
                 raise SweepError(file, f"grid.{name}[{i}]",
                                  "a list of strings" if name == "flags" else "a scalar value",
                                  _describe(x), lines.get(w + (str(i),)))
+            if name == "flags":
+                _check_flags(x, f"grid.{name}[{i}]", file, lines.get(w + (str(i),)), known[0])
+            else:
+                _check_value(name, x, f"grid.{name}[{i}]", file, lines.get(w + (str(i),)), known[0])
             _check_file(name, x, f"grid.{name}[{i}]", file, lines.get(w + (str(i),)))
         axes.append([{name: x} for x in values])
     return axes
 
 
+def _axis_names(grid):
+    """The grid's axes in _grid_axes order, named as in the file (set.KEY for mappings)."""
+    names = []
+    for name, values in (grid or {}).items():
+        if isinstance(values, dict):
+            names += [f"{name}.{k}" for k in values]
+        else:
+            names.append(str(name))
+    return names
+
+
+def _check_combination(opts, options, file, where):
+    """The `Needs:` and `Excludes:` of `tpusim run --help`, over a resolved point's options
+    (extra flags included), so that e.g. pod-set without pod stops the sweep, not each run."""
+    if not isinstance(options, dict):
+        return
+    given = {n for n, v in canonical(opts).items() if n != "flags"}
+    given |= {f[2:].split("=", 1)[0] for f in opts.get("flags", []) if f.startswith("--")}
+    for n in sorted(given):
+        info = options.get(n) or {}
+        for other in info.get("needs", []):
+            if other not in given:
+                raise SweepError(file, where, f"{other} with {n} (tpusim run --{n} needs --{other})",
+                                 f"{n} without {other}")
+        for other in info.get("excludes", []):
+            if other in given:
+                raise SweepError(file, where, f"{n} and {other} not together (tpusim run "
+                                 "refuses the pair)", "both")
+
+
 def load(path, known_options=None, arch_keys=None):
     """Loads, validates and expands a sweep file. known_options: `tpusim run`'s long options
-    (without --), arch_keys: the architecture's keys; None accepts any name."""
+    (without --), a set of names or a dict name -> {"type", "needs", "excludes"} as sweep.py
+    reads them from --help; arch_keys: the architecture's keys; None accepts any name."""
     known = (known_options, arch_keys)
     data, lines = load_yaml(path)
     if not isinstance(data, dict):
@@ -329,9 +453,11 @@ def load(path, known_options=None, arch_keys=None):
             raise SweepError(path, str(k), "one of " + ", ".join(TOP_KEYS), f"'{k}'",
                              lines.get((str(k),)))
     name = data.get("name", os.path.splitext(os.path.basename(path))[0])
-    if not isinstance(name, str) or not name or "/" in name:
-        raise SweepError(path, "name", "a non-empty string without '/'", _describe(name),
-                         lines.get(("name",)))
+    if (not isinstance(name, str) or not name or "/" in name or name in (".", "..")
+            or any(ord(c) < 32 or ord(c) == 127 for c in name)):
+        raise SweepError(path, "name", "a non-empty string without '/' or control characters "
+                         "(it names a directory)", repr(name) if isinstance(name, str)
+                         else _describe(name), lines.get(("name",)))
     base = data.get("base", {})
     _check_options(base, ("base",), path, lines, known)
     if "grid" not in data and "points" not in data and not base:
@@ -355,8 +481,8 @@ def load(path, known_options=None, arch_keys=None):
             raise SweepError(path, "seeds", "a non-empty list of integers", _describe(seeds),
                              lines.get(("seeds",)))
         for i, x in enumerate(seeds):
-            if not isinstance(x, int) or isinstance(x, bool):
-                raise SweepError(path, f"seeds[{i}]", "an integer", _describe(x),
+            if not isinstance(x, int) or isinstance(x, bool) or not 0 <= x <= 1 << 62:
+                raise SweepError(path, f"seeds[{i}]", "an integer in [0, 2^62]", _describe(x),
                                  lines.get(("seeds", str(i))))
         if len(set(seeds)) != len(seeds):
             raise SweepError(path, "seeds", "distinct seeds", "a seed repeated", lines.get(("seeds",)))
@@ -366,9 +492,25 @@ def load(path, known_options=None, arch_keys=None):
         raise SweepError(path, "slurm", "a mapping of sbatch option -> value", _describe(slurm),
                          lines.get(("slurm",)))
     for k, v in slurm.items():
-        if not _is_scalar(v) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", str(k)):
-            raise SweepError(path, f"slurm.{k}", "an sbatch long option name with a scalar value",
-                             _describe(v), lines.get(("slurm", str(k))))
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", str(k)):
+            raise SweepError(path, "slurm", "sbatch long option names (letters, digits, '-')",
+                             repr(str(k))[:60], lines.get(("slurm", str(k))) or lines.get(("slurm",)))
+        if not _is_scalar(v) or any(ord(c) < 32 or ord(c) == 127 for c in str(v)):
+            raise SweepError(path, f"slurm.{k}", "a scalar value on one line (no control characters)",
+                             _describe(v) if not _is_scalar(v) else repr(str(v))[:60],
+                             lines.get(("slurm", str(k))))
+
+    count = len(point_entries) * len(seeds if seeds is not None else [None])
+    for axis in axes:
+        count *= len(axis)
+    if count > MAX_POINTS:
+        raise SweepError(path, "grid" if axes else "points", f"a sweep of at most {MAX_POINTS} "
+                         "points (split it into several files)",
+                         f"{count} points (" + " x ".join(
+                             [f"{len(a)} {n}" for a, n in zip(axes, _axis_names(data.get("grid")))]
+                             + ([f"{len(point_entries)} points"] if "points" in data else [])
+                             + ([f"{len(seeds)} seeds"] if seeds is not None else [])) + ")",
+                         lines.get(("grid",) if axes else ("points",)))
 
     points, by_hash = [], {}
     for entry, origin in point_entries:
@@ -389,6 +531,7 @@ def load(path, known_options=None, arch_keys=None):
                 if not p.options.get("arch") or not p.options.get("workload"):
                     raise SweepError(path, where, "arch and workload (in base, points or grid)",
                                      "a point without " + ("arch" if not p.options.get("arch") else "workload"))
+                _check_combination(p.options, known[0], path, where)
                 if p.hash in by_hash:
                     raise SweepError(path, where, "distinct points",
                                      f"the same settings as point {by_hash[p.hash]}")

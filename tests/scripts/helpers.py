@@ -17,6 +17,7 @@ sys.path.insert(0, SCRIPTS)
 ARCH = os.path.join(REPO, "configs", "arch", "tpu_v4.yaml")
 MLP = os.path.join(REPO, "configs", "workloads", "gemm_mlp.yaml")
 BERT = os.path.join(REPO, "configs", "workloads", "bert_base_128.yaml")
+POD = os.path.join(REPO, "configs", "pod", "v5e_16x16.yaml")
 
 
 def tiny_sweep(path, rows=(64, 128), extra=""):

@@ -136,6 +136,102 @@ class Expansion(TempDir):
         msg = self.bad(base + "points: [{out: x}]\n")
         self.assertIn("expected an option sweep.py does not set itself", msg)
 
+    def test_hostile_files_are_refused_before_they_are_expanded(self):
+        base = f"base: {{arch: {helpers.ARCH}, workload: {helpers.MLP}}}\n"
+        # Aliases repeating a list nine times per level: 9^7 nodes if walked naively.
+        bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+            f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n" for p, n in zip("abcdef", "bcdefg"))
+        msg = self.bad(bomb)
+        self.assertIn("file: expected at most 200000 YAML nodes (aliases counted at every use), "
+                      "found more", msg)
+        msg = self.bad(base + "points: [" + "[" * 2000 + "]" * 2000 + "]\n")
+        self.assertIn("file: expected mappings and lists nested at most 32 deep", msg)
+        f = self.path("latin1.yaml")
+        with open(f, "wb") as out:
+            out.write(base.encode() + b"description: caf\xe9\n")
+        with self.assertRaises(spec.SweepError) as cm:
+            spec.load(f)
+        self.assertIn("latin1.yaml:2: file: expected UTF-8 text, found the byte 0xe9", str(cm.exception))
+        msg = self.bad(base + 'name: "a\\0b"\n')
+        self.assertIn("name: expected a non-empty string without '/' or control characters", msg)
+        msg = self.bad(base + "slurm: {partition: \"gpu\\n#SBATCH --x\"}\n")
+        self.assertIn("slurm.partition: expected a scalar value on one line", msg)
+        # 11 x 10^4 combinations: refused from the axis sizes, before any point is built.
+        ten = "[" + ", ".join(str(i) for i in range(1, 11)) + "]"
+        msg = self.bad(base + f"grid:\n  batch: [{', '.join(str(i) for i in range(1, 12))}]\n"
+                       f"  seed: {ten}\n  set: {{mxu.rows: {ten}, mxu.cols: {ten}, x.y: {ten}}}\n")
+        self.assertIn("grid: expected a sweep of at most 100000 points (split it into several "
+                      "files), found 110000 points (11 batch x 10 seed x 10 set.mxu.rows x 10 "
+                      "set.mxu.cols x 10 set.x.y)", msg)
+        msg = self.bad(base + "seeds: [-1]\n")
+        self.assertIn("seeds[0]: expected an integer in [0, 2^62], found the number -1", msg)
+        msg = self.bad(base + "points: [{set: {1: 2}}]\n")
+        self.assertIn("points.0.set: expected keys that are names (strings without '='), found "
+                      "the number 1", msg)
+        msg = self.bad(f"base: {{arch: {helpers.ARCH}, workload: {helpers.MLP}, pod-set: 1}}\n"
+                       "points: [{pod-set: {dims: [2]}}]\n")
+        self.assertIn("points[0]: pod-set: expected the same kind of value everywhere the option "
+                      "is set", msg)
+
+    def test_values_are_checked_against_tpusim_run_help(self):
+        import sweep  # scripts/sweep.py: reads the options' types, Needs and Excludes
+        known = sweep.run_options(helpers.TPUSIM)
+        self.assertEqual(known["batch"]["type"], "INT")
+        self.assertEqual(known["bucket-mb"]["type"], "FLOAT")
+        self.assertIsNone(known["no-functional"]["type"])
+        self.assertTrue(known["pod-set"]["repeatable"])
+        self.assertIn("pod", known["pod-set"]["needs"])
+        self.assertIn("no-functional", known["check"]["excludes"])
+        base = f"base: {{arch: {helpers.ARCH}, workload: {helpers.MLP}}}\n"
+        cases = [
+            ("grid: {batch: [abc, 2]}\n",
+             "bad.yaml:2: grid.batch[0]: expected an integer for --batch, found the string 'abc'"),
+            ("points: [{batch: 2.5}]\n", "points.0.batch: expected an integer for --batch"),
+            ("points: [{batch: true}]\n", "expected an integer for --batch, found the boolean true"),
+            ("points: [{batch: {a: 1}}]\n", "points.0.batch: expected a single value for --batch"),
+            ("points: [{no-functional: 1}]\n",
+             "points.0.no-functional: expected true or false (--no-functional is a flag)"),
+            ("points: [{bucket-mb: x}]\n", "expected a number for --bucket-mb"),
+            ("points: [{flags: [--bogus]}]\n",
+             "points.0.flags: expected `tpusim run` options (other than --out), found '--bogus'"),
+            ("grid: {flags: [[--out=x]]}\n", "grid.flags[0]: expected `tpusim run` options"),
+            ("points: [{pod-set: {dims: [2, 2]}}]\n",
+             "point 0 (points[0]): expected pod with pod-set (tpusim run --pod-set needs --pod), "
+             "found pod-set without pod"),
+            ("points: [{check: true, no-functional: true}]\n",
+             "expected check and no-functional not together"),
+            ("points: [{mode: \"a\\nb\"}]\n", "points.0.mode: expected a value without control"),
+        ]
+        for text, message in cases:
+            with self.subTest(text=text):
+                self.assertIn(message, self.bad(base + text, known))
+        ok = spec.load(self.write("ok.yaml", base + "grid: {batch: [1, 2]}\npoints:\n"
+                                  f"  - {{pod: {helpers.POD}, pod-set: {{dims: [2, 2]}}, "
+                                  "bucket-mb: 4}\n  - {no-functional: true, flags: [--ideal-memory]}\n"),
+                       known)
+        self.assertEqual(len(ok.points), 4)
+
+    def test_sweep_py_command_line_errors_are_one_line_before_anything_runs(self):
+        s = helpers.tiny_sweep(self.path("t.yaml"))
+        with open(self.path("afile"), "w", encoding="utf-8"):
+            pass
+        cases = [
+            (["--out", self.path("afile")], "--out: expected a directory (new or existing), found the file"),
+            (["--timeout", "nan"], "--timeout: expected seconds > 0, found nan"),
+            (["--jobs", "x"], "<command line>: argument --jobs/-j: invalid int value: 'x'"),
+            (["--results", self.path("afile", "r.csv")], "--results: expected a table file that can be "
+             "written, found"),
+            (["--results", self.dir + "/"], "results file: expected a name ending in .csv"),
+            (["--run-point", "\u00b2"], "--run-point: expected an index or the hash of one point"),
+        ]
+        for extra, message in cases:
+            with self.subTest(extra=extra):
+                p = run([PYTHON, SWEEP, s, "--out", self.path("o")] + extra, self.dir, check=2)
+                self.assertIn(message, p.stderr)
+                self.assertEqual(p.stderr.count("\n"), 1, p.stderr)
+                self.assertEqual(p.stdout, "")
+                self.assertFalse(os.path.exists(self.path("o", "points")))
+
     def test_sweep_py_exits_2_on_bad_sweep(self):
         f = self.write("bad.yaml", f"base: {{arch: {helpers.ARCH}, workload: {helpers.MLP}}}\n"
                                    "grid: {bacth: [1, 2]}\n")
