@@ -11,6 +11,7 @@
 #include <cstring>
 #include <cerrno>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -529,6 +530,12 @@ std::string disassemble(const Program& p) {
 }
 
 Program load_program(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::file_status st = std::filesystem::status(path, ec);
+  if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st)) {
+    throw InputError(SourceLocation{path, 0, 0}, "program file", "a regular .tasm or .tbin file",
+                     std::filesystem::is_directory(st) ? "a directory" : "a device, pipe or socket");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(SourceLocation{path, 0, 0}, "cannot open program file");
   std::vector<uint8_t> bytes;
@@ -540,8 +547,23 @@ Program load_program(const std::string& path) {
                        "a larger file");
     }
   }
-  if (looks_binary(bytes)) return decode_program(bytes, path);
-  return assemble(std::string(bytes.begin(), bytes.end()), path);
+  Program p;
+  bool binary_name = path.size() >= 5 && path.compare(path.size() - 5, 5, ".tbin") == 0;
+  if (looks_binary(bytes)) {
+    p = decode_program(bytes, path);
+  } else if (binary_name) {
+    // A .tbin that is not one (truncated to nothing, another format) would otherwise be read
+    // as assembly and blamed on a "mnemonic" in binary garbage.
+    throw InputError(SourceLocation{path, 0, 0}, "magic (byte 0)", "'TPUB' (a tpusim binary program)",
+                     bytes.empty() ? "an empty file" : "other bytes");
+  } else {
+    p = assemble(std::string(bytes.begin(), bytes.end()), path);
+  }
+  if (p.code.empty()) {
+    throw InputError(SourceLocation{path, 0, 0}, "program", "at least one instruction (end with halt)",
+                     "none");
+  }
+  return p;
 }
 
 }  // namespace tpu::isa

@@ -40,6 +40,7 @@ class Reader {
   Reader(const std::vector<uint8_t>& b, const std::string& file) : b_(b), file_(file) {}
   template <class T>
   T le(const char* what) {
+    field_ = pos_;
     need(sizeof(T), what);
     uint64_t v = 0;
     for (std::size_t i = 0; i < sizeof(T); ++i) v |= uint64_t{b_[pos_ + i]} << (8 * i);
@@ -47,22 +48,26 @@ class Reader {
     return static_cast<T>(v);
   }
   std::string bytes(std::size_t n, const char* what) {
+    field_ = pos_;
     need(n, what);
     std::string s(reinterpret_cast<const char*>(b_.data() + pos_), n);
     pos_ += n;
     return s;
   }
   const uint8_t* take(std::size_t n, const char* what) {
+    field_ = pos_;
     need(n, what);
     const uint8_t* p = b_.data() + pos_;
     pos_ += n;
     return p;
   }
   std::size_t remaining() const { return b_.size() - pos_; }
+  void mark() { field_ = pos_; }  ///< the next message is about what starts here
   std::size_t pos() const { return pos_; }
   [[noreturn]] void fail(const std::string& key, const std::string& expected,
                          const std::string& found) const {
-    throw InputError(SourceLocation{file_, 0, 0}, fmt::format("{} (byte {})", key, pos_),
+    // The offset of the field the message is about: where the last read began.
+    throw InputError(SourceLocation{file_, 0, 0}, fmt::format("{} (byte {})", key, field_),
                      expected, found);
   }
 
@@ -75,6 +80,7 @@ class Reader {
   const std::vector<uint8_t>& b_;
   std::string file_;
   std::size_t pos_ = 0;
+  std::size_t field_ = 0;  ///< where the field last read (or being read) starts
 };
 
 }  // namespace
@@ -187,10 +193,10 @@ Program decode_program(const std::vector<uint8_t>& bytes, const std::string& fil
   Program p;
   p.arch_fingerprint = r.le<uint64_t>("arch fingerprint");
   uint32_t nregions = r.le<uint32_t>("region count");
-  uint32_t ninst = r.le<uint32_t>("instruction count");
   if (nregions > kMaxRegions) {
     r.fail("region count", fmt::format("at most {}", kMaxRegions), std::to_string(nregions));
   }
+  uint32_t ninst = r.le<uint32_t>("instruction count");
   if (ninst > kMaxInstructions) {
     r.fail("instruction count", fmt::format("at most {}", kMaxInstructions),
            std::to_string(ninst));
@@ -203,15 +209,18 @@ Program decode_program(const std::vector<uint8_t>& bytes, const std::string& fil
     }
     reg.name = r.bytes(len, "region name");
     if (!is_identifier(reg.name)) r.fail("region name", "an identifier", "other bytes");
+    for (const Region& before : p.regions) {
+      if (before.name == reg.name) r.fail("region name", "a region name used once", "'" + reg.name + "' again");
+    }
     uint8_t space = r.le<uint8_t>("region space");
-    uint8_t dtype = r.le<uint8_t>("region dtype");
-    uint8_t role = r.le<uint8_t>("region role");
-    uint8_t init = r.le<uint8_t>("region init");
-    uint8_t rank = r.le<uint8_t>("region rank");
     if (space > 1) r.fail("region space", "0 or 1", std::to_string(space));
+    uint8_t dtype = r.le<uint8_t>("region dtype");
     if (dtype >= kElemTypeCount) r.fail("region dtype", "0 to 3", std::to_string(dtype));
+    uint8_t role = r.le<uint8_t>("region role");
     if (role > 2) r.fail("region role", "0 to 2", std::to_string(role));
+    uint8_t init = r.le<uint8_t>("region init");
     if (init >= kRegionInitCount) r.fail("region init", "0 to 3", std::to_string(init));
+    uint8_t rank = r.le<uint8_t>("region rank");
     if (rank == 0 || rank > kMaxRank) {
       r.fail("region rank", fmt::format("1 to {}", kMaxRank), std::to_string(rank));
     }
@@ -243,6 +252,7 @@ Program decode_program(const std::vector<uint8_t>& bytes, const std::string& fil
     }
     p.regions.push_back(std::move(reg));
   }
+  r.mark();
   if (r.remaining() != static_cast<std::size_t>(ninst) * kInstructionBytes) {
     r.fail("instructions", fmt::format("{} bytes ({} instructions)",
                                        std::size_t{ninst} * kInstructionBytes, ninst),

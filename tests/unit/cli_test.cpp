@@ -41,6 +41,10 @@ TEST_F(Cli, ConfigPrintsAResolvedDumpThatLoadsBack) {
 TEST_F(Cli, BadInputsExitWithCode2AndOneMessage) {
   write("bad.yaml", "name: x\nclock_mhz: fast\n");
   write("bad.tasm", "nop\nfrobnicate\n");
+  write("empty.tbin", "");
+  write("text.tbin", "halt\n");
+  write("empty.tasm", "");
+  write("comments.tasm", "# nothing but a comment\n");
   {
     // A valid header for two bf16 values followed by a megabyte of data.
     isa::NpyArray small;
@@ -90,6 +94,14 @@ TEST_F(Cli, BadInputsExitWithCode2AndOneMessage) {
            path("x.npy") + " --input x=" + path("x.npy"),
        "<command line>: --input x: expected each input given once, found it given twice"},
       {"disasm " + path("bad.tasm") + " -o " + path("x.tasm") + " --bogus", "--bogus"},
+      // An empty or foreign .tbin is not read as assembly; an empty program is not run.
+      {"disasm " + path("empty.tbin"), "empty.tbin: magic (byte 0): expected 'TPUB' (a tpusim "
+       "binary program), found an empty file"},
+      {"disasm " + path("text.tbin"), "text.tbin: magic (byte 0): expected 'TPUB'"},
+      {"exec --arch " + src("configs/arch/tpu_v4.yaml") + " " + path("empty.tasm"),
+       "empty.tasm: program: expected at least one instruction (end with halt), found none"},
+      {"asm " + path("comments.tasm") + " -o " + path("c.tbin"),
+       "comments.tasm: program: expected at least one instruction"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.args);

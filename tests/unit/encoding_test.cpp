@@ -2,6 +2,8 @@
 // binary decoder input never crashes.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <array>
 #include <random>
 
@@ -116,21 +118,56 @@ TEST(Encoding, HeaderFieldsAreChecked) {
     InputError e = test::expect_input_error([&] { decode_program(b, "h.tbin"); });
     EXPECT_NE(e.key().find(key), std::string::npos) << e.what();
   };
+  // Header layout: magic 4, version 2, reserved 2, isa hash 4, fingerprint 8, counts 4 + 4;
+  // each message gives the offset where its field starts.
   std::vector<uint8_t> b = bin;
   b[0] = 'X';
-  expect_key(b, "magic");
+  expect_key(b, "magic (byte 0)");
   b = bin;
   b[4] = 9;
-  expect_key(b, "format version");
+  expect_key(b, "format version (byte 4)");
+  b = bin;
+  b[6] = 1;
+  expect_key(b, "reserved (byte 6)");
   b = bin;
   b[8] ^= 1;
-  expect_key(b, "isa hash");
+  expect_key(b, "isa hash (byte 8)");
+  b = bin;
+  b[23] = 0x7f;
+  expect_key(b, "region count (byte 20)");
+  b = bin;
+  b[27] = 0x7f;
+  expect_key(b, "instruction count (byte 24)");
+  b = bin;
+  b.push_back(0);
+  expect_key(b, "instructions (byte 28)");
   b = bin;
   b[bin.size() - kInstructionBytes] = 200;
   expect_key(b, "opcode");
   b = bin;
   b.back() = 0x80;
   expect_key(b, "unused bits");
+}
+
+// A binary is checked like its assembly: two regions of one name are refused (the assembler
+// refuses them; the decoder used to accept them, and the second was unreachable).
+TEST(Encoding, RegionNamesAreUniqueInABinary) {
+  Program p;
+  Region r;
+  r.name = "a";
+  r.shape = {4};
+  p.regions = {r, r};
+  p.regions[1].addr = 64;
+  p.code.push_back(Instruction::make(Opcode::kHalt));
+  std::vector<uint8_t> bin = encode_program(p);
+  // Header 28 bytes; a region: name length 1 + name + 5 one-byte fields + address 8 + seed 8
+  // + scale 4 + one dimension 8; the second name follows the second length byte.
+  const std::size_t second_name = 28 + (1 + 1 + 5 + 8 + 8 + 4 + 8) + 1;
+  InputError e = test::expect_input_error([&] { decode_program(bin, "dup.tbin"); });
+  EXPECT_EQ(e.key(), fmt::format("region name (byte {})", second_name)) << e.what();
+  EXPECT_EQ(e.found(), "'a' again");
+  p.regions[1].name = "b";
+  EXPECT_EQ(decode_program(encode_program(p), "ok.tbin").regions.size(), 2u);
 }
 
 }  // namespace
