@@ -76,10 +76,11 @@ const Schema<PodConfig>& pod_schema() {
   return s;
 }
 
-PodConfig load_pod(const std::string& path, const std::vector<std::string>& overrides) {
+PodConfig load_pod(const std::string& path, const std::vector<std::string>& overrides,
+                   const std::string& option) {
   std::vector<std::string> keys = pod_schema().keys();
   RawConfig raw = RawConfig::from_file(path, keys);
-  for (const auto& o : overrides) raw.apply_override(o, keys);
+  for (const auto& o : overrides) raw.apply_override(o, keys, option);
   return finish(raw);
 }
 

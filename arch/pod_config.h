@@ -33,7 +33,9 @@ const std::vector<std::string>& dim_topology_names();
 
 /// Loads and validates a pod file. Throws InputError: zero dims, dimension count mismatch,
 /// more ports needed than the chip has, more than 1,048,576 chips.
-PodConfig load_pod(const std::string& path, const std::vector<std::string>& overrides = {});
+/// `option` names the overrides' command-line option in messages (--set, --pod-set).
+PodConfig load_pod(const std::string& path, const std::vector<std::string>& overrides = {},
+                   const std::string& option = "--set");
 PodConfig load_pod_string(const std::string& yaml, const std::string& name,
                           const std::vector<std::string>& overrides = {});
 std::string dump_pod(const PodConfig& c);

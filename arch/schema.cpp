@@ -145,17 +145,17 @@ void RawConfig::flatten(const YAML::Node& node, const std::string& prefix,
 }
 
 void RawConfig::apply_override(const std::string& assignment,
-                               const std::vector<std::string>& keys) {
+                               const std::vector<std::string>& keys, const std::string& option) {
   SourceLocation where{"<command line>", 0, 0};
   std::size_t eq = assignment.find('=');
   if (eq == std::string::npos) {
-    throw InputError(where, "--set", "KEY=VALUE", "'" + assignment + "'");
+    throw InputError(where, option, "KEY=VALUE", "'" + assignment + "'");
   }
   std::string key = strip(assignment.substr(0, eq));
   std::string value = strip(assignment.substr(eq + 1));
   if (!is_known(key, keys)) {
     std::string hint = closest_key(key, keys);
-    throw InputError(where, "--set " + key,
+    throw InputError(where, option + " " + key,
                      hint.empty() ? std::string("a known key")
                                   : "a known key (did you mean '" + hint + "'?)",
                      "an unknown key");
@@ -164,7 +164,7 @@ void RawConfig::apply_override(const std::string& assignment,
   try {
     node = YAML::Load(value);
   } catch (const YAML::Exception& e) {
-    throw InputError(where, "--set " + key, "a YAML value", "'" + value + "' (" + e.msg + ")");
+    throw InputError(where, option + " " + key, "a YAML value", "'" + value + "' (" + e.msg + ")");
   }
   values_[key] = RawValue{node, where};
 }

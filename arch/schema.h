@@ -36,7 +36,9 @@ class RawConfig {
                                const std::vector<std::string>& known_keys);
 
   /// Applies a `key=value` override from the command line (value parsed as YAML).
-  void apply_override(const std::string& assignment, const std::vector<std::string>& known_keys);
+  /// `option` names the command-line option in messages (--set, --pod-set).
+  void apply_override(const std::string& assignment, const std::vector<std::string>& known_keys,
+                      const std::string& option = "--set");
 
   const RawValue* find(const std::string& key) const;
   /// Location of a key if given, else the file itself.

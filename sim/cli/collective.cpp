@@ -17,9 +17,10 @@ namespace tpu::cli {
 namespace {
 
 double parse_bytes(const std::string& s) {
-  static const std::pair<const char*, double> units[] = {{"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0},
-                                                         {"KB", 1e3},     {"MB", 1e6},        {"GB", 1e9},
-                                                         {"B", 1.0}};
+  static const std::pair<const char*, double> units[] = {
+      {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0},
+      {"PiB", 1125899906842624.0}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"PB", 1e15},
+      {"B", 1.0}};
   std::string num = s;
   double mult = 1;
   for (const auto& [u, m] : units) {
@@ -40,7 +41,7 @@ double parse_bytes(const std::string& s) {
   double bytes = v * mult;
   if (num.empty() || pos != num.size() || !(bytes >= 1) || bytes > 1e15) {
     throw InputError(SourceLocation{"<command line>", 0, 0}, "--bytes",
-                     "a size from 1 byte to 1 PB (e.g. 4096, 64MiB, 1GiB)", "'" + s + "'");
+                     "a size from 1 byte to 1 PB (e.g. 4096, 64MiB, 1GiB, 2TB; B, KB..PB, KiB..PiB)", "'" + s + "'");
   }
   return bytes;
 }

@@ -405,7 +405,7 @@ struct PodStep {
 }  // namespace
 
 static int run_pod_mode(const RunOptions& o, const arch::ArchConfig& a) {
-  arch::PodConfig pod = arch::load_pod(o.pod, o.pod_sets);
+  arch::PodConfig pod = arch::load_pod(o.pod, o.pod_sets, "--pod-set");
   ParallelPlan plan = parse_parallel(o.parallel, pod);
   if (o.backend != "auto" && o.backend != "detailed" && o.backend != "symmetric") {
     throw InputError(command_line(), "--backend", "detailed|symmetric|auto", "'" + o.backend + "'");

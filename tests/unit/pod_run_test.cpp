@@ -124,6 +124,9 @@ TEST_F(PodRun, BadParallelPlansExitTwoWithOneMessage) {
            {"--pod " + path("pod.yaml") + " --parallel ''", "found an empty value"},
            {"--pod " + path("pod.yaml") + " --batch 6", "--batch"},
            {"--pod " + path("pod.yaml") + " --backend fast", "--backend"},
+           {"--pod " + path("pod.yaml") + " --pod-set dimz=3",
+            "<command line>: --pod-set dimz: expected a known key (did you mean 'dims'?)"},
+           {"--pod " + path("pod.yaml") + " --pod-set dims", "--pod-set: expected KEY=VALUE"},
            {"--parallel data=2", "--parallel"}}) {
     test::CliResult r = run_tpusim(base + " " + args);
     EXPECT_EQ(r.code, 2) << args << "\n" << r.out;

@@ -166,6 +166,17 @@ TEST(PodValidation, CollectiveCommandPrintsTheFiguresAsJson) {
   EXPECT_NE(t.out.find("links crossing the cut"), std::string::npos) << t.out;
   EXPECT_NE(t.out.find("1.600 TB/s per direction (links x link bandwidth)"), std::string::npos)
       << t.out;
+
+  // Every size suffix the message lists is taken, decimal and binary, up to 1 PB.
+  for (const auto& [text, bytes] : std::vector<std::pair<std::string, double>>{
+           {"3KB", 3e3}, {"3KiB", 3 * 1024.0}, {"2TB", 2e12}, {"1TiB", 1099511627776.0}, {"1PB", 1e15}, {"5B", 5}}) {
+    test::CliResult s = test::run_tpusim("collective --pod " + v5e + " --op bisection --json --bytes " + text);
+    ASSERT_EQ(s.code, 0) << text << "\n" << s.out;
+    EXPECT_EQ(nlohmann::json::parse(s.out)["bytes"].get<double>(), bytes) << text;
+  }
+  test::CliResult big = test::run_tpusim("collective --pod " + v5e + " --op bisection --bytes 1PiB");
+  EXPECT_EQ(big.code, 2) << big.out;
+  EXPECT_NE(big.out.find("--bytes: expected a size from 1 byte to 1 PB"), std::string::npos) << big.out;
 }
 
 TEST(PodValidation, BadBisectionCommandLinesExitTwoWithOneMessage) {
