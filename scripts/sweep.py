@@ -245,6 +245,8 @@ def main():
 
     try:
         recorded = results.hashes()
+    except table.TableError as e:
+        fail(str(e))
     except Exception as e:  # a damaged table is bad input, not a crash
         fail(f"{args.results}: results table: expected a readable table, found {e}")
     done = {p.hash for p in sweep.points if is_done(recorded.get(p.hash))}

@@ -73,13 +73,38 @@ class CsvTable:
             finally:
                 fcntl.lockf(f, fcntl.LOCK_UN)
 
+    def _bad(self, line, expected, found):
+        return TableError(f"{self.path}:{line}: results table: expected {expected}, found {found}")
+
     def _read(self):
+        """(header, rows), after checking the file is a table this module wrote: a header
+        naming `hash` once and every column once, and rows of exactly the header's cells."""
         if not os.path.exists(self.path) or os.path.getsize(self.path) == 0:
             return [], []
-        with open(self.path, newline="", encoding="utf-8") as f:
-            r = csv.reader(f)
-            header = next(r, [])
-            rows = [dict(zip(header, line)) for line in r if line]
+        try:
+            with open(self.path, newline="", encoding="utf-8") as f:
+                r = csv.reader(f, strict=True)
+                header = next(r, [])
+                if "hash" not in header or len(set(header)) != len(header):
+                    dup = sorted({c for c in header if header.count(c) > 1})
+                    raise self._bad(1, "a header naming each column once, hash among them",
+                                    f"the column '{dup[0]}' twice" if dup else "no hash column")
+                rows = []
+                for line in r:
+                    if not line:
+                        continue
+                    if len(line) != len(header):
+                        raise self._bad(r.line_num, f"{len(header)} cells (one per header column)",
+                                        f"{len(line)}")
+                    row = dict(zip(header, line))
+                    if not row["hash"]:
+                        raise self._bad(r.line_num, "a point hash in the hash column", "none")
+                    rows.append(row)
+        except UnicodeDecodeError as e:
+            raise TableError(f"{self.path}: results table: expected UTF-8 CSV text, found the "
+                             f"byte 0x{e.object[e.start]:02x} at offset {e.start}") from None
+        except csv.Error as e:
+            raise TableError(f"{self.path}: results table: expected CSV, found {e}") from None
         return header, rows
 
     def rows(self):
@@ -153,8 +178,12 @@ class SqliteTable:
             return []
         db = self._connect()
         try:
-            if not self._columns(db):
+            columns = self._columns(db)
+            if not columns:
                 return []
+            if "hash" not in columns:
+                raise TableError(f"{self.path}: results table: expected a table '{self.TABLE}' "
+                                 "with a hash column, found one without")
             cur = db.execute(f'SELECT * FROM "{self.TABLE}" ORDER BY rowid')
             names = [d[0] for d in cur.description]
             return [dict(zip(names, r)) for r in cur.fetchall()]

@@ -393,6 +393,34 @@ class Failures(TempDir):
 class Tables(TempDir):
     """SweepTables: CSV and SQLite hold the same rows; both resume; concurrent writers."""
 
+    def test_damaged_tables_stop_the_sweep_with_one_line(self):
+        s = helpers.tiny_sweep(self.path("tiny.yaml"))
+        cases = [
+            (b"a,b\n1,2\n", "r.csv:1: results table: expected a header naming each column once, "
+             "hash among them, found no hash column"),
+            (b"hash,hash\nx,y\n", "found the column 'hash' twice"),
+            (b"hash,status\nab,ok,extra\n", "r.csv:2: results table: expected 2 cells (one per "
+             "header column), found 3"),
+            (b"hash,status\n,ok\n", "r.csv:2: results table: expected a point hash in the hash "
+             "column, found none"),
+            (b'hash,status\n"ab,ok\n', "r.csv: results table: expected CSV, found unexpected end"),
+            ("hash,status\n".encode("utf-16"), "r.csv: results table: expected UTF-8 CSV text, "
+             "found the byte 0xff at offset 0"),
+        ]
+        for data, message in cases:
+            with self.subTest(data=data):
+                with open(self.path("r.csv"), "wb") as f:
+                    f.write(data)
+                p = run([PYTHON, SWEEP, s, "--out", self.path("o"), "--results", self.path("r.csv")],
+                        self.dir, check=2)
+                self.assertIn(message, p.stderr)
+                self.assertEqual(p.stderr.count("\n"), 1, p.stderr)
+                self.assertFalse(os.path.exists(self.path("o", "points")))
+        # Old Mac line ends are still CSV: the table reads back.
+        with open(self.path("cr.csv"), "wb") as f:
+            f.write(b"hash,status\rab,ok\r")
+        self.assertEqual(table.open_table(self.path("cr.csv")).hashes(), {"ab": "ok"})
+
     def test_csv_and_sqlite_hold_the_same_rows(self):
         s = helpers.tiny_sweep(self.path("tiny.yaml"), rows=(0, 64))
         for name in ("r.csv", "r.sqlite"):
