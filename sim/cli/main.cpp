@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <exception>
+#include <regex>
+#include <string>
 
 #include "arch/error.h"
 #include "sim/chip/asan_options.h"
@@ -14,6 +16,44 @@
 const CLI::Validator kNonEmpty(
     [](std::string& v) { return v.empty() ? std::string("expected a directory path, found an empty one") : std::string(); },
     "DIR");
+
+namespace {
+
+// CLI11's own messages ("Could not convert: --batch = abc") rewritten in the house form,
+// "OPTION: expected WHAT, found WHAT"; anything else is passed through as CLI11 wrote it.
+std::string describe(const CLI::App& app, const CLI::ParseError& err) {
+  std::string msg = err.what();
+  std::smatch m;
+  auto type_of = [&](const std::string& name) -> std::string {
+    for (const CLI::App* sub : app.get_subcommands()) {  // the subcommand that was parsed
+      if (const CLI::Option* o = sub->get_option_no_throw(name)) return o->get_type_name();
+    }
+    return "";
+  };
+  static const std::regex kConvert(R"(^Could not convert: (--[a-z0-9-]+) = (.*)$)");
+  static const std::regex kRange(R"(^(--[a-z0-9-]+): Value (.*) not in range (.*) to (.*)$)");
+  static const std::regex kFile(R"(^(-*[a-z0-9-]+): File does not exist: (.*)$)");
+  static const std::regex kDir(R"(^(-*[a-z0-9-]+): File is actually a directory: (.*)$)");
+  if (std::regex_match(msg, m, kConvert)) {
+    std::string type = type_of(m[1]);
+    std::string what = type == "INT" ? "an integer" : type == "UINT" ? "a non-negative integer"
+                       : type == "FLOAT" ? "a number" : "a value of type " + type;
+    return fmt::format("{}: expected {}, found '{}'", m[1].str(), what, m[2].str());
+  }
+  if (std::regex_match(msg, m, kRange)) {
+    return fmt::format("{}: expected a value in [{}, {}], found {}", m[1].str(), m[3].str(), m[4].str(),
+                       m[2].str());
+  }
+  if (std::regex_match(msg, m, kFile)) {
+    return fmt::format("{}: expected an existing file, found '{}' (no such file)", m[1].str(), m[2].str());
+  }
+  if (std::regex_match(msg, m, kDir)) {
+    return fmt::format("{}: expected a file, found the directory '{}'", m[1].str(), m[2].str());
+  }
+  return msg;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace tpu::cli;
@@ -138,7 +178,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& h) {
     return app.exit(h);
   } catch (const CLI::ParseError& err) {
-    std::fprintf(stderr, "tpusim: error: <command line>: %s\n", err.what());
+    std::fprintf(stderr, "tpusim: error: <command line>: %s\n", describe(app, err).c_str());
     return 2;
   }
 

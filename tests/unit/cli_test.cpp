@@ -66,7 +66,17 @@ TEST_F(Cli, BadInputsExitWithCode2AndOneMessage) {
       {"config --arch " + path("bad.yaml"), "bad.yaml:2:1: clock_mhz: expected a number"},
       {"config --arch " + src("configs/arch/tpu_v1.yaml") + " --set mxu.cols=0",
        "<command line>: mxu.cols: expected an integer in [1, 4096]"},
-      {"config --arch /no/such/file.yaml", "--arch"},
+      {"config --arch /no/such/file.yaml",
+       "<command line>: --arch: expected an existing file, found '/no/such/file.yaml' (no such file)"},
+      // CLI11's own conversion, range and file messages, in the house form.
+      {"run --arch " + src("configs/arch/tpu_v4.yaml") + " --workload " +
+           src("configs/workloads/gemm_mlp.yaml") + " --batch abc",
+       "<command line>: --batch: expected an integer, found 'abc'"},
+      {"run --arch " + src("configs/arch/tpu_v4.yaml") + " --workload " +
+           src("configs/workloads/gemm_mlp.yaml") + " --seed -3",
+       "<command line>: --seed: expected a value in [0, 4611686018427387904], found -3"},
+      {"exec --arch " + src("configs/arch/tpu_v4.yaml") + " " + path(""),
+       "<command line>: programs: expected a file, found the directory"},
       {"frobnicate", "<command line>"},
       {"exec --arch " + src("configs/arch/tpu_v1.yaml") + " " + path("bad.tasm") +
            " --functional-only",
