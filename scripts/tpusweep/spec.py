@@ -111,6 +111,9 @@ def load_yaml(path):
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e)
         problem = problem[len("found "):] if problem.startswith("found ") else problem
+        problem = problem[len("but found "):] if problem.startswith("but found ") else problem
+        if isinstance(e, yaml.composer.ComposerError) and "another document" in problem:
+            problem = "a second document (---); a sweep file holds one"
         raise SweepError(path, "file", "valid YAML", problem, mark.line + 1 if mark else None)
     except RecursionError:
         raise SweepError(path, "file", f"mappings and lists nested at most {MAX_DEPTH} deep",
@@ -355,9 +358,16 @@ def _check_options(opts, where, file, lines, known):
 def _check_file(name, v, where, file, line):
     """arch, pod and workload name files that must exist (relative to the current directory)."""
     if name in FILE_OPTIONS and v is not None and not (isinstance(v, str) and os.path.isfile(v)):
+        if not isinstance(v, str):
+            found = _describe(v)
+        elif os.path.isdir(v):
+            found = f"'{v}', a directory"
+        elif os.path.exists(v):
+            found = f"'{v}', which is not a regular file"
+        else:
+            found = f"'{v}', which does not exist in {os.getcwd()}"
         raise SweepError(file, where, "an existing file (relative paths are from the current "
-                         "directory)", (f"'{v}', which does not exist in {os.getcwd()}"
-                                        if isinstance(v, str) else _describe(v)), line)
+                         "directory)", found, line)
 
 
 def _grid_axes(grid, file, lines, known):
@@ -533,8 +543,10 @@ def load(path, known_options=None, arch_keys=None):
                                      "a point without " + ("arch" if not p.options.get("arch") else "workload"))
                 _check_combination(p.options, known[0], path, where)
                 if p.hash in by_hash:
+                    at = (("points", origin[len("points["):-1]) if origin.startswith("points[")
+                          else ("grid",) if axes else ("seeds",))
                     raise SweepError(path, where, "distinct points",
-                                     f"the same settings as point {by_hash[p.hash]}")
+                                     f"the same settings as point {by_hash[p.hash]}", lines.get(at))
                 by_hash[p.hash] = p.index
                 points.append(p)
 

@@ -99,8 +99,16 @@ class Expansion(TempDir):
         msg = self.bad(base + "grid:\n  set: {mxu.rows: []}\n")
         self.assertIn("grid.set.mxu.rows: expected a non-empty list of values, found a list of 0", msg)
         msg = self.bad(base + "points: [{batch: 1}, {batch: 1}]\n")
-        self.assertIn("bad.yaml: point 1 (points[1]): expected distinct points, found the same "
+        self.assertIn("bad.yaml:2: point 1 (points[1]): expected distinct points, found the same "
                       "settings as point 0", msg)
+        msg = self.bad(base + "points:\n  - {batch: 1}\n  - {batch: 2}\n  - {batch: 1}\n")
+        self.assertIn("bad.yaml:5: point 2 (points[2]): expected distinct points", msg)
+        msg = self.bad(base + "---\nbase: {}\n")
+        self.assertIn("bad.yaml:2: file: expected valid YAML, found a second document (---); a "
+                      "sweep file holds one", msg)
+        msg = self.bad(f"base: {{arch: {helpers.ARCH}, workload: {self.dir}}}\n")
+        self.assertIn(f"base.workload: expected an existing file (relative paths are from the "
+                      f"current directory), found '{self.dir}', a directory", msg)
         msg = self.bad(f"base: {{arch: {helpers.ARCH}}}\ngrid: {{batch: [1]}}\n")
         self.assertIn("expected arch and workload (in base, points or grid), found a point "
                       "without workload", msg)
