@@ -70,7 +70,7 @@ struct NpyHeader {
 // Header bytes this reader accepts (NumPy itself refuses more than 10000 by default).
 constexpr std::size_t kMaxHeaderBytes = 65536;
 
-// The header is at most this long to echo in a message.
+// A header value echoed in a message, cut to 48 characters.
 std::string clip(const std::string& s) {
   return s.size() <= 48 ? s : s.substr(0, 45) + "...";
 }
@@ -132,6 +132,9 @@ NpyHeader parse_header(const std::string& h, std::size_t data_start, const std::
     i = j + 1;
   }
   out.data_bytes = elems * static_cast<uint64_t>(kElemTypeBytes[static_cast<int>(a.dtype)]);
+  if (out.data_bytes > kMaxNpyBytes) {
+    bad(name, "npy shape", "at most 4 GiB of data", fmt::format("{} bytes for {}", out.data_bytes, clip(shape)));
+  }
   return out;
 }
 

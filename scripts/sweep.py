@@ -240,6 +240,12 @@ def main():
     def order(cols):
         return runner.order_columns(cols, sweep.point_column_names)
 
+    def put(row):
+        try:
+            results.put(row, order)
+        except table.TableError as e:  # damaged by something else while the sweep ran
+            fail(f"{e} (point {row['hash']} not recorded)")
+
     def is_done(status):
         return status is not None and (status == "ok" or not args.retry_failed)
 
@@ -307,7 +313,7 @@ def main():
             run.stop()
             print(f"{PROG}: interrupted; point {p.hash} not recorded", file=sys.stderr)
             return 130
-        results.put(row, order)
+        put(row)
         Progress(sweep, 0, 1).line(p, row, wall, counter=f"point {p.index} of {len(sweep.points)}")
         return 0 if row["status"] == "ok" else 1
 
@@ -324,7 +330,7 @@ def main():
             row, wall = fut.result()
             if row is None:
                 continue
-            results.put(row, order)
+            put(row)
             failed += row["status"] != "ok"
             progress.line(futures[fut], row, wall)
     except KeyboardInterrupt:

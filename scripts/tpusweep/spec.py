@@ -86,6 +86,9 @@ def _lines(node, path, lines, budget):
 
 def load_yaml(path):
     """Returns (data, lines) where lines maps a key path tuple to its 1-based line."""
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise SweepError(path, "file", "a regular sweep YAML file",
+                         "a directory" if os.path.isdir(path) else "a device, pipe or socket")
     try:
         with open(path, "rb") as f:
             raw = f.read((16 << 20) + 1)
@@ -283,6 +286,11 @@ def _check_value(name, v, where, file, line, options):
         raise SweepError(file, where, f"a mapping of key -> value (one --{name} KEY=VALUE each)",
                          _describe(v), line)
     typ = info.get("type")
+    if isinstance(v, str) and typ in ("INT", "FLOAT"):  # '8', 1e3 (YAML 1.1 reads it as text)
+        try:
+            v = int(v) if typ == "INT" else float(v)
+        except ValueError:
+            pass
     number = isinstance(v, (int, float)) and not isinstance(v, bool)
     if typ is None and not isinstance(v, bool):
         raise SweepError(file, where, f"true or false (--{name} is a flag)", _describe(v), line)

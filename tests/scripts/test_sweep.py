@@ -215,7 +215,7 @@ class Expansion(TempDir):
                 self.assertIn(message, self.bad(base + text, known))
         ok = spec.load(self.write("ok.yaml", base + "grid: {batch: [1, 2]}\npoints:\n"
                                   f"  - {{pod: {helpers.POD}, pod-set: {{dims: [2, 2]}}, "
-                                  "bucket-mb: 4}\n  - {no-functional: true, flags: [--ideal-memory]}\n"),
+                                  "bucket-mb: 1e3, parallel: 'data=4'}\n  - {no-functional: true, flags: [--ideal-memory]}\n"),
                        known)
         self.assertEqual(len(ok.points), 4)
 
