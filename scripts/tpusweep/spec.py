@@ -129,8 +129,14 @@ def _is_scalar(v):
     return isinstance(v, (str, int, float, bool))
 
 
+def _one_line(v):
+    return not isinstance(v, str) or not any(ord(c) < 32 or ord(c) == 127 for c in v)
+
+
 def _set_value_ok(v):
-    return _is_scalar(v) or (isinstance(v, list) and all(_is_scalar(x) for x in v))
+    """A scalar or list of scalars on one line (a control character would reach argv)."""
+    return (_is_scalar(v) and _one_line(v)) or (
+        isinstance(v, list) and all(_is_scalar(x) and _one_line(x) for x in v))
 
 
 class Sweep:
@@ -315,6 +321,8 @@ def _check_flags(flags, where, file, line, options):
             if n not in options or n in ("out", "help"):
                 raise SweepError(file, where, "`tpusim run` options (other than --out)",
                                  f"'{f}'", line)
+        elif f.startswith("-"):  # -h would make every point print the help and "succeed"
+            raise SweepError(file, where, "`tpusim run` long options (--name)", f"'{f}'", line)
 
 
 def _check_options(opts, where, file, lines, known):
@@ -354,7 +362,7 @@ def _check_options(opts, where, file, lines, known):
                                      _describe(k), line)
                 _check_set_key(name, k, ".".join(w + (k,)), file, lines.get(w + (k,)), arch_keys)
                 if not _set_value_ok(x):
-                    raise SweepError(file, ".".join(w + (k,)), "a scalar or a list of scalars",
+                    raise SweepError(file, ".".join(w + (k,)), "a scalar or a list of scalars, on one line",
                                      _describe(x), lines.get(w + (k,)))
         elif not (_is_scalar(v) or v is None):
             raise SweepError(file, ".".join(w), f"a scalar value for --{name}", _describe(v), line)
@@ -404,7 +412,7 @@ def _grid_axes(grid, file, lines, known):
                                      _describe(xs), lines.get(w + (k,)))
                 for i, x in enumerate(xs):
                     if not _set_value_ok(x):
-                        raise SweepError(file, f"grid.{name}.{k}[{i}]", "a scalar or a list of scalars",
+                        raise SweepError(file, f"grid.{name}.{k}[{i}]", "a scalar or a list of scalars, on one line",
                                          _describe(x), lines.get(w + (k, str(i))))
                 axes.append([{name: {k: x}} for x in xs])
             continue

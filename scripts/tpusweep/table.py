@@ -82,7 +82,7 @@ class CsvTable:
         if not os.path.exists(self.path) or os.path.getsize(self.path) == 0:
             return [], []
         try:
-            with open(self.path, newline="", encoding="utf-8") as f:
+            with open(self.path, newline="", encoding="utf-8-sig") as f:
                 r = csv.reader(f, strict=True)
                 header = next(r, [])
                 if "hash" not in header or len(set(header)) != len(header):
@@ -181,9 +181,18 @@ class SqliteTable:
             columns = self._columns(db)
             if not columns:
                 return []
+            kind = db.execute("SELECT type FROM sqlite_master WHERE name = ?", (self.TABLE,)).fetchone()
+            if kind and kind[0] != "table":
+                raise TableError(f"{self.path}: results table: expected '{self.TABLE}' to be a "
+                                 f"table, found a {kind[0]}")
             if "hash" not in columns:
                 raise TableError(f"{self.path}: results table: expected a table '{self.TABLE}' "
                                  "with a hash column, found one without")
+            bad = db.execute(f'SELECT rowid FROM "{self.TABLE}" WHERE typeof("hash") != \'text\' '
+                             'OR "hash" = \'\' LIMIT 1').fetchone()
+            if bad:
+                raise TableError(f"{self.path}: results table: expected a point hash (text) in "
+                                 f"every row, found row {bad[0]} without one")
             cur = db.execute(f'SELECT * FROM "{self.TABLE}" ORDER BY rowid')
             names = [d[0] for d in cur.description]
             return [dict(zip(names, r)) for r in cur.fetchall()]

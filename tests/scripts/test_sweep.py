@@ -209,6 +209,9 @@ class Expansion(TempDir):
             ("points: [{check: true, no-functional: true}]\n",
              "expected check and no-functional not together"),
             ("points: [{mode: \"a\\nb\"}]\n", "points.0.mode: expected a value without control"),
+            ("points: [{set: {mxu.rows: \"6\\n4\"}}]\n",
+             "points.0.set.mxu.rows: expected a scalar or a list of scalars, on one line"),
+            ("points: [{flags: [-h]}]\n", "points.0.flags: expected `tpusim run` long options (--name), found '-h'"),
         ]
         for text, message in cases:
             with self.subTest(text=text):
@@ -424,6 +427,26 @@ class Tables(TempDir):
                 self.assertIn(message, p.stderr)
                 self.assertEqual(p.stderr.count("\n"), 1, p.stderr)
                 self.assertFalse(os.path.exists(self.path("o", "points")))
+        # A SQLite "results" that is a view, or rows without a hash, stop the sweep the same way.
+        import sqlite3 as sq
+        for sql, message in [
+                ("CREATE TABLE t(hash, b); CREATE VIEW results AS SELECT * FROM t",
+                 "expected 'results' to be a table, found a view"),
+                ("CREATE TABLE results(hash, status); INSERT INTO results VALUES (NULL, 'ok')",
+                 "expected a point hash (text) in every row, found row 1 without one")]:
+            with self.subTest(sql=sql):
+                db_path = self.path(f"r{len(sql)}.sqlite")
+                db = sq.connect(db_path)
+                db.executescript(sql)
+                db.close()
+                p = run([PYTHON, SWEEP, s, "--out", self.path("o"), "--results", db_path],
+                        self.dir, check=2)
+                self.assertIn(message, p.stderr)
+                self.assertEqual(p.stderr.count("\n"), 1, p.stderr)
+        # A byte-order mark before the header is UTF-8 still.
+        with open(self.path("bom.csv"), "wb") as f:
+            f.write(b"\xef\xbb\xbfhash,status\nab,ok\n")
+        self.assertEqual(table.open_table(self.path("bom.csv")).hashes(), {"ab": "ok"})
         # Old Mac line ends are still CSV: the table reads back.
         with open(self.path("cr.csv"), "wb") as f:
             f.write(b"hash,status\rab,ok\r")
