@@ -306,7 +306,7 @@ def _check_value(name, v, where, file, line, options):
         raise SweepError(file, where, f"a number for --{name}", _describe(v), line)
     if typ == "TEXT" and isinstance(v, bool):
         raise SweepError(file, where, f"a value for --{name}", _describe(v), line)
-    if isinstance(v, str) and any(ord(c) < 32 or ord(c) == 127 for c in v):
+    if not _one_line(v):
         raise SweepError(file, where, "a value without control characters",
                          repr(v)[:60], line)
 
