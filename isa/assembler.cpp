@@ -16,6 +16,7 @@
 #include <limits>
 #include <map>
 #include <sstream>
+#include <unordered_map>
 
 #include "arch/error.h"
 #include "isa/encoding.h"
@@ -204,8 +205,8 @@ class Assembler {
     if (!is_identifier(r.name)) {
       fail(l, l.words[1], ".region", "an identifier as region name", "'" + r.name + "'");
     }
-    for (const auto& existing : program_.regions) {
-      if (existing.name == r.name) fail(l, l.words[1], r.name, "a region name used once", "a repeat");
+    if (region_index_.count(r.name) != 0) {
+      fail(l, l.words[1], r.name, "a region name used once", "a repeat");
     }
     if (program_.regions.size() >= kMaxRegions) {
       fail(l, l.words[1], ".region", fmt::format("at most {} regions", kMaxRegions), "more");
@@ -259,6 +260,7 @@ class Assembler {
     if (!have_addr || !have_dtype || !have_shape) {
       fail(l, l.words[1], "region " + r.name, "addr=, dtype= and shape=", "some missing");
     }
+    region_index_[r.name] = program_.regions.size();
     program_.regions.push_back(r);
     program_.region_lines.push_back(l.number);
     region_lines_[r.name] = static_cast<std::size_t>(&l - lines_.data());
@@ -271,10 +273,8 @@ class Assembler {
   // .values NAME v v ...: literal elements appended to a region declared with init=values.
   void parse_values(const Line& l) {
     if (l.words.size() < 2) fail(l, l.words[0], ".values", "'.values REGION v ...'", "no region");
-    Region* r = nullptr;
-    for (auto& reg : program_.regions) {
-      if (reg.name == l.words[1].text) r = &reg;
-    }
+    auto found = region_index_.find(l.words[1].text);
+    Region* r = found == region_index_.end() ? nullptr : &program_.regions[found->second];
     if (!r) fail(l, l.words[1], ".values", "a region declared above", "'" + l.words[1].text + "'");
     std::string key = "region " + r->name + " values";
     if (r->init != RegionInit::kValues) fail(l, l.words[1], key, "a region with init=values", "another init");
@@ -434,6 +434,7 @@ class Assembler {
   std::string file_;
   std::vector<Line> lines_;
   std::map<std::string, int64_t> symbols_;
+  std::unordered_map<std::string, std::size_t> region_index_;  // name -> program_.regions index
   std::map<std::string, std::size_t> region_lines_;
   Program program_;
 };

@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <stdexcept>
+#include <unordered_set>
 
 #include "arch/error.h"
 
@@ -201,6 +202,7 @@ Program decode_program(const std::vector<uint8_t>& bytes, const std::string& fil
     r.fail("instruction count", fmt::format("at most {}", kMaxInstructions),
            std::to_string(ninst));
   }
+  std::unordered_set<std::string> names;  // hashed: up to kMaxRegions names
   for (uint32_t i = 0; i < nregions; ++i) {
     Region reg;
     uint8_t len = r.le<uint8_t>("region name length");
@@ -209,8 +211,8 @@ Program decode_program(const std::vector<uint8_t>& bytes, const std::string& fil
     }
     reg.name = r.bytes(len, "region name");
     if (!is_identifier(reg.name)) r.fail("region name", "an identifier", "other bytes");
-    for (const Region& before : p.regions) {
-      if (before.name == reg.name) r.fail("region name", "a region name used once", "'" + reg.name + "' again");
+    if (!names.insert(reg.name).second) {
+      r.fail("region name", "a region name used once", "'" + reg.name + "' again");
     }
     uint8_t space = r.le<uint8_t>("region space");
     if (space > 1) r.fail("region space", "0 or 1", std::to_string(space));

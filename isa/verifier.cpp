@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <deque>
 #include <optional>
 
@@ -66,13 +67,41 @@ class Verifier {
       if (r.role == RegionRole::kData && r.init == RegionInit::kNone) {
         region_fail(r, "init", "zero or random for a data region", "none");
       }
-      for (std::size_t j = 0; j < i; ++j) {
-        const Region& o = p_.regions[j];
-        if (o.space == r.space && r.addr < o.addr + o.bytes() && o.addr < r.addr + r.bytes()) {
-          region_fail(r, "addr", "a range not overlapping other regions",
-                      "an overlap with region " + o.name);
-        }
+    }
+    check_overlaps();
+  }
+
+  // Regions of one space must not overlap. A sweep over the regions sorted by (space, addr)
+  // finds an overlap in O(n log n) (a program may hold kMaxRegions of them): a region
+  // overlaps an earlier-sorted one exactly when it starts before the furthest end so far.
+  // Of the pairs found, the one whose later-declared region comes first is reported.
+  void check_overlaps() const {
+    const std::vector<Region>& rs = p_.regions;
+    std::vector<std::size_t> order(rs.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      if (rs[a].space != rs[b].space) return rs[a].space < rs[b].space;
+      if (rs[a].addr != rs[b].addr) return rs[a].addr < rs[b].addr;
+      return a < b;
+    });
+    std::optional<std::pair<std::size_t, std::size_t>> worst;  // (later, earlier) declared
+    std::size_t furthest = 0;  // index of the region reaching furthest in this space so far
+    for (std::size_t k = 0; k < order.size(); ++k) {
+      const Region& r = rs[order[k]];
+      if (k > 0 && rs[furthest].space == r.space &&
+          r.addr < rs[furthest].addr + rs[furthest].bytes()) {
+        auto pair = std::minmax(order[k], furthest);
+        std::pair<std::size_t, std::size_t> found{pair.second, pair.first};
+        if (!worst || found < *worst) worst = found;
       }
+      if (k == 0 || rs[furthest].space != r.space ||
+          r.addr + r.bytes() > rs[furthest].addr + rs[furthest].bytes()) {
+        furthest = order[k];
+      }
+    }
+    if (worst) {
+      region_fail(rs[worst->first], "addr", "a range not overlapping other regions",
+                  "an overlap with region " + rs[worst->second].name);
     }
   }
 

@@ -168,6 +168,17 @@ TEST(Encoding, RegionNamesAreUniqueInABinary) {
   EXPECT_EQ(e.found(), "'a' again");
   p.regions[1].name = "b";
   EXPECT_EQ(decode_program(encode_program(p), "ok.tbin").regions.size(), 2u);
+  // The most regions a binary may hold, then the last one renamed to repeat the first.
+  p.regions.clear();
+  for (std::size_t i = 0; i < kMaxRegions; ++i) {
+    r.name = fmt::format("r{}", i);
+    r.addr = i * 4;
+    p.regions.push_back(r);
+  }
+  EXPECT_EQ(decode_program(encode_program(p), "max.tbin").regions.size(), kMaxRegions);
+  p.regions.back().name = "r0";
+  e = test::expect_input_error([&] { decode_program(encode_program(p), "dup.tbin"); });
+  EXPECT_EQ(e.found(), "'r0' again") << e.what();
 }
 
 }  // namespace

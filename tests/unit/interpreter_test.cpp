@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <random>
 
 #include "arch/arch_config.h"
 #include "isa/assembler.h"
@@ -508,6 +509,70 @@ TEST(Interpreter, BadProgramsAreRejectedWithTheInstructionAndReason) {
   EXPECT_EQ(e.key(), "region p addr");
   EXPECT_EQ(e.found(), "an overlap with region a");
   EXPECT_EQ(e.where().line, 4) << e.what();
+}
+
+// The overlap check (a sort and sweep) against the pairwise definition, on seeded random
+// region sets: it reports an overlap exactly when two regions of one space share a byte, and
+// the pair it names does overlap, the named region declared after its partner.
+TEST(Verifier, RegionOverlapsMatchThePairwiseDefinition) {
+  arch::ArchConfig arch = small_arch();
+  std::mt19937_64 rng(20261129);
+  int with_overlap = 0;
+  for (int trial = 0; trial < 2000; ++trial) {
+    Program p = assemble("halt\n", "t.tasm");
+    int n = 1 + static_cast<int>(rng() % 10);
+    for (int i = 0; i < n; ++i) {
+      Region r;
+      r.name = fmt::format("r{}", i);
+      r.space = rng() % 2 ? Space::kMem : Space::kHost;
+      r.addr = rng() % 512;
+      r.shape = {1 + rng() % 64};
+      r.role = RegionRole::kOutput;
+      p.regions.push_back(r);
+    }
+    auto overlap = [](const Region& a, const Region& b) {
+      return a.space == b.space && a.addr < b.addr + b.bytes() && b.addr < a.addr + a.bytes();
+    };
+    bool any = false;
+    for (int i = 0; i < n; ++i) {
+      for (int j = 0; j < i; ++j) any = any || overlap(p.regions[i], p.regions[j]);
+    }
+    if (!any) {
+      EXPECT_NO_THROW(verify_program(p, arch, "t.tasm")) << "trial " << trial;
+      continue;
+    }
+    ++with_overlap;
+    InputError e = expect_input_error([&] { verify_program(p, arch, "t.tasm"); });
+    ASSERT_EQ(e.key().rfind("region r", 0), 0u) << e.what();
+    ASSERT_EQ(e.found().rfind("an overlap with region r", 0), 0u) << e.what();
+    int named = std::stoi(e.key().substr(8));
+    int partner = std::stoi(e.found().substr(24));
+    EXPECT_GT(named, partner) << e.what();
+    EXPECT_TRUE(overlap(p.regions[named], p.regions[partner])) << e.what();
+  }
+  // Both outcomes were exercised.
+  EXPECT_GT(with_overlap, 200);
+  EXPECT_LT(with_overlap, 1800);
+}
+
+// The most regions a program may hold, none overlapping, verify; one more byte shared is found.
+TEST(Verifier, TheLargestRegionTableIsChecked) {
+  arch::ArchConfig arch = small_arch();
+  Program p = assemble("halt\n", "t.tasm");
+  for (std::size_t i = 0; i < kMaxRegions; ++i) {
+    Region r;
+    r.name = fmt::format("r{}", i);
+    r.addr = (kMaxRegions - 1 - i) * 16;  // declared in descending address order
+    r.shape = {16};
+    r.role = RegionRole::kOutput;
+    p.regions.push_back(r);
+  }
+  EXPECT_NO_THROW(verify_program(p, arch, "t.tasm"));
+  // One byte longer, region N/2 reaches the first byte of region N/2 - 1 (declared earlier).
+  p.regions[kMaxRegions / 2].shape = {17};
+  InputError e = expect_input_error([&] { verify_program(p, arch, "t.tasm"); });
+  EXPECT_EQ(e.key(), fmt::format("region r{} addr", kMaxRegions / 2)) << e.what();
+  EXPECT_EQ(e.found(), fmt::format("an overlap with region r{}", kMaxRegions / 2 - 1)) << e.what();
 }
 
 }  // namespace
