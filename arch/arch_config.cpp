@@ -159,7 +159,7 @@ Schema<ArchConfig> build_schema() {
 
 [[noreturn]] void inconsistent(const RawConfig& raw, const std::string& key,
                                const std::string& expected, const std::string& found) {
-  throw InputError(raw.where(key), key, expected, found);
+  throw InputError(raw.where(key), raw.label(key), expected, found);
 }
 
 void validate(const ArchConfig& c, const RawConfig& raw) {

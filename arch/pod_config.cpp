@@ -38,7 +38,7 @@ Schema<PodConfig> build_schema() {
 PodConfig finish(const RawConfig& raw) {
   PodConfig c = pod_schema().load(raw);
   if (c.topology.size() != c.dims.size()) {
-    throw InputError(raw.where("topology"), "topology",
+    throw InputError(raw.where("topology"), raw.label("topology"),
                      fmt::format("one entry per dimension ({})", c.dims.size()),
                      fmt::format("{} entries", c.topology.size()));
   }
@@ -47,7 +47,7 @@ PodConfig finish(const RawConfig& raw) {
   for (std::size_t i = 0; i < c.dims.size(); ++i) {
     chips *= c.dims[i];
     if (chips > (int64_t{1} << 20)) {
-      throw InputError(raw.where("dims"), "dims", "at most 1048576 chips in all",
+      throw InputError(raw.where("dims"), raw.label("dims"), "at most 1048576 chips in all",
                        "more than that");
     }
     int64_t d = c.dims[i];
@@ -60,7 +60,7 @@ PodConfig finish(const RawConfig& raw) {
   c.chips = chips;
   c.ports_used = ports;
   if (ports > c.ports_per_chip) {
-    throw InputError(raw.where("ports_per_chip"), "ports_per_chip",
+    throw InputError(raw.where("ports_per_chip"), raw.label("ports_per_chip"),
                      fmt::format("at least {} (the topology needs that many per chip)", ports),
                      std::to_string(c.ports_per_chip));
   }
@@ -81,7 +81,14 @@ PodConfig load_pod(const std::string& path, const std::vector<std::string>& over
   std::vector<std::string> keys = pod_schema().keys();
   RawConfig raw = RawConfig::from_file(path, keys);
   for (const auto& o : overrides) raw.apply_override(o, keys, option);
-  return finish(raw);
+  PodConfig c = finish(raw);
+  // Checks made later (a collective's limits, the bisection cut) name the file; with
+  // overrides the pod is not the file alone, so the location carries them too.
+  for (std::size_t i = 0; i < overrides.size(); ++i) {
+    c.file += (i == 0 ? " (" : " ") + option + " " + overrides[i];
+  }
+  if (!overrides.empty()) c.file += ")";
+  return c;
 }
 
 PodConfig load_pod_string(const std::string& yaml, const std::string& name,

@@ -125,7 +125,7 @@ void RawConfig::flatten(const YAML::Node& node, const std::string& prefix,
             if (values_.count(key)) {
               throw InputError(where, key, "each key once", "it given twice");
             }
-            values_[key] = RawValue{it->second, where};
+            values_[key] = RawValue{it->second, where, {}};
           } else if (is_prefix_of_known(key, keys)) {
             if (!it->second.IsMap()) {
               throw InputError(where, key, "a mapping (section with keys below it)",
@@ -166,7 +166,7 @@ void RawConfig::apply_override(const std::string& assignment,
   } catch (const YAML::Exception& e) {
     throw InputError(where, option + " " + key, "a YAML value", "'" + value + "' (" + e.msg + ")");
   }
-  values_[key] = RawValue{node, where};
+  values_[key] = RawValue{node, where, option};
 }
 
 const RawValue* RawConfig::find(const std::string& key) const {
@@ -179,12 +179,18 @@ SourceLocation RawConfig::where(const std::string& key) const {
   return SourceLocation{file_, 0, 0};
 }
 
+std::string RawConfig::label(const std::string& key) const {
+  const RawValue* v = find(key);
+  return v && !v->option.empty() ? v->option + " " + key : key;
+}
+
 // ---- typed parsing ----
 
 namespace {
 
 [[noreturn]] void bad(const RawValue& v, const std::string& key, const std::string& expected) {
-  throw InputError(v.where, key, expected, describe_yaml(v.node));
+  throw InputError(v.where, v.option.empty() ? key : v.option + " " + key, expected,
+                   describe_yaml(v.node));
 }
 
 const std::string& scalar_or_throw(const RawValue& v, const std::string& key,
@@ -300,7 +306,7 @@ std::vector<int> parse_enum_list(const RawValue& v, const std::string& key,
   }
   std::vector<int> out;
   for (const auto& item : v.node) {
-    RawValue iv{item, v.where};
+    RawValue iv{item, v.where, v.option};
     int e = parse_enum(iv, key, names);
     if (distinct && std::find(out.begin(), out.end(), e) != out.end()) bad(iv, key, expected);
     out.push_back(e);
@@ -317,7 +323,7 @@ std::vector<int64_t> parse_int_list(const RawValue& v, const std::string& key, i
   }
   std::vector<int64_t> out;
   for (const auto& item : v.node) {
-    RawValue iv{item, v.where};
+    RawValue iv{item, v.where, v.option};
     out.push_back(parse_int(iv, key, lo, hi, ""));
   }
   return out;

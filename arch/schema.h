@@ -22,6 +22,7 @@ enum class FieldType { kInt, kFloat, kBool, kString, kEnum, kEnumList, kIntList 
 struct RawValue {
   YAML::Node node;
   SourceLocation where;
+  std::string option;  ///< the command-line option that gave it (--set, --pod-set), or empty
 };
 
 /// Everything the user gave, flattened to dotted keys; remembers locations so that
@@ -43,6 +44,8 @@ class RawConfig {
   const RawValue* find(const std::string& key) const;
   /// Location of a key if given, else the file itself.
   SourceLocation where(const std::string& key) const;
+  /// The key as messages name it: "--set KEY" when an override gave the value.
+  std::string label(const std::string& key) const;
   const std::string& file() const { return file_; }
 
  private:
@@ -170,7 +173,7 @@ class Schema {
       if (const RawValue* v = raw.find(f.key)) {
         f.set(c, *v);
       } else if (!f.default_text.empty()) {
-        f.set(c, RawValue{YAML::Load(f.default_text), SourceLocation{"<default>", 0, 0}});
+        f.set(c, RawValue{YAML::Load(f.default_text), SourceLocation{"<default>", 0, 0}, {}});
       } else {
         throw InputError(SourceLocation{raw.file(), 0, 0}, f.key, "a value (" + f.range + ")",
                          "the key missing (it is required)");

@@ -2,6 +2,8 @@
 // model, next to its closed-form alpha-beta cost; or the bisection pattern (--op bisection).
 #include <fmt/format.h>
 
+#include <cctype>
+#include <cmath>
 #include <iostream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -15,6 +17,8 @@
 namespace tpu::cli {
 
 namespace {
+
+constexpr double kMaxBytes = 1125899906842624.0;  // 1 PiB per chip
 
 double parse_bytes(const std::string& s) {
   static const std::pair<const char*, double> units[] = {
@@ -38,10 +42,18 @@ double parse_bytes(const std::string& s) {
   } catch (...) {
     pos = 0;
   }
+  // Plain decimal text only (std::stod also takes hex, "inf" and leading blanks).
+  bool plain = num.find_first_not_of("0123456789.eE+-") == std::string::npos &&
+               !num.empty() && (std::isdigit(static_cast<unsigned char>(num[0])) || num[0] == '.');
   double bytes = v * mult;
-  if (num.empty() || pos != num.size() || !(bytes >= 1) || bytes > 1e15) {
+  if (!plain || pos != num.size() || !(bytes >= 1) || bytes > kMaxBytes) {
     throw InputError(SourceLocation{"<command line>", 0, 0}, "--bytes",
-                     "a size from 1 byte to 1 PB (e.g. 4096, 64MiB, 1GiB, 2TB; B, KB..PB, KiB..PiB)", "'" + s + "'");
+                     "a size from 1 byte to 1 PiB (e.g. 4096, 64MiB, 1GiB, 2TB; B, KB..PB, KiB..PiB)",
+                     "'" + s + "'");
+  }
+  if (bytes != std::floor(bytes)) {
+    throw InputError(SourceLocation{"<command line>", 0, 0}, "--bytes", "a whole number of bytes",
+                     fmt::format("'{}' ({} bytes)", s, bytes));
   }
   return bytes;
 }

@@ -52,10 +52,10 @@ BisectionResult run_bisection(const arch::PodConfig& pod, double bytes) {
     std::string dims;
     for (int64_t m : pod.dims) dims += (dims.empty() ? "" : "x") + std::to_string(m);
     throw InputError(SourceLocation{pod.file, 0, 0}, "dims",
-                     fmt::format("a pod whose bisection traffic takes at most {:.0e} link hops "
+                     fmt::format("a pod whose bisection traffic takes at most {:.0f} link hops "
                                  "(chips x half the cut dimension{})",
                                  kMaxScheduleTransfers, ring ? " x 2 directions" : ""),
-                     fmt::format("{}: {:.1e} hops across dimension {}", dims, crossings, d));
+                     fmt::format("{}: {:.0f} hops across dimension {}", dims, crossings, d));
   }
   double end = 0;
   for (int64_t k = 0; k < h; ++k) {

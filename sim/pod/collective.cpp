@@ -139,12 +139,12 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
                                                                              : 4 * members * (members - 1);
   if (transfers > kMaxScheduleTransfers) {
     throw InputError(SourceLocation{net.config().file, 0, 0}, "algorithm",
-                     fmt::format("a schedule of at most {:.0e} transfers ({}a smaller pod or group)",
+                     fmt::format("a schedule of at most {:.0f} transfers ({}a smaller pod or group)",
                                  kMaxScheduleTransfers,
                                  a != Algorithm::kTorus && a != Algorithm::kMultiTorus && dims.size() > 1 && !open_mesh
                                      ? "torus or multi-torus, or "
                                      : ""),
-                     fmt::format("{} over {:.0f} chips: {:.1e} transfers", kAlgorithmNames[static_cast<int>(a)], members,
+                     fmt::format("{} over {:.0f} chips: {:.0f} transfers", kAlgorithmNames[static_cast<int>(a)], members,
                                  transfers));
   }
 

@@ -109,7 +109,7 @@ def array_points(rng, out):
     p = spec.Point(len(rows), opts)
     rows.append({"hash": p.hash, "index": p.index, "status": "bad_input", "exit_code": 2,
                  "label": "workload=resnet50 mxu.rows=0 mxu.cols=0", **p.columns,
-                 "error": "tpusim: error: <command line>: mxu.rows: expected an integer in "
+                 "error": "tpusim: error: <command line>: --set mxu.rows: expected an integer in "
                           "[1, 4096] PEs, found '0'",
                  "point": json.dumps(opts, sort_keys=True, separators=(",", ":"))})
     return rows

@@ -376,7 +376,7 @@ class Failures(TempDir):
         self.assertEqual(len(rows), 8)
         bad = rows[(0, "gemm_mlp.yaml")]
         self.assertEqual((bad["status"], bad["exit_code"]), ("bad_input", 2))
-        self.assertEqual(bad["error"], "tpusim: error: <command line>: mxu.rows: expected an "
+        self.assertEqual(bad["error"], "tpusim: error: <command line>: --set mxu.rows: expected an "
                                        "integer in [1, 4096] PEs, found '0'")
         self.assertIsNone(bad["total_cycles"])
         crash = rows[(48, "bert_base_128.yaml")]

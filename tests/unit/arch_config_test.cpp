@@ -119,7 +119,7 @@ TEST(ArchConfig, SetOverridesAreAppliedAndValidated) {
   EXPECT_NE(std::string(e.what()).find("did you mean 'mxu.rows'"), std::string::npos) << e.what();
 
   e = expect_input_error([] { load_arch(preset("tpu_v4"), {"mxu.rows=0"}); });
-  EXPECT_EQ(e.key(), "mxu.rows");
+  EXPECT_EQ(e.key(), "--set mxu.rows");  // the option that gave the value
   EXPECT_EQ(e.found(), "'0'");
   EXPECT_NE(e.expected().find("[1, 4096]"), std::string::npos);
 

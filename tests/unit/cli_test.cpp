@@ -65,7 +65,7 @@ TEST_F(Cli, BadInputsExitWithCode2AndOneMessage) {
   } cases[] = {
       {"config --arch " + path("bad.yaml"), "bad.yaml:2:1: clock_mhz: expected a number"},
       {"config --arch " + src("configs/arch/tpu_v1.yaml") + " --set mxu.cols=0",
-       "<command line>: mxu.cols: expected an integer in [1, 4096]"},
+       "<command line>: --set mxu.cols: expected an integer in [1, 4096]"},
       {"config --arch /no/such/file.yaml",
        "<command line>: --arch: expected an existing file, found '/no/such/file.yaml' (no such file)"},
       // CLI11's own conversion, range and file messages, in the house form.

@@ -167,16 +167,26 @@ TEST(PodValidation, CollectiveCommandPrintsTheFiguresAsJson) {
   EXPECT_NE(t.out.find("1.600 TB/s per direction (links x link bandwidth)"), std::string::npos)
       << t.out;
 
-  // Every size suffix the message lists is taken, decimal and binary, up to 1 PB.
+  // Every size suffix the message lists is taken, decimal and binary, up to 1 PiB.
   for (const auto& [text, bytes] : std::vector<std::pair<std::string, double>>{
-           {"3KB", 3e3}, {"3KiB", 3 * 1024.0}, {"2TB", 2e12}, {"1TiB", 1099511627776.0}, {"1PB", 1e15}, {"5B", 5}}) {
+           {"3KB", 3e3}, {"3KiB", 3 * 1024.0}, {"2TB", 2e12}, {"1TiB", 1099511627776.0}, {"1PB", 1e15},
+           {"1PiB", 1125899906842624.0}, {"5B", 5}, {"1.5KiB", 1536}, {"2e3", 2000}}) {
     test::CliResult s = test::run_tpusim("collective --pod " + v5e + " --op bisection --json --bytes " + text);
     ASSERT_EQ(s.code, 0) << text << "\n" << s.out;
     EXPECT_EQ(nlohmann::json::parse(s.out)["bytes"].get<double>(), bytes) << text;
   }
-  test::CliResult big = test::run_tpusim("collective --pod " + v5e + " --op bisection --bytes 1PiB");
-  EXPECT_EQ(big.code, 2) << big.out;
-  EXPECT_NE(big.out.find("--bytes: expected a size from 1 byte to 1 PB"), std::string::npos) << big.out;
+  // Beyond 1 PiB, a fraction of a byte, hex and infinities are refused.
+  for (const auto& [text, message] : std::vector<std::pair<std::string, std::string>>{
+           {"1.01PiB", "--bytes: expected a size from 1 byte to 1 PiB"},
+           {"inf", "--bytes: expected a size from 1 byte to 1 PiB"},
+           {"0x10", "--bytes: expected a size from 1 byte to 1 PiB"},
+           {"1.5", "--bytes: expected a whole number of bytes, found '1.5' (1.5 bytes)"},
+           {"1.0001KB", "--bytes: expected a whole number of bytes, found '1.0001KB' (1000.1"}}) {
+    test::CliResult r = test::run_tpusim("collective --pod " + v5e + " --op bisection --bytes " + text);
+    EXPECT_EQ(r.code, 2) << text << "\n" << r.out;
+    EXPECT_NE(r.out.find(message), std::string::npos) << text << "\n" << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  }
 }
 
 TEST(PodValidation, BadBisectionCommandLinesExitTwoWithOneMessage) {
@@ -186,11 +196,13 @@ TEST(PodValidation, BadBisectionCommandLinesExitTwoWithOneMessage) {
   } cases[] = {
       {"--op bisection --algorithm ring", "--algorithm: expected auto for --op bisection"},
       {"--op bisection --set dims=[3,3]",
-       "v5e_16x16.yaml: dims: expected a dimension with an even number of chips"},
+       "v5e_16x16.yaml (--set dims=[3,3]): dims: expected a dimension with an even number of chips"},
       {"--op bisection --bytes 0", "--bytes: expected a size"},
       // 2^20 chips, each of the facing planes sending 32768 hops: ran for minutes before.
       {"--op bisection --set dims=[16,65536]",
-       "v5e_16x16.yaml: dims: expected a pod whose bisection traffic takes at most 1e+08 link hops"},
+       "v5e_16x16.yaml (--set dims=[16,65536]): dims: expected a pod whose bisection traffic takes "
+       "at most 100000000 link hops (chips x half the cut dimension x 2 directions), found 16x65536: "
+       "68719476736 hops across dimension 1"},
       {"--op bisect", "all-to-all|broadcast|bisection"},
   };
   for (const Case& c : cases) {
@@ -210,9 +222,9 @@ TEST(PodValidation, OversizedSchedulesNameThePodFileAndWhatWouldHelp) {
     std::string args, message;
     bool suggests_torus;
   } cases[] = {
-      {"--op all-reduce --algorithm ring", "v3_32x32.yaml: algorithm: expected a schedule of at most 1e+08", true},
-      {"--op all-reduce --algorithm torus", "v3_32x32.yaml: algorithm: expected a schedule of at most 1e+08", false},
-      {"--op all-to-all", "v3_32x32.yaml: op: expected all-to-all over at most 1024 chips", false},
+      {"--op all-reduce --algorithm ring", "v3_32x32.yaml (--set dims=[256,256]): algorithm: expected a schedule of at most 100000000 transfers", true},
+      {"--op all-reduce --algorithm torus", "v3_32x32.yaml (--set dims=[256,256]): algorithm: expected a schedule of at most 100000000 transfers", false},
+      {"--op all-to-all", "v3_32x32.yaml (--set dims=[256,256]): op: expected all-to-all over at most 1024 chips", false},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.args);
