@@ -117,7 +117,9 @@ void Interpreter::set_input(const std::string& name, const NpyArray& data) {
                kElemTypeNames[static_cast<int>(data.dtype)]);
   }
   if (data.shape != r->shape) {
-    auto fmt_shape = [](const std::vector<uint64_t>& s) { return fmt::format("{}", fmt::join(s, "x")); };
+    auto fmt_shape = [](const std::vector<uint64_t>& s) {
+      return s.empty() ? std::string("() (a scalar)") : fmt::format("{}", fmt::join(s, "x"));
+    };
     fail_input("shape " + fmt_shape(r->shape), "shape " + fmt_shape(data.shape));
   }
   inputs_[name] = data;

@@ -70,9 +70,16 @@ struct NpyHeader {
 // Header bytes this reader accepts (NumPy itself refuses more than 10000 by default).
 constexpr std::size_t kMaxHeaderBytes = 65536;
 
-// A header value echoed in a message, cut to 48 characters.
+// A header value echoed in a message: cut to 48 characters, bytes outside printable ASCII
+// written as \xNN (a header is ASCII; the message stays one readable line).
 std::string clip(const std::string& s) {
-  return s.size() <= 48 ? s : s.substr(0, 45) + "...";
+  std::string cut = s.size() <= 48 ? s : s.substr(0, 45);
+  std::string out;
+  for (char ch : cut) {
+    auto u = static_cast<unsigned char>(ch);
+    out += u >= 0x20 && u < 0x7f ? std::string(1, ch) : fmt::format("\\x{:02x}", u);
+  }
+  return s.size() <= 48 ? out : out + "...";
 }
 
 // Prefix length and header length from the first `avail` bytes (at least 12 or the whole file).
@@ -109,28 +116,37 @@ NpyHeader parse_header(const std::string& h, std::size_t data_start, const std::
   std::string fortran = dict_value(h, "fortran_order", name);
   if (fortran != "False") bad(name, "npy fortran_order", "False (C order)", "'" + clip(fortran) + "'");
   std::string shape = dict_value(h, "shape", name);
-  if (shape.size() < 2 || shape.front() != '(') bad(name, "npy shape", "a tuple", clip(shape));
-  uint64_t elems = 1;
-  std::size_t i = 1;
-  while (i < shape.size() - 1) {
-    std::size_t j = shape.find_first_of(",)", i);
-    std::string part = shape.substr(i, j - i);
-    std::size_t b = part.find_first_not_of(' ');
-    if (b != std::string::npos) {
-      part = part.substr(b, part.find_last_not_of(' ') - b + 1);
-      uint64_t d = 0;
-      for (char ch : part) {
-        if (ch < '0' || ch > '9' || d > kMaxNpyBytes) bad(name, "npy shape", "integers", clip(shape));
-        d = d * 10 + static_cast<uint64_t>(ch - '0');
-      }
-      if (d > kMaxNpyBytes || elems * d > kMaxNpyBytes || a.shape.size() >= kMaxRank) {
-        bad(name, "npy shape", "at most 2^32 elements and 8 dimensions", clip(shape));
-      }
-      elems *= d;
-      a.shape.push_back(d);
-    }
-    i = j + 1;
+  // A Python tuple of integers: "()", "(64,)", "(8, 16)" or "(8, 16,)"; one element needs
+  // its comma ("(64)" is an int, which NumPy refuses too).
+  const char* kTuple = "a tuple of integers such as (64,) or (8, 16)";
+  if (shape.size() < 2 || shape.front() != '(' || shape.back() != ')') {
+    bad(name, "npy shape", kTuple, clip(shape));
   }
+  std::string body = shape.substr(1, shape.size() - 2);
+  auto blank = [](char ch) { return ch == ' '; };
+  uint64_t elems = 1;
+  bool comma_after_last = false;
+  std::size_t i = 0;
+  while (true) {
+    while (i < body.size() && blank(body[i])) ++i;
+    if (i == body.size()) break;
+    if (body[i] < '0' || body[i] > '9') bad(name, "npy shape", kTuple, clip(shape));
+    uint64_t d = 0;
+    for (; i < body.size() && body[i] >= '0' && body[i] <= '9'; ++i) {
+      if (d > kMaxNpyBytes) break;
+      d = d * 10 + static_cast<uint64_t>(body[i] - '0');
+    }
+    if (d > kMaxNpyBytes || elems * d > kMaxNpyBytes || a.shape.size() >= kMaxRank) {
+      bad(name, "npy shape", "at most 2^32 elements and 8 dimensions", clip(shape));
+    }
+    elems *= d;
+    a.shape.push_back(d);
+    while (i < body.size() && blank(body[i])) ++i;
+    comma_after_last = i < body.size() && body[i] == ',';
+    if (i < body.size() && !comma_after_last) bad(name, "npy shape", kTuple, clip(shape));
+    if (comma_after_last) ++i;
+  }
+  if (a.shape.size() == 1 && !comma_after_last) bad(name, "npy shape", kTuple, clip(shape));
   out.data_bytes = elems * static_cast<uint64_t>(kElemTypeBytes[static_cast<int>(a.dtype)]);
   if (out.data_bytes > kMaxNpyBytes) {
     bad(name, "npy shape", "at most 4 GiB of data", fmt::format("{} bytes for {}", out.data_bytes, clip(shape)));

@@ -56,5 +56,31 @@ TEST(Npy, RejectsUnsupportedOrInconsistentFiles) {
   EXPECT_EQ(key_of(truncated), "npy header length");
 }
 
+// The shape is a Python tuple of integers, as NumPy writes it; anything else is refused with
+// the text found, non-ASCII header bytes shown as \xNN.
+TEST(Npy, ShapesAreTuplesOfIntegers) {
+  auto parse_shape = [](const std::string& shape, std::size_t data_bytes) {
+    return parse_npy(with_header("{'descr': '|i1', 'fortran_order': False, 'shape': " + shape + ", }",
+                                 data_bytes),
+                     "x.npy")
+        .shape;
+  };
+  EXPECT_EQ(parse_shape("()", 1), std::vector<uint64_t>{});
+  EXPECT_EQ(parse_shape("(64,)", 64), std::vector<uint64_t>{64});
+  EXPECT_EQ(parse_shape("(8, 16)", 128), (std::vector<uint64_t>{8, 16}));
+  EXPECT_EQ(parse_shape("( 8 ,16, )", 128), (std::vector<uint64_t>{8, 16}));
+  EXPECT_EQ(parse_shape("(2, 0, 3)", 0), (std::vector<uint64_t>{2, 0, 3}));
+  for (const char* shape : {"(64,, 2)", "(,64)", "(64)", "(6a,)", "(,)", "(8 16)", "[64]", "(-1,)"}) {
+    InputError e = test::expect_input_error([&] { parse_shape(shape, 128); });
+    EXPECT_EQ(e.key(), "npy shape") << shape;
+    EXPECT_EQ(e.expected(), "a tuple of integers such as (64,) or (8, 16)") << shape;
+    EXPECT_EQ(e.found(), shape);
+  }
+  InputError e = test::expect_input_error([&] {
+    parse_npy(with_header("{'descr': '\xe9\x01', 'fortran_order': False, 'shape': (2,), }", 2), "x.npy");
+  });
+  EXPECT_EQ(e.found(), "'\\xe9\\x01'");
+}
+
 }  // namespace
 }  // namespace tpu::isa
