@@ -154,15 +154,14 @@ NpyHeader parse_header(const std::string& h, std::size_t data_start, const std::
   return out;
 }
 
-[[noreturn]] void bad_size(const std::string& name, const NpyHeader& h, uint64_t found) {
+[[noreturn]] void bad_size(const std::string& name, const NpyHeader& h, const std::string& found) {
   std::string shape = "(";
   for (std::size_t i = 0; i < h.array.shape.size(); ++i) {
     shape += (i ? ", " : "") + std::to_string(h.array.shape[i]);
   }
   if (h.array.shape.size() == 1) shape += ",";
   shape += ")";
-  bad(name, "npy data", fmt::format("{} bytes for shape {}", h.data_bytes, shape),
-      fmt::format("{} bytes", found));
+  bad(name, "npy data", fmt::format("{} bytes for shape {}", h.data_bytes, shape), found);
 }
 
 }  // namespace
@@ -175,7 +174,7 @@ NpyArray parse_npy(const std::vector<uint8_t>& bytes, const std::string& name) {
   std::string h(bytes.begin() + header_start, bytes.begin() + header_start + header_len);
   NpyHeader header = parse_header(h, header_start + header_len, name);
   if (bytes.size() - header.data_start != header.data_bytes) {
-    bad_size(name, header, bytes.size() - header.data_start);
+    bad_size(name, header, fmt::format("{} bytes", bytes.size() - header.data_start));
   }
   NpyArray a = std::move(header.array);
   a.data.assign(bytes.begin() + header.data_start, bytes.end());
@@ -184,43 +183,64 @@ NpyArray parse_npy(const std::vector<uint8_t>& bytes, const std::string& name) {
 
 // Reads the header first and checks the file's size against it, so that a wrong or endless
 // file (a directory, /dev/zero, a huge file with a small shape) is refused before its data.
+// A pipe (`--input x=<(python3 make.py)`) is read the same way without a size to check up
+// front: at most the header's data bytes are read, and one byte more is an error.
 NpyArray read_npy(const std::string& path) {
   std::error_code ec;
   fs::file_status st = fs::status(path, ec);
   if (ec || !fs::exists(st)) bad(path, "npy file", "an existing .npy file", "no such file");
-  if (!fs::is_regular_file(st)) {
-    bad(path, "npy file", "a regular .npy file",
-        fs::is_directory(st) ? "a directory" : "a device, pipe or socket");
+  const bool pipe = fs::is_fifo(st);
+  if (!fs::is_regular_file(st) && !pipe) {
+    bad(path, "npy file", "a regular .npy file or a pipe",
+        fs::is_directory(st) ? "a directory" : "a device or socket");
   }
-  uint64_t size = fs::file_size(path, ec);
+  uint64_t size = pipe ? 0 : fs::file_size(path, ec);
   std::ifstream in(path, std::ios::binary);
   if (ec || !in) bad(path, "npy file", "a readable .npy file", "one that cannot be opened");
-  auto read = [&](uint8_t* to, std::size_t n) {
-    if (!in.read(reinterpret_cast<char*>(to), static_cast<std::streamsize>(n))) {
+  uint64_t got = 0;  // bytes read so far
+  auto read_some = [&](uint8_t* to, std::size_t n) {
+    in.read(reinterpret_cast<char*>(to), static_cast<std::streamsize>(n));
+    auto k = static_cast<std::size_t>(in.gcount());
+    got += k;
+    if (k < n && !pipe) {
       bad(path, "npy file", fmt::format("{} bytes", size), "a file that shrank while read");
     }
+    return k;
   };
   uint8_t prefix[12] = {};
-  std::size_t avail = static_cast<std::size_t>(std::min<uint64_t>(size, sizeof prefix));
-  read(prefix, avail);
+  std::size_t avail = read_some(prefix, pipe ? sizeof prefix : std::min<uint64_t>(size, sizeof prefix));
   auto [header_start, header_len] = header_extent(prefix, avail, path);
   if (header_len > kMaxHeaderBytes) {
     bad(path, "npy header length", fmt::format("at most {} bytes", kMaxHeaderBytes),
         std::to_string(header_len));
   }
-  if (header_len > size - header_start) {
+  if (!pipe && header_len > size - header_start) {
     bad(path, "npy header length", "within the file", std::to_string(header_len));
   }
   std::string h(header_len, '\0');
   std::size_t have = avail - header_start;  // header bytes already in the prefix
   std::memcpy(h.data(), prefix + header_start, std::min(have, header_len));
-  if (header_len > have) read(reinterpret_cast<uint8_t*>(h.data()) + have, header_len - have);
+  if (header_len > have &&
+      read_some(reinterpret_cast<uint8_t*>(h.data()) + have, header_len - have) < header_len - have) {
+    bad(path, "npy header length", "within the file", std::to_string(header_len));
+  }
   NpyHeader header = parse_header(h, header_start + header_len, path);
-  if (size - header.data_start != header.data_bytes) bad_size(path, header, size - header.data_start);
-  if (have > header_len) in.seekg(static_cast<std::streamoff>(header.data_start));
+  if (!pipe && size - header.data_start != header.data_bytes) {
+    bad_size(path, header, fmt::format("{} bytes", size - header.data_start));
+  }
   NpyArray a = std::move(header.array);
   a.data.resize(static_cast<std::size_t>(header.data_bytes));
-  if (!a.data.empty()) read(a.data.data(), a.data.size());
+  // Prefix bytes past a short header are data already read.
+  std::size_t extra = have > header_len ? have - header_len : 0;
+  if (extra > a.data.size()) bad_size(path, header, fmt::format("{} bytes or more", extra));
+  std::memcpy(a.data.data(), prefix + header_start + header_len, extra);
+  std::size_t rest = a.data.size() - extra;
+  if (rest > 0 && read_some(a.data.data() + extra, rest) < rest) {
+    bad_size(path, header, fmt::format("{} bytes", got - header.data_start));
+  }
+  if (pipe && in.peek() != std::ifstream::traits_type::eof()) {
+    bad_size(path, header, "more bytes");
+  }
   return a;
 }
 
