@@ -172,6 +172,21 @@ class ArgumentParser(argparse.ArgumentParser):
         fail(f"<command line>: {message} (see --help)")
 
 
+def first_non_directory(path):
+    """The first existing component of `path` (an absolute directory) that is not a
+    directory, or None: makedirs would fail there with a bare "file exists"."""
+    probe = os.sep
+    for part in path.split(os.sep):
+        if not part:
+            continue
+        probe = os.path.join(probe, part)
+        if not os.path.exists(probe):
+            return None
+        if not os.path.isdir(probe):
+            return probe
+    return None
+
+
 def main():
     ap = ArgumentParser(
         prog="sweep.py", description="Run a tpusim sweep and collect one results row per point.",
@@ -209,14 +224,37 @@ def main():
              f"'{args.out}'")
 
     tpusim = find_tpusim(args.tpusim)
-    known = run_options(tpusim)
+    # Without these the sweep could not check its values before running them: a tpusim that
+    # cannot describe itself is refused rather than every point failing one by one.
+    known, keys = run_options(tpusim), arch_keys(tpusim)
+    for what, got in (("`run --help` lists its options", known),
+                      ("`config --schema-markdown` lists its keys", keys)):
+        if got is None:
+            fail(f"<command line>: --tpusim: expected a tpusim whose {what}, found {tpusim}, "
+                 "whose does not (is it a tpusim build?)")
     try:
-        sweep = spec.load(args.sweep, known, arch_keys(tpusim))
+        sweep = spec.load(args.sweep, known, keys)
     except spec.SweepError as e:
         fail(str(e))
-    if known is not None and any("seed" in p.options for p in sweep.points) and "seed" not in known:
+    if any("seed" in p.options for p in sweep.points) and "seed" not in known:
         fail(f"{args.sweep}: seeds: expected a tpusim whose run command takes --seed, "
              f"found {tpusim} without it")
+    # A bad --run-point is refused before anything is created.
+    point = None
+    if args.run_point is not None:
+        try:
+            point = sweep.find(args.run_point)
+        except spec.SweepError as e:
+            fail(str(e))
+    # The table's path: given, or from --out, or from the sweep's name; a message names the
+    # one the user wrote.
+    if args.results:
+        results_source = "<command line>: --results"
+    elif args.out:
+        results_source = "<command line>: --out (the results table OUT/results.csv)"
+    else:
+        results_source = (f"{args.sweep}: name (the results table "
+                          f"runs/sweeps/NAME/results.csv)")
     args.out = args.out or os.path.join("runs", "sweeps", sweep.name)
     args.results = args.results or os.path.join(args.out, "results.csv")
     try:
@@ -226,15 +264,18 @@ def main():
     results_dir = os.path.dirname(os.path.abspath(args.results))
     # Where the table goes must be usable before any point runs, not after the last one.
     if os.path.isdir(args.results):
-        fail(f"<command line>: --results: expected a table file, found the directory "
-             f"'{args.results}'")
+        fail(f"{results_source}: expected a table file, found the directory '{args.results}'")
     if not (args.dry_run or args.emit_commands):
+        blocker = first_non_directory(results_dir)
+        if blocker is not None:
+            fail(f"{results_source}: expected a table file that can be written, found "
+                 f"'{args.results}', below '{blocker}', which is not a directory")
         try:
             os.makedirs(results_dir, exist_ok=True)
             with open(args.results, "a", encoding="utf-8"):
                 pass
         except OSError as e:
-            fail(f"<command line>: --results: expected a table file that can be written, found "
+            fail(f"{results_source}: expected a table file that can be written, found "
                  f"'{args.results}': {(e.strerror or str(e)).lower()}")
 
     def order(cols):
@@ -299,11 +340,8 @@ def main():
 
     signal.signal(signal.SIGTERM, on_term)
 
-    if args.run_point is not None:
-        try:
-            p = sweep.find(args.run_point)
-        except spec.SweepError as e:
-            fail(str(e))
+    if point is not None:
+        p = point
         if p.hash in done:
             print(f"point {p.index} ({p.hash}) is already in {args.results}: {recorded[p.hash]}")
             return 0

@@ -84,6 +84,29 @@ def _lines(node, path, lines, budget):
             _lines(v, path + (str(i),), lines, budget)
 
 
+def _deep_flow_line(text):
+    """The first line where flow collections ([ and {) nest deeper than MAX_DEPTH, for files
+    too deep for the YAML composer to return a position; None if none is found that way.
+    Quoted scalars and comments are skipped (a rough scan: it only has to find a line)."""
+    depth = 0
+    for number, line in enumerate(text.split("\n"), 1):
+        quote = None
+        for i, ch in enumerate(line):
+            if quote:
+                quote = None if ch == quote else quote
+            elif ch in "'\"":
+                quote = ch
+            elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
+                break
+            elif ch in "[{":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return number
+            elif ch in "]}":
+                depth = max(0, depth - 1)
+    return None
+
+
 def load_yaml(path):
     """Returns (data, lines) where lines maps a key path tuple to its 1-based line."""
     if os.path.exists(path) and not os.path.isfile(path):
@@ -120,7 +143,7 @@ def load_yaml(path):
         raise SweepError(path, "file", "valid YAML", problem, mark.line + 1 if mark else None)
     except RecursionError:
         raise SweepError(path, "file", f"mappings and lists nested at most {MAX_DEPTH} deep",
-                         "deeper nesting")
+                         "deeper nesting", _deep_flow_line(text))
     except SweepError as e:
         raise SweepError(path, e.where, e.expected, e.found, e.line)
 
@@ -242,29 +265,45 @@ def point_columns(options):
     return cols
 
 
-def _merge(into, more, origin, seen, file):
+def _origin_line(lines, origin, *key):
+    """The line of option `key` (a name, or "set", KEY) as set by `origin` (base, points[i],
+    grid), else the line of that part of the file."""
+    root = ("points", origin[len("points["):-1]) if origin.startswith("points[") else (origin,)
+    for n in range(len(key), -1, -1):
+        if root + key[:n] in lines:
+            return lines[root + key[:n]]
+    return None
+
+
+def _merge(into, more, origin, seen, file, lines):
     """Adds `more`'s options to `into`; `seen` maps each key to the part that set it."""
     for name, v in more.items():
         if name in into and isinstance(into[name], dict) != isinstance(v, dict):
             raise SweepError(file, f"{origin}: {name}", "the same kind of value everywhere the "
                              "option is set (key -> value mapping or a single value)",
-                             f"{_describe(v)} here and {_describe(into[name])} before")
+                             f"{_describe(v)} here and {_describe(into[name])} before",
+                             _origin_line(lines, origin, name))
         if name in ("set",) or isinstance(v, dict):
             into.setdefault(name, {})
+            seen[name] = origin  # the last part to add keys (for messages)
             for k, x in v.items():
                 key = f"{name}.{k}"
                 if key in seen and seen[key] != "base":
                     raise SweepError(file, f"{origin}: {key}", "each key set by one of points/grid",
-                                     f"it also set by {seen[key]}")
+                                     f"it also set by {seen[key]}",
+                                     _origin_line(lines, origin, name, str(k)))
                 seen[key] = origin
                 into[name][k] = x
         elif name == "flags":
             into.setdefault("flags", [])
             into["flags"] += [f for f in v if f not in into["flags"]]
+            for f in v:  # an option given as a flag is placed where its flags are
+                if isinstance(f, str) and f.startswith("--"):
+                    seen.setdefault(f[2:].split("=", 1)[0], origin)
         else:
             if name in seen and seen[name] != "base":
                 raise SweepError(file, f"{origin}: {name}", "each key set by one of points/grid",
-                                 f"it also set by {seen[name]}")
+                                 f"it also set by {seen[name]}", _origin_line(lines, origin, name))
             seen[name] = origin
             into[name] = v
 
@@ -447,11 +486,17 @@ def _axis_names(grid):
     return names
 
 
-def _check_combination(opts, options, file, where):
+def _check_combination(opts, options, file, where, seen, lines):
     """The `Needs:` and `Excludes:` of `tpusim run --help`, over a resolved point's options
-    (extra flags included), so that e.g. pod-set without pod stops the sweep, not each run."""
+    (extra flags included), so that e.g. pod-set without pod stops the sweep, not each run.
+    `seen` (option -> the part that set it) gives the line: the option that needs another,
+    or the later of two that exclude each other."""
     if not isinstance(options, dict):
         return
+
+    def line(n):
+        return _origin_line(lines, seen[n], n) if n in seen else None
+
     given = {n for n, v in canonical(opts).items() if n != "flags"}
     given |= {f[2:].split("=", 1)[0] for f in opts.get("flags", []) if f.startswith("--")}
     for n in sorted(given):
@@ -459,11 +504,12 @@ def _check_combination(opts, options, file, where):
         for other in info.get("needs", []):
             if other not in given:
                 raise SweepError(file, where, f"{other} with {n} (tpusim run --{n} needs --{other})",
-                                 f"{n} without {other}")
+                                 f"{n} without {other}", line(n))
         for other in info.get("excludes", []):
             if other in given:
+                at = [x for x in (line(n), line(other)) if x]
                 raise SweepError(file, where, f"{n} and {other} not together (tpusim run "
-                                 "refuses the pair)", "both")
+                                 "refuses the pair)", "both", max(at) if at else None)
 
 
 def load(path, known_options=None, arch_keys=None):
@@ -543,10 +589,10 @@ def load(path, known_options=None, arch_keys=None):
         for combo in itertools.product(*axes):
             for seed in (seeds if seeds is not None else [None]):
                 opts, seen = {}, {}
-                _merge(opts, json.loads(json.dumps(base)), "base", seen, path)
-                _merge(opts, entry, origin, seen, path)
+                _merge(opts, json.loads(json.dumps(base)), "base", seen, path, lines)
+                _merge(opts, entry, origin, seen, path, lines)
                 for frag in combo:
-                    _merge(opts, frag, "grid", seen, path)
+                    _merge(opts, frag, "grid", seen, path, lines)
                 if seed is not None:
                     if "seed" in seen:
                         raise SweepError(path, "seeds", "seed set only by seeds",
@@ -556,8 +602,9 @@ def load(path, known_options=None, arch_keys=None):
                 where = f"point {len(points)}" + (f" ({origin})" if origin != "base" else "")
                 if not p.options.get("arch") or not p.options.get("workload"):
                     raise SweepError(path, where, "arch and workload (in base, points or grid)",
-                                     "a point without " + ("arch" if not p.options.get("arch") else "workload"))
-                _check_combination(p.options, known[0], path, where)
+                                     "a point without " + ("arch" if not p.options.get("arch") else "workload"),
+                                     _origin_line(lines, origin))
+                _check_combination(p.options, known[0], path, where, seen, lines)
                 if p.hash in by_hash:
                     at = (("points", origin[len("points["):-1]) if origin.startswith("points[")
                           else ("grid",) if axes else ("seeds",))

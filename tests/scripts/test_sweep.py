@@ -153,7 +153,9 @@ class Expansion(TempDir):
         self.assertIn("file: expected at most 200000 YAML nodes (aliases counted at every use), "
                       "found more", msg)
         msg = self.bad(base + "points: [" + "[" * 2000 + "]" * 2000 + "]\n")
-        self.assertIn("file: expected mappings and lists nested at most 32 deep", msg)
+        self.assertIn("bad.yaml:2: file: expected mappings and lists nested at most 32 deep", msg)
+        msg = self.bad(base + "description: '[[[['\npoints:\n  - " + "[" * 2000 + "]" * 2000 + "\n")
+        self.assertIn("bad.yaml:4: file: expected mappings and lists nested at most 32 deep", msg)
         f = self.path("latin1.yaml")
         with open(f, "wb") as out:
             out.write(base.encode() + b"description: caf\xe9\n")
@@ -178,8 +180,8 @@ class Expansion(TempDir):
                       "the number 1", msg)
         msg = self.bad(f"base: {{arch: {helpers.ARCH}, workload: {helpers.MLP}, pod-set: 1}}\n"
                        "points: [{pod-set: {dims: [2]}}]\n")
-        self.assertIn("points[0]: pod-set: expected the same kind of value everywhere the option "
-                      "is set", msg)
+        self.assertIn("bad.yaml:2: points[0]: pod-set: expected the same kind of value everywhere "
+                      "the option is set", msg)
 
     def test_values_are_checked_against_tpusim_run_help(self):
         import sweep  # scripts/sweep.py: reads the options' types, Needs and Excludes
@@ -204,10 +206,15 @@ class Expansion(TempDir):
              "points.0.flags: expected `tpusim run` options (other than --out), found '--bogus'"),
             ("grid: {flags: [[--out=x]]}\n", "grid.flags[0]: expected `tpusim run` options"),
             ("points: [{pod-set: {dims: [2, 2]}}]\n",
-             "point 0 (points[0]): expected pod with pod-set (tpusim run --pod-set needs --pod), "
-             "found pod-set without pod"),
+             "bad.yaml:2: point 0 (points[0]): expected pod with pod-set (tpusim run --pod-set needs "
+             "--pod), found pod-set without pod"),
             ("points: [{check: true, no-functional: true}]\n",
-             "expected check and no-functional not together"),
+             "bad.yaml:2: point 0 (points[0]): expected check and no-functional not together"),
+            # The line is where the option that needs another, or the later of a pair, is set.
+            ("points:\n  - {batch: 1}\n  - {batch: 2,\n     pod-set: {dims: [2, 2]}}\n",
+             "bad.yaml:5: point 1 (points[1]): expected pod with pod-set"),
+            ("grid:\n  batch: [1]\n  check: [true]\npoints:\n  - {}\n  - {flags: [--no-functional]}\n",
+             "bad.yaml:7: point 1 (points[1]): expected check and no-functional not together"),
             ("points: [{mode: \"a\\nb\"}]\n", "points.0.mode: expected a value without control"),
             ("points: [{set: {mxu.rows: \"6\\n4\"}}]\n",
              "points.0.set.mxu.rows: expected a scalar or a list of scalars, on one line"),
@@ -230,10 +237,12 @@ class Expansion(TempDir):
             (["--out", self.path("afile")], "--out: expected a directory (new or existing), found the file"),
             (["--timeout", "nan"], "--timeout: expected seconds > 0, found nan"),
             (["--jobs", "x"], "<command line>: argument --jobs/-j: invalid int value: 'x'"),
-            (["--results", self.path("afile", "r.csv")], "--results: expected a table file that can be "
-             "written, found"),
+            (["--results", self.path("afile", "r.csv")], "<command line>: --results: expected a table "
+             f"file that can be written, found '{self.path('afile', 'r.csv')}', below "
+             f"'{self.path('afile')}', which is not a directory"),
             (["--results", self.dir + "/"], "results file: expected a name ending in .csv"),
             (["--run-point", "\u00b2"], "--run-point: expected an index or the hash of one point"),
+            (["--run-point", "99"], "--run-point: expected an index in [0, 3] or a point hash"),
         ]
         for extra, message in cases:
             with self.subTest(extra=extra):
@@ -241,7 +250,22 @@ class Expansion(TempDir):
                 self.assertIn(message, p.stderr)
                 self.assertEqual(p.stderr.count("\n"), 1, p.stderr)
                 self.assertEqual(p.stdout, "")
-                self.assertFalse(os.path.exists(self.path("o", "points")))
+                # Nothing was created: no run directory, no empty results table.
+                self.assertFalse(os.path.exists(self.path("o")))
+        # A default table path that cannot be made names what the user wrote: the sweep's
+        # name, or --out.
+        long = helpers.tiny_sweep(self.path("long.yaml"))
+        with open(long, encoding="utf-8") as f:
+            text = f.read().replace("name: tiny", "name: " + "n" * 300)
+        with open(long, "w", encoding="utf-8") as f:
+            f.write(text)
+        p = run([PYTHON, SWEEP, long], self.dir, check=2)
+        self.assertIn(f"{long}: name (the results table runs/sweeps/NAME/results.csv): expected a "
+                      "table file that can be written", p.stderr)
+        self.assertIn("file name too long", p.stderr)
+        p = run([PYTHON, SWEEP, s, "--out", self.path("afile", "o")], self.dir, check=2)
+        self.assertIn("<command line>: --out (the results table OUT/results.csv): expected a table "
+                      "file that can be written", p.stderr)
 
     def test_sweep_py_exits_2_on_bad_sweep(self):
         f = self.write("bad.yaml", f"base: {{arch: {helpers.ARCH}, workload: {helpers.MLP}}}\n"
@@ -257,6 +281,16 @@ class Expansion(TempDir):
                       "(docs/config.md), found 'mxu.colls' (did you mean 'mxu.cols'?)", p.stderr)
         p = run([PYTHON, SWEEP, f, "--tpusim", self.path("none")], self.dir, check=2)
         self.assertIn("--tpusim: expected an executable tpusim", p.stderr)
+        # An executable that does not describe its options cannot have the values checked.
+        mute = self.path("mute-tpusim")
+        with open(mute, "w", encoding="utf-8") as out:
+            out.write("#!/bin/sh\nexit 0\n")
+        os.chmod(mute, 0o755)
+        p = run([PYTHON, SWEEP, helpers.tiny_sweep(self.path("t.yaml")), "--tpusim", mute,
+                 "--out", self.path("o")], self.dir, check=2)
+        self.assertIn(f"<command line>: --tpusim: expected a tpusim whose `run --help` lists its "
+                      f"options, found {mute}, whose does not", p.stderr)
+        self.assertFalse(os.path.exists(self.path("o")))
         p = run([PYTHON, SWEEP, helpers.tiny_sweep(self.path("t.yaml")), "--results",
                  self.path("r.txt")], self.dir, check=2)
         self.assertIn("r.txt: results file: expected a name ending in .csv", p.stderr)
