@@ -103,14 +103,19 @@ std::array<uint8_t, kInstructionBytes> encode_instruction(const Instruction& ins
   return word;
 }
 
-Instruction decode_instruction(const uint8_t* word, const std::string& file, std::size_t index) {
-  auto fail = [&](const std::string& key, const std::string& expected,
-                  const std::string& found) -> void {
-    throw InputError(SourceLocation{file, 0, 0}, fmt::format("instruction {}: {}", index, key),
-                     expected, found);
+Instruction decode_instruction(const uint8_t* word, const std::string& file, std::size_t index,
+                               std::size_t offset) {
+  // `bit`: where in the word the offending field starts; with the word's offset in the file,
+  // the message gives the file byte that holds it.
+  auto fail = [&](const std::string& key, const std::string& expected, const std::string& found,
+                  int bit) -> void {
+    std::string at = offset == kNoOffset
+                         ? fmt::format("instruction {}", index)
+                         : fmt::format("instruction {} (byte {})", index, offset + bit / 8);
+    throw InputError(SourceLocation{file, 0, 0}, at + ": " + key, expected, found);
   };
   if (word[0] >= kOpcodeCount) {
-    fail("opcode", fmt::format("an opcode below {}", kOpcodeCount), std::to_string(word[0]));
+    fail("opcode", fmt::format("an opcode below {}", kOpcodeCount), std::to_string(word[0]), 0);
   }
   Instruction inst;
   inst.op = static_cast<Opcode>(word[0]);
@@ -127,14 +132,14 @@ Instruction decode_instruction(const uint8_t* word, const std::string& file, std
     }
     if (v < field_min(f) || v > field_max(f)) {
       fail(s.name, fmt::format("a value in [{}, {}]", field_min(f), field_max(f)),
-           std::to_string(v));
+           std::to_string(v), field_bit_offset(f));
     }
     inst.values[i] = v;
     used_end = field_bit_offset(f) + s.bits;
   }
   for (int b = used_end; b < kInstructionBytes * 8; ++b) {
     if ((word[b / 8] >> (b % 8)) & 1u) {
-      fail("unused bits", "zero", fmt::format("bit {} set", b));
+      fail("unused bits", "zero", fmt::format("bit {} set", b), b);
     }
   }
   return inst;
@@ -256,13 +261,15 @@ Program decode_program(const std::vector<uint8_t>& bytes, const std::string& fil
   }
   r.mark();
   if (r.remaining() != static_cast<std::size_t>(ninst) * kInstructionBytes) {
-    r.fail("instructions", fmt::format("{} bytes ({} instructions)",
-                                       std::size_t{ninst} * kInstructionBytes, ninst),
+    r.fail("instructions", fmt::format("{} bytes ({} instruction{})",
+                                       std::size_t{ninst} * kInstructionBytes, ninst,
+                                       ninst == 1 ? "" : "s"),
            fmt::format("{} bytes", r.remaining()));
   }
   p.code.reserve(ninst);
   for (uint32_t i = 0; i < ninst; ++i) {
-    p.code.push_back(decode_instruction(r.take(kInstructionBytes, "instruction"), file, i));
+    std::size_t at = r.pos();
+    p.code.push_back(decode_instruction(r.take(kInstructionBytes, "instruction"), file, i, at));
   }
   p.lines.assign(ninst, 0);
   p.notes.assign(ninst, "");

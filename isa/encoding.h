@@ -17,9 +17,12 @@ inline constexpr uint16_t kBinaryVersion = 3;
 /// Packs one instruction into its 32-byte word. Throws std::out_of_range when a value does
 /// not fit its field (the assembler and verifier check this first, naming the line).
 std::array<uint8_t, kInstructionBytes> encode_instruction(const Instruction& inst);
-/// Unpacks a word; throws InputError (naming `file` and the instruction index) on an unknown
-/// opcode, an enum value out of range or nonzero unused bits.
-Instruction decode_instruction(const uint8_t* word, const std::string& file, std::size_t index);
+inline constexpr std::size_t kNoOffset = static_cast<std::size_t>(-1);
+/// Unpacks a word; throws InputError (naming `file`, the instruction index and, given the
+/// word's `offset` in the file, the byte of the offending field) on an unknown opcode, an enum
+/// value out of range or nonzero unused bits.
+Instruction decode_instruction(const uint8_t* word, const std::string& file, std::size_t index,
+                               std::size_t offset = kNoOffset);
 
 std::vector<uint8_t> encode_program(const Program& p);
 /// Decodes a whole binary; every length is checked against the data actually present, so a

@@ -157,7 +157,10 @@ std::string isa_markdown() {
 The decoder checks a binary as the assembler checks its source (region names used once, every
 field in range, the length exactly what the counts say) and names the byte offset where the
 offending field starts (`prog.tbin: region name (byte 64): expected a region name used once,
-found 'a' again`). A file is read as a binary when it starts with the magic; a file named
+found 'a' again`); in an instruction, the index and the byte that holds the field's first
+bit (`prog.tbin: instruction 2 (byte 256): opcode: expected an opcode below )" +
+         std::to_string(kOpcodeCount) + R"(, found 200`).
+A file is read as a binary when it starts with the magic; a file named
 `.tbin` that does not (empty, text) is refused as such rather than read as assembly, and a
 program with no instructions at all, in either form, is refused (`halt` is the shortest
 program).

@@ -141,12 +141,26 @@ TEST(Encoding, HeaderFieldsAreChecked) {
   b = bin;
   b.push_back(0);
   expect_key(b, "instructions (byte 28)");
+  InputError one = test::expect_input_error([&] { decode_program(b, "h.tbin"); });
+  EXPECT_EQ(one.expected(), "32 bytes (1 instruction)");
+  // Instruction words follow the 28-byte header (no regions here): word i starts at byte
+  // 28 + 32 i, and a message gives the byte holding the offending field's first bit.
   b = bin;
-  b[bin.size() - kInstructionBytes] = 200;
-  expect_key(b, "opcode");
+  b[28] = 200;
+  expect_key(b, "instruction 0 (byte 28): opcode");
   b = bin;
   b.back() = 0x80;
-  expect_key(b, "unused bits");
+  expect_key(b, fmt::format("instruction 0 (byte {}): unused bits", 28 + kInstructionBytes - 1));
+  Program q;
+  q.code = {Instruction::make(Opcode::kHalt), Instruction::make(Opcode::kHalt),
+            Instruction::make(Opcode::kSync)};
+  std::vector<uint8_t> three = encode_program(q);
+  b = three;
+  b[28 + 2 * kInstructionBytes] = 200;
+  expect_key(b, fmt::format("instruction 2 (byte {}): opcode", 28 + 2 * kInstructionBytes));
+  b = three;
+  b[28 + kInstructionBytes + 5] = 1;  // halt has no fields: every bit past the opcode is unused
+  expect_key(b, fmt::format("instruction 1 (byte {}): unused bits", 28 + kInstructionBytes + 5));
 }
 
 // A binary is checked like its assembly: two regions of one name are refused (the assembler
