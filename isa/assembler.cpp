@@ -344,7 +344,7 @@ class Assembler {
       std::string part = v.substr(i, j == std::string::npos ? std::string::npos : j - i);
       int64_t d = 0;
       if (!parse_number(part, &d) || d <= 0 || static_cast<uint64_t>(d) > kMaxRegionBytes ||
-          elems * static_cast<uint64_t>(d) > kMaxRegionBytes) {
+          elems > kMaxRegionBytes / static_cast<uint64_t>(d)) {  // no 64-bit wrap
         fail(l, t, key, "dimensions like 16x128 (each > 0, at most 2^32 elements)",
              "'" + value + "'");
       }

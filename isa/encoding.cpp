@@ -247,7 +247,7 @@ Program decode_program(const std::vector<uint8_t>& bytes, const std::string& fil
     uint64_t elems = 1;
     for (uint8_t d = 0; d < rank; ++d) {
       uint64_t dim = r.le<uint64_t>("region dimension");
-      if (dim == 0 || dim > kMaxRegionBytes || elems * dim > kMaxRegionBytes) {
+      if (dim == 0 || dim > kMaxRegionBytes || elems > kMaxRegionBytes / dim) {  // no 64-bit wrap
         r.fail("region dimension", "a shape of at most 2^32 elements", std::to_string(dim));
       }
       elems *= dim;

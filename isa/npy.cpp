@@ -136,7 +136,7 @@ NpyHeader parse_header(const std::string& h, std::size_t data_start, const std::
       if (d > kMaxNpyBytes) break;
       d = d * 10 + static_cast<uint64_t>(body[i] - '0');
     }
-    if (d > kMaxNpyBytes || elems * d > kMaxNpyBytes || a.shape.size() >= kMaxRank) {
+    if (d > kMaxNpyBytes || (d != 0 && elems > kMaxNpyBytes / d) || a.shape.size() >= kMaxRank) {
       bad(name, "npy shape", "at most 2^32 elements and 8 dimensions", clip(shape));
     }
     elems *= d;

@@ -74,6 +74,9 @@ TEST(Assembler, BadProgramsNameLineColumnFieldAndValue) {
       {"bad region key", ".region a addr=0 dtype=int8 shape=4 colour=red\n", 1, 37,
        "region a colour", "colour"},
       {"bad shape", ".region a addr=0 dtype=int8 shape=4x0\n", 1, 29, "region a shape", "4x0"},
+      // 2^32 x 2^32 elements wraps to 0 in 64 bits; it was accepted as an empty region.
+      {"shape that wraps", ".region a addr=0 dtype=int8 shape=4294967296x4294967296\n", 1, 29,
+       "region a shape", "4294967296x4294967296"},
       {"region twice", ".region a addr=0 dtype=int8 shape=4\n.region a addr=8 dtype=int8 shape=4\n",
        2, 9, "a", "repeat"},
       {"label twice", "x: nop\nx: nop\n", 2, 1, "x", "second"},

@@ -182,6 +182,12 @@ TEST(Encoding, RegionNamesAreUniqueInABinary) {
   EXPECT_EQ(e.found(), "'a' again");
   p.regions[1].name = "b";
   EXPECT_EQ(decode_program(encode_program(p), "ok.tbin").regions.size(), 2u);
+  // A shape of 2^32 x 2^32 elements (2^64, 0 in 64 bits) is refused, not decoded as empty.
+  p.regions[1].shape = {uint64_t{1} << 32, uint64_t{1} << 32};
+  e = test::expect_input_error([&] { decode_program(encode_program(p), "wrap.tbin"); });
+  EXPECT_EQ(e.key().rfind("region dimension (byte ", 0), 0u) << e.what();
+  EXPECT_EQ(e.found(), "4294967296") << e.what();
+  p.regions[1].shape = {4};
   // The most regions a binary may hold, then the last one renamed to repeat the first.
   p.regions.clear();
   for (std::size_t i = 0; i < kMaxRegions; ++i) {

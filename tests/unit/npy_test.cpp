@@ -77,6 +77,9 @@ TEST(Npy, ShapesAreTuplesOfIntegers) {
   EXPECT_EQ(parse_shape("(8, 16)", 128), (std::vector<uint64_t>{8, 16}));
   EXPECT_EQ(parse_shape("( 8 ,16, )", 128), (std::vector<uint64_t>{8, 16}));
   EXPECT_EQ(parse_shape("(2, 0, 3)", 0), (std::vector<uint64_t>{2, 0, 3}));
+  // 2^32 x 2^32 elements is 2^64, which wraps to 0 in 64 bits: refused, not read as empty.
+  InputError wrap = test::expect_input_error([&] { parse_shape("(4294967296, 4294967296)", 0); });
+  EXPECT_EQ(wrap.expected(), "at most 2^32 elements and 8 dimensions");
   for (const char* shape : {"(64,, 2)", "(,64)", "(64)", "(6a,)", "(,)", "(8 16)", "[64]", "(-1,)"}) {
     InputError e = test::expect_input_error([&] { parse_shape(shape, 128); });
     EXPECT_EQ(e.key(), "npy shape") << shape;
