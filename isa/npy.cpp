@@ -183,18 +183,17 @@ NpyArray parse_npy(const std::vector<uint8_t>& bytes, const std::string& name) {
 
 // Reads the header first and checks the file's size against it, so that a wrong or endless
 // file (a directory, /dev/zero, a huge file with a small shape) is refused before its data.
-// A pipe (`--input x=<(python3 make.py)`) is read the same way without a size to check up
-// front: at most the header's data bytes are read, and one byte more is an error.
 NpyArray read_npy(const std::string& path) {
   std::error_code ec;
   fs::file_status st = fs::status(path, ec);
   if (ec || !fs::exists(st)) bad(path, "npy file", "an existing .npy file", "no such file");
-  const bool pipe = fs::is_fifo(st);
-  if (!fs::is_regular_file(st) && !pipe) {
-    bad(path, "npy file", "a regular .npy file or a pipe",
-        fs::is_directory(st) ? "a directory" : "a device or socket");
+  // Pipes are refused too: opening a FIFO without a writer blocks, and a pipe's length is
+  // not known before its data is read.
+  if (!fs::is_regular_file(st)) {
+    bad(path, "npy file", "a regular .npy file",
+        fs::is_directory(st) ? "a directory" : "a device, pipe or socket");
   }
-  uint64_t size = pipe ? 0 : fs::file_size(path, ec);
+  uint64_t size = fs::file_size(path, ec);
   std::ifstream in(path, std::ios::binary);
   if (ec || !in) bad(path, "npy file", "a readable .npy file", "one that cannot be opened");
   uint64_t got = 0;  // bytes read so far
@@ -202,19 +201,19 @@ NpyArray read_npy(const std::string& path) {
     in.read(reinterpret_cast<char*>(to), static_cast<std::streamsize>(n));
     auto k = static_cast<std::size_t>(in.gcount());
     got += k;
-    if (k < n && !pipe) {
+    if (k < n) {
       bad(path, "npy file", fmt::format("{} bytes", size), "a file that shrank while read");
     }
     return k;
   };
   uint8_t prefix[12] = {};
-  std::size_t avail = read_some(prefix, pipe ? sizeof prefix : std::min<uint64_t>(size, sizeof prefix));
+  std::size_t avail = read_some(prefix, std::min<uint64_t>(size, sizeof prefix));
   auto [header_start, header_len] = header_extent(prefix, avail, path);
   if (header_len > kMaxHeaderBytes) {
     bad(path, "npy header length", fmt::format("at most {} bytes", kMaxHeaderBytes),
         std::to_string(header_len));
   }
-  if (!pipe && header_len > size - header_start) {
+  if (header_len > size - header_start) {
     bad(path, "npy header length", "within the file", std::to_string(header_len));
   }
   std::string h(header_len, '\0');
@@ -225,7 +224,7 @@ NpyArray read_npy(const std::string& path) {
     bad(path, "npy header length", "within the file", std::to_string(header_len));
   }
   NpyHeader header = parse_header(h, header_start + header_len, path);
-  if (!pipe && size - header.data_start != header.data_bytes) {
+  if (size - header.data_start != header.data_bytes) {
     bad_size(path, header, fmt::format("{} bytes", size - header.data_start));
   }
   NpyArray a = std::move(header.array);
@@ -237,9 +236,6 @@ NpyArray read_npy(const std::string& path) {
   std::size_t rest = a.data.size() - extra;
   if (rest > 0 && read_some(a.data.data() + extra, rest) < rest) {
     bad_size(path, header, fmt::format("{} bytes", got - header.data_start));
-  }
-  if (pipe && in.peek() != std::ifstream::traits_type::eof()) {
-    bad_size(path, header, "more bytes");
   }
   return a;
 }

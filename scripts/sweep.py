@@ -222,6 +222,9 @@ def main():
     if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
         fail(f"<command line>: --out: expected a directory (new or existing), found the file "
              f"'{args.out}'")
+    if args.out and first_non_directory(os.path.abspath(args.out)) is not None:
+        fail(f"<command line>: --out: expected a directory (new or existing), found '{args.out}', "
+             f"below '{first_non_directory(os.path.abspath(args.out))}', which is not a directory")
 
     tpusim = find_tpusim(args.tpusim)
     # Without these the sweep could not check its values before running them: a tpusim that

@@ -91,10 +91,10 @@ TEST_F(Cli, BadInputsExitWithCode2AndOneMessage) {
       // was read up to the 4 GiB cap: 8.4 GB of memory before the header was looked at).
       {"exec --arch " + src("configs/arch/tpu_v4.yaml") + " " +
            src("traces/example_matmul/prog.tasm") + " --functional-only --input x=/dev/zero",
-       "/dev/zero: npy file: expected a regular .npy file or a pipe, found a device or socket"},
+       "/dev/zero: npy file: expected a regular .npy file, found a device, pipe or socket"},
       {"exec --arch " + src("configs/arch/tpu_v4.yaml") + " " +
            src("traces/example_matmul/prog.tasm") + " --functional-only --input x=" + path(""),
-       "npy file: expected a regular .npy file or a pipe, found a directory"},
+       "npy file: expected a regular .npy file, found a directory"},
       {"exec --arch " + src("configs/arch/tpu_v4.yaml") + " " +
            src("traces/example_matmul/prog.tasm") + " --functional-only --input x=" +
            path("long.npy"),

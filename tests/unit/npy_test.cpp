@@ -1,13 +1,6 @@
 // .npy reading and writing: round trips for every element type and rejection of files
 // NumPy would describe differently or that lie about their size.
 #include <gtest/gtest.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <thread>
 
 #include "isa/npy.h"
 #include "test_util.h"
@@ -90,48 +83,6 @@ TEST(Npy, ShapesAreTuplesOfIntegers) {
     parse_npy(with_header("{'descr': '\xe9\x01', 'fortran_order': False, 'shape': (2,), }", 2), "x.npy");
   });
   EXPECT_EQ(e.found(), "'\\xe9\\x01'");
-}
-
-// A pipe (process substitution: --input x=<(python3 make.py)) is read like a file: the
-// header first, then exactly the data it announces; a short or long stream is refused.
-TEST(Npy, PipesAreReadUpToTheDataTheHeaderAnnounces) {
-  NpyArray a;
-  a.dtype = ElemType::kInt32;
-  a.shape = {3, 5};
-  for (int i = 0; i < 60; ++i) a.data.push_back(static_cast<uint8_t>(i * 11));
-  const std::vector<uint8_t> bytes = format_npy(a);
-  namespace fs = std::filesystem;
-  fs::path dir = fs::temp_directory_path() / ("npy_pipe_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  std::string fifo = (dir / "in.npy").string();
-  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  // Writes `n` bytes of the file (then filler) into the pipe and closes it. n stays below the
-  // pipe buffer (64 KiB), so the writer never blocks nor meets a reader that has gone.
-  auto read_with_writer = [&](std::size_t n) {
-    std::thread writer([&] {
-      std::ofstream out(fifo, std::ios::binary);
-      for (std::size_t i = 0; i < n && out; ++i) {
-        out.put(static_cast<char>(i < bytes.size() ? bytes[i] : 7));
-      }
-    });
-    struct Join {
-      std::thread& t;
-      ~Join() { t.join(); }
-    } join{writer};
-    return read_npy(fifo);
-  };
-  NpyArray b = read_with_writer(bytes.size());
-  EXPECT_EQ(b.shape, a.shape);
-  EXPECT_EQ(b.data, a.data);
-  InputError shorter = test::expect_input_error([&] { read_with_writer(bytes.size() - 1); });
-  EXPECT_EQ(shorter.key(), "npy data");
-  EXPECT_EQ(shorter.found(), "59 bytes");
-  InputError longer = test::expect_input_error([&] { read_with_writer(bytes.size() + 4096); });
-  EXPECT_EQ(longer.key(), "npy data");
-  EXPECT_EQ(longer.found(), "more bytes");
-  InputError header = test::expect_input_error([&] { read_with_writer(40); });
-  EXPECT_EQ(header.key(), "npy header length");
-  fs::remove_all(dir);
 }
 
 }  // namespace
