@@ -264,8 +264,9 @@ class Expansion(TempDir):
                       "table file that can be written", p.stderr)
         self.assertIn("file name too long", p.stderr)
         p = run([PYTHON, SWEEP, s, "--out", self.path("afile", "o")], self.dir, check=2)
-        self.assertIn("<command line>: --out (the results table OUT/results.csv): expected a table "
-                      "file that can be written", p.stderr)
+        self.assertIn(f"<command line>: --out: expected a directory (new or existing), found "
+                      f"'{self.path('afile', 'o')}', below '{self.path('afile')}', which is not a "
+                      "directory", p.stderr)
 
     def test_sweep_py_exits_2_on_bad_sweep(self):
         f = self.write("bad.yaml", f"base: {{arch: {helpers.ARCH}, workload: {helpers.MLP}}}\n"
