@@ -42,7 +42,7 @@ double parse_bytes(const std::string& s) {
   } catch (...) {
     pos = 0;
   }
-  // Plain decimal text only (std::stod also takes hex, "inf" and leading blanks).
+  // Decimal text only, exponent allowed (std::stod also takes hex, "inf" and leading blanks).
   bool plain = num.find_first_not_of("0123456789.eE+-") == std::string::npos &&
                !num.empty() && (std::isdigit(static_cast<unsigned char>(num[0])) || num[0] == '.');
   double bytes = v * mult;
