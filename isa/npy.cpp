@@ -196,18 +196,14 @@ NpyArray read_npy(const std::string& path) {
   uint64_t size = fs::file_size(path, ec);
   std::ifstream in(path, std::ios::binary);
   if (ec || !in) bad(path, "npy file", "a readable .npy file", "one that cannot be opened");
-  uint64_t got = 0;  // bytes read so far
-  auto read_some = [&](uint8_t* to, std::size_t n) {
-    in.read(reinterpret_cast<char*>(to), static_cast<std::streamsize>(n));
-    auto k = static_cast<std::size_t>(in.gcount());
-    got += k;
-    if (k < n) {
+  auto read = [&](uint8_t* to, std::size_t n) {
+    if (!in.read(reinterpret_cast<char*>(to), static_cast<std::streamsize>(n))) {
       bad(path, "npy file", fmt::format("{} bytes", size), "a file that shrank while read");
     }
-    return k;
   };
   uint8_t prefix[12] = {};
-  std::size_t avail = read_some(prefix, std::min<uint64_t>(size, sizeof prefix));
+  std::size_t avail = static_cast<std::size_t>(std::min<uint64_t>(size, sizeof prefix));
+  read(prefix, avail);
   auto [header_start, header_len] = header_extent(prefix, avail, path);
   if (header_len > kMaxHeaderBytes) {
     bad(path, "npy header length", fmt::format("at most {} bytes", kMaxHeaderBytes),
@@ -219,24 +215,17 @@ NpyArray read_npy(const std::string& path) {
   std::string h(header_len, '\0');
   std::size_t have = avail - header_start;  // header bytes already in the prefix
   std::memcpy(h.data(), prefix + header_start, std::min(have, header_len));
-  if (header_len > have &&
-      read_some(reinterpret_cast<uint8_t*>(h.data()) + have, header_len - have) < header_len - have) {
-    bad(path, "npy header length", "within the file", std::to_string(header_len));
-  }
+  if (header_len > have) read(reinterpret_cast<uint8_t*>(h.data()) + have, header_len - have);
   NpyHeader header = parse_header(h, header_start + header_len, path);
   if (size - header.data_start != header.data_bytes) {
     bad_size(path, header, fmt::format("{} bytes", size - header.data_start));
   }
   NpyArray a = std::move(header.array);
   a.data.resize(static_cast<std::size_t>(header.data_bytes));
-  // Prefix bytes past a short header are data already read.
+  // Prefix bytes past a short header are data already read (the size check above bounds them).
   std::size_t extra = have > header_len ? have - header_len : 0;
-  if (extra > a.data.size()) bad_size(path, header, fmt::format("{} bytes or more", extra));
   std::memcpy(a.data.data(), prefix + header_start + header_len, extra);
-  std::size_t rest = a.data.size() - extra;
-  if (rest > 0 && read_some(a.data.data() + extra, rest) < rest) {
-    bad_size(path, header, fmt::format("{} bytes", got - header.data_start));
-  }
+  if (a.data.size() > extra) read(a.data.data() + extra, a.data.size() - extra);
   return a;
 }
 
