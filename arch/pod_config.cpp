@@ -35,9 +35,28 @@ Schema<PodConfig> build_schema() {
   return s;
 }
 
+// " with --set dims" when a command-line override gave one of `keys`: a check that spans
+// keys names the override that broke it, whichever key the message is about.
+std::string with_overrides(const RawConfig& raw, std::initializer_list<const char*> keys) {
+  std::string out;
+  for (const char* k : keys) {
+    const RawValue* v = raw.find(k);
+    if (v && !v->option.empty()) out += (out.empty() ? " with " : ", ") + v->option + " " + k;
+  }
+  return out;
+}
+
 PodConfig finish(const RawConfig& raw) {
   PodConfig c = pod_schema().load(raw);
   if (c.topology.size() != c.dims.size()) {
+    // Blame the override when one of the two came from the command line and the other did not.
+    const RawValue* dims = raw.find("dims");
+    bool dims_set = dims && !dims->option.empty() && raw.label("topology") == "topology";
+    if (dims_set) {
+      throw InputError(raw.where("dims"), raw.label("dims"),
+                       fmt::format("one entry per dimension of topology ({})", c.topology.size()),
+                       fmt::format("{} entries", c.dims.size()));
+    }
     throw InputError(raw.where("topology"), raw.label("topology"),
                      fmt::format("one entry per dimension ({})", c.dims.size()),
                      fmt::format("{} entries", c.topology.size()));
@@ -61,7 +80,8 @@ PodConfig finish(const RawConfig& raw) {
   c.ports_used = ports;
   if (ports > c.ports_per_chip) {
     throw InputError(raw.where("ports_per_chip"), raw.label("ports_per_chip"),
-                     fmt::format("at least {} (the topology needs that many per chip)", ports),
+                     fmt::format("at least {} (the topology needs that many per chip{})", ports,
+                                 with_overrides(raw, {"dims", "topology", "links_per_direction"})),
                      std::to_string(c.ports_per_chip));
   }
   c.fingerprint = fnv1a_hex(pod_schema().canonical(c));
@@ -82,12 +102,11 @@ PodConfig load_pod(const std::string& path, const std::vector<std::string>& over
   RawConfig raw = RawConfig::from_file(path, keys);
   for (const auto& o : overrides) raw.apply_override(o, keys, option);
   PodConfig c = finish(raw);
-  // Checks made later (a collective's limits, the bisection cut) name the file; with
-  // overrides the pod is not the file alone, so the location carries them too.
+  // Checks made later (a collective's limits, the bisection cut) name origin(): with
+  // overrides the pod is not the file alone.
   for (std::size_t i = 0; i < overrides.size(); ++i) {
-    c.file += (i == 0 ? " (" : " ") + option + " " + overrides[i];
+    c.overrides += (i == 0 ? "" : " ") + option + " " + overrides[i];
   }
-  if (!overrides.empty()) c.file += ")";
   return c;
 }
 

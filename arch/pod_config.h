@@ -25,7 +25,12 @@ struct PodConfig {
   int64_t chips = 0;                  ///< derived: product of dims
   int64_t ports_used = 0;             ///< derived: ports one chip needs for this topology
   std::string fingerprint;
-  std::string file;                   ///< where it was loaded from (for error messages)
+  std::string file;                   ///< where it was loaded from
+  std::string overrides;              ///< the command-line overrides, "--set k=v ..." (or empty)
+
+  /// What messages about the loaded pod name: the file and, when given, its overrides,
+  /// "v5e_16x16.yaml (--set dims=[3,3])".
+  std::string origin() const { return overrides.empty() ? file : file + " (" + overrides + ")"; }
 };
 
 const Schema<PodConfig>& pod_schema();

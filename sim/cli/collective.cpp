@@ -18,15 +18,79 @@ namespace tpu::cli {
 
 namespace {
 
-constexpr double kMaxBytes = 1125899906842624.0;  // 1 PiB per chip
+constexpr uint64_t kMaxBytes = uint64_t{1} << 50;  // 1 PiB per chip
 
-double parse_bytes(const std::string& s) {
-  static const std::pair<const char*, double> units[] = {
-      {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0},
-      {"PiB", 1125899906842624.0}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"PB", 1e15},
-      {"B", 1.0}};
+// The exact value of decimal text times `mult`: digits with an optional fraction and
+// exponent ("4096", "1.5", "2e3", ".5"). kNotANumber for other text, kTooBig above
+// kMaxBytes, 0 below 1, kNotWhole for a fraction of a byte above 1. Exact, unlike
+// std::stod: "1125899906842624.01" is not whole and "0.99999999999999999999" is below 1.
+constexpr uint64_t kNotANumber = ~uint64_t{0}, kNotWhole = kNotANumber - 1, kTooBig = kNotANumber - 2;
+uint64_t exact_value(const std::string& num, uint64_t mult) {
+  auto digit = [](char ch) { return ch >= '0' && ch <= '9'; };
+  std::size_t i = 0;
+  std::string digits;  // integer and fraction digits
+  int64_t scale = 0;   // the value is digits x 10^scale
+  while (i < num.size() && digit(num[i])) digits += num[i++];
+  if (i < num.size() && num[i] == '.') {
+    for (++i; i < num.size() && digit(num[i]); ++i) {
+      digits += num[i];
+      --scale;
+    }
+  }
+  if (digits.empty()) return kNotANumber;
+  if (i < num.size() && (num[i] == 'e' || num[i] == 'E')) {
+    ++i;
+    bool minus = i < num.size() && num[i] == '-';
+    if (i < num.size() && (num[i] == '-' || num[i] == '+')) ++i;
+    if (i == num.size()) return kNotANumber;
+    int64_t e = 0;
+    for (; i < num.size() && digit(num[i]); ++i) e = std::min<int64_t>(e * 10 + (num[i] - '0'), 1 << 30);
+    scale += minus ? -e : e;
+  }
+  if (i != num.size()) return kNotANumber;
+  digits.erase(0, std::min(digits.find_first_not_of('0'), digits.size()));
+  if (digits.empty()) return 0;
+  while (digits.back() == '0') {  // trailing zeros into the scale
+    digits.pop_back();
+    ++scale;
+  }
+  // Nonzero digits x 10^scale x mult: above 2^50 when scale > 16, below 1 when
+  // scale < -(digits + 16) (mult is at most 2^50 < 10^16).
+  auto len = static_cast<int64_t>(digits.size());
+  if (scale > 16) return kTooBig;
+  if (scale < -(len + 16)) return 0;
+  if (scale > 0) digits.append(static_cast<std::size_t>(scale), '0');
+  // digits x mult, in decimal (mult < 2^51, so a digit's product and carry fit in 64 bits).
+  std::string product(digits.size() + 17, '0');
+  uint64_t carry = 0;
+  for (std::size_t k = 0; k < product.size(); ++k) {
+    uint64_t d = k < digits.size() ? static_cast<uint64_t>(digits[digits.size() - 1 - k] - '0') : 0;
+    uint64_t v = d * mult + carry;
+    product[product.size() - 1 - k] = static_cast<char>('0' + v % 10);
+    carry = v / 10;
+  }
+  bool fraction = false;
+  if (scale < 0) {  // divide by 10^-scale: the dropped digits are the fraction
+    auto drop = static_cast<std::size_t>(-scale);
+    fraction = product.find_first_not_of('0', product.size() - drop) != std::string::npos;
+    product.erase(product.size() - drop);
+  }
+  product.erase(0, std::min(product.find_first_not_of('0'), product.size()));
+  if (product.size() > 16) return kTooBig;
+  uint64_t v = product.empty() ? 0 : std::stoull(product);
+  if (v > kMaxBytes) return kTooBig;
+  if (v == 0) return 0;  // below 1
+  return fraction ? kNotWhole : v;
+}
+
+uint64_t parse_bytes(const std::string& s) {
+  static const std::pair<const char*, uint64_t> units[] = {
+      {"KiB", uint64_t{1} << 10}, {"MiB", uint64_t{1} << 20}, {"GiB", uint64_t{1} << 30},
+      {"TiB", uint64_t{1} << 40}, {"PiB", uint64_t{1} << 50}, {"KB", 1000},
+      {"MB", 1000000}, {"GB", 1000000000}, {"TB", 1000000000000}, {"PB", 1000000000000000},
+      {"B", 1}};
   std::string num = s;
-  double mult = 1;
+  uint64_t mult = 1;
   for (const auto& [u, m] : units) {
     std::string us(u);
     if (num.size() > us.size() && num.compare(num.size() - us.size(), us.size(), us) == 0) {
@@ -35,25 +99,19 @@ double parse_bytes(const std::string& s) {
       break;
     }
   }
-  std::size_t pos = 0;
-  double v = 0;
-  try {
-    v = std::stod(num, &pos);
-  } catch (...) {
-    pos = 0;
+  uint64_t bytes = exact_value(num, mult);
+  if (bytes == kNotWhole) {
+    // The bytes it comes to ("0.3KiB" is 307.2 bytes) when a double shows the fraction.
+    double approx = num.find_first_of("eE") == std::string::npos && num.size() <= 40
+                        ? std::stod(num) * static_cast<double>(mult) : 0.0;
+    bool show = approx > 0 && approx != std::floor(approx);
+    throw InputError(SourceLocation{"<command line>", 0, 0}, "--bytes", "a whole number of bytes",
+                     show ? fmt::format("'{}' ({} bytes)", s, approx) : "'" + s + "'");
   }
-  // Decimal text only, exponent allowed (std::stod also takes hex, "inf" and leading blanks).
-  bool plain = num.find_first_not_of("0123456789.eE+-") == std::string::npos &&
-               !num.empty() && (std::isdigit(static_cast<unsigned char>(num[0])) || num[0] == '.');
-  double bytes = v * mult;
-  if (!plain || pos != num.size() || !(bytes >= 1) || bytes > kMaxBytes) {
+  if (bytes == kNotANumber || bytes == kTooBig || bytes < 1) {
     throw InputError(SourceLocation{"<command line>", 0, 0}, "--bytes",
                      "a size from 1 byte to 1 PiB (e.g. 4096, 64MiB, 1GiB, 2TB; B, KB..PB, KiB..PiB)",
                      "'" + s + "'");
-  }
-  if (bytes != std::floor(bytes)) {
-    throw InputError(SourceLocation{"<command line>", 0, 0}, "--bytes", "a whole number of bytes",
-                     fmt::format("'{}' ({} bytes)", s, bytes));
   }
   return bytes;
 }
@@ -118,11 +176,11 @@ int run_collective(const CollectiveOptions& o) {
   arch::PodConfig p = arch::load_pod(o.pod, o.sets);
   int op_index = pick(o.op, pod::kCollectiveOpNames, "--op", "bisection");
   if (op_index == static_cast<int>(std::size(pod::kCollectiveOpNames))) {
-    return run_bisection(o, p, parse_bytes(o.bytes));
+    return run_bisection(o, p, static_cast<double>(parse_bytes(o.bytes)));
   }
   auto op = static_cast<pod::CollectiveOp>(op_index);
   auto alg = static_cast<pod::Algorithm>(pick(o.algorithm, pod::kAlgorithmNames, "--algorithm"));
-  double bytes = parse_bytes(o.bytes);
+  auto bytes = static_cast<double>(parse_bytes(o.bytes));
   pod::CollectiveResult r = pod::run_collective(p, op, bytes, alg);
   double chips = static_cast<double>(p.chips);
   auto per_second = [&](double v) { return r.seconds > 0 ? v / r.seconds : 0.0; };

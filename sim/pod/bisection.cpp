@@ -31,7 +31,7 @@ int bisection_dim(const arch::PodConfig& pod) {
   if (best < 0) {
     std::string dims;
     for (int64_t n : pod.dims) dims += (dims.empty() ? "" : "x") + std::to_string(n);
-    throw InputError(SourceLocation{pod.file, 0, 0}, "dims",
+    throw InputError(SourceLocation{pod.origin(), 0, 0}, "dims",
                      "a dimension with an even number of chips to cut in half (for --op bisection)",
                      dims);
   }
@@ -51,7 +51,7 @@ BisectionResult run_bisection(const arch::PodConfig& pod, double bytes) {
   if (crossings > kMaxScheduleTransfers) {
     std::string dims;
     for (int64_t m : pod.dims) dims += (dims.empty() ? "" : "x") + std::to_string(m);
-    throw InputError(SourceLocation{pod.file, 0, 0}, "dims",
+    throw InputError(SourceLocation{pod.origin(), 0, 0}, "dims",
                      fmt::format("a pod whose bisection traffic takes at most {:.0f} link hops "
                                  "(chips x half the cut dimension{})",
                                  kMaxScheduleTransfers, ring ? " x 2 directions" : ""),

@@ -122,7 +122,7 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
     int64_t members = 1;
     for (int d : dims) members *= net.config().dims[at(d)];
     if (members > kMaxAllToAllChips) {
-      throw InputError(SourceLocation{net.config().file, 0, 0}, "op",
+      throw InputError(SourceLocation{net.config().origin(), 0, 0}, "op",
                        fmt::format("all-to-all over at most {} chips (it sends chips^2 transfers)", kMaxAllToAllChips),
                        fmt::format("{} chips", members));
     }
@@ -138,7 +138,7 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
                      : a == Algorithm::kTorus || a == Algorithm::kMultiTorus ? 8 * members * torus_rounds
                                                                              : 4 * members * (members - 1);
   if (transfers > kMaxScheduleTransfers) {
-    throw InputError(SourceLocation{net.config().file, 0, 0}, "algorithm",
+    throw InputError(SourceLocation{net.config().origin(), 0, 0}, "algorithm",
                      fmt::format("a schedule of at most {:.0f} transfers ({}a smaller pod or group)",
                                  kMaxScheduleTransfers,
                                  a != Algorithm::kTorus && a != Algorithm::kMultiTorus && dims.size() > 1 && !open_mesh
@@ -151,7 +151,7 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
   if (a == Algorithm::kTorus || a == Algorithm::kMultiTorus) {
     for (int d : dims) {
       if (!net.wraps(d) && net.config().dims[at(d)] > 2) {
-        throw InputError(SourceLocation{net.config().file, 0, 0}, "algorithm",
+        throw InputError(SourceLocation{net.config().origin(), 0, 0}, "algorithm",
                          fmt::format("a topology with wrap-around links for {} (dimension {} is a mesh)",
                                      kAlgorithmNames[static_cast<int>(a)], d),
                          "mesh");

@@ -44,6 +44,40 @@ TEST(PodConfig, BadShapesAreErrors) {
   EXPECT_EQ(e.key(), "dims");
 }
 
+TEST(PodConfig, ACheckAcrossKeysNamesTheOverrideThatBrokeIt) {
+  // --set dims with one entry against the file's two-entry topology: the override is blamed.
+  InputError e = expect_input_error(
+      [] { load_pod_string(pod("[torus, torus]", "[4, 4]", 4), "p.yaml", {"dims=[16]"}); });
+  EXPECT_EQ(std::string(e.what()),
+            "<command line>: --set dims: expected one entry per dimension of topology (2), found 1 entries");
+  // The file's own mismatch, or both keys overridden, is about topology.
+  e = expect_input_error([] {
+    load_pod_string(pod("[torus, torus]", "[4, 4]", 4), "p.yaml", {"dims=[16]", "topology=[torus, mesh]"});
+  });
+  EXPECT_EQ(std::string(e.what()),
+            "<command line>: --set topology: expected one entry per dimension (1), found 2 entries");
+  // Too few ports once --set dims adds a dimension: ports_per_chip is the file's, the cause the override.
+  e = expect_input_error([] {
+    load_pod_string(pod("[torus, torus]", "[4, 4]", 4), "p.yaml", {"dims=[4, 4, 4]", "topology=[torus, torus, torus]"});
+  });
+  EXPECT_EQ(std::string(e.what()),
+            "p.yaml:5:1: ports_per_chip: expected at least 6 (the topology needs that many per chip with "
+            "--set dims, --set topology), found 4");
+  e = expect_input_error([] { load_pod_string(pod("[torus, torus, torus]", "[4, 4, 4]", 4), "p.yaml"); });
+  EXPECT_EQ(std::string(e.what()),
+            "p.yaml:5:1: ports_per_chip: expected at least 6 (the topology needs that many per chip), found 4");
+}
+
+TEST(PodConfig, TheOriginNamesTheFileAndItsOverrides) {
+  std::string v5e = test::source_path("configs/pod/v5e_16x16.yaml");
+  PodConfig c = load_pod(v5e);
+  EXPECT_EQ(c.file, v5e);
+  EXPECT_EQ(c.origin(), v5e);
+  c = load_pod(v5e, {"dims=[8,8]", "link_latency_ns=5"}, "--pod-set");
+  EXPECT_EQ(c.file, v5e);
+  EXPECT_EQ(c.origin(), v5e + " (--pod-set dims=[8,8] --pod-set link_latency_ns=5)");
+}
+
 TEST(PodConfig, DumpLoadsBackWithTheSameFingerprint) {
   PodConfig c = load_pod_string(pod("[torus, mesh]", "[8, 4]", 4), "p.yaml");
   PodConfig back = load_pod_string(dump_pod(c), "dump.yaml");

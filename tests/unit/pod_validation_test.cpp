@@ -170,18 +170,32 @@ TEST(PodValidation, CollectiveCommandPrintsTheFiguresAsJson) {
   // Every size suffix the message lists is taken, decimal and binary, up to 1 PiB.
   for (const auto& [text, bytes] : std::vector<std::pair<std::string, double>>{
            {"3KB", 3e3}, {"3KiB", 3 * 1024.0}, {"2TB", 2e12}, {"1TiB", 1099511627776.0}, {"1PB", 1e15},
-           {"1PiB", 1125899906842624.0}, {"5B", 5}, {"1.5KiB", 1536}, {"2e3", 2000}}) {
+           {"1PiB", 1125899906842624.0}, {"5B", 5}, {"1.5KiB", 1536}, {"2e3", 2000},
+           {"0.5KiB", 512}, {"1.2e-3MB", 1200}, {"1e0", 1}, {"1125899906842624", 1125899906842624.0},
+           {"000000000000000000000000004096.000000000000000000000000", 4096}, {"4096e+0B", 4096}}) {
     test::CliResult s = test::run_tpusim("collective --pod " + v5e + " --op bisection --json --bytes " + text);
     ASSERT_EQ(s.code, 0) << text << "\n" << s.out;
     EXPECT_EQ(nlohmann::json::parse(s.out)["bytes"].get<double>(), bytes) << text;
   }
-  // Beyond 1 PiB, a fraction of a byte, hex and infinities are refused.
+  // Beyond 1 PiB, a fraction of a byte, hex and infinities are refused; exactly, not as a
+  // double would round them. Control characters are echoed as \xNN on the one line.
   for (const auto& [text, message] : std::vector<std::pair<std::string, std::string>>{
            {"1.01PiB", "--bytes: expected a size from 1 byte to 1 PiB"},
            {"inf", "--bytes: expected a size from 1 byte to 1 PiB"},
            {"0x10", "--bytes: expected a size from 1 byte to 1 PiB"},
            {"1.5", "--bytes: expected a whole number of bytes, found '1.5' (1.5 bytes)"},
-           {"1.0001KB", "--bytes: expected a whole number of bytes, found '1.0001KB' (1000.1"}}) {
+           {"1.0001KB", "--bytes: expected a whole number of bytes, found '1.0001KB' (1000.1"},
+           {"1125899906842624.01", "--bytes: expected a whole number of bytes, found '1125899906842624.01'\n"},
+           {"0.99999999999999999999", "--bytes: expected a size from 1 byte to 1 PiB"},
+           {"1125899906842625", "--bytes: expected a size from 1 byte to 1 PiB"},
+           {"1e99999999999999999999", "--bytes: expected a size from 1 byte to 1 PiB"},
+           {"1e-99999999999999999999", "--bytes: expected a size from 1 byte to 1 PiB"},
+           {"1.000000000000000000001e3", "--bytes: expected a whole number of bytes, found '1.000000000000000000001e3'\n"},
+           {"0e5", "--bytes: expected a size from 1 byte to 1 PiB"},
+           {"1e", "--bytes: expected a size from 1 byte to 1 PiB"},
+           {"e3", "--bytes: expected a size from 1 byte to 1 PiB"},
+           {"'1\n2'", "--bytes: expected a size from 1 byte to 1 PiB (e.g. 4096, 64MiB, 1GiB, 2TB; B, KB..PB, "
+                      "KiB..PiB), found '1\\x0a2'"}}) {
     test::CliResult r = test::run_tpusim("collective --pod " + v5e + " --op bisection --bytes " + text);
     EXPECT_EQ(r.code, 2) << text << "\n" << r.out;
     EXPECT_NE(r.out.find(message), std::string::npos) << text << "\n" << r.out;
@@ -197,6 +211,9 @@ TEST(PodValidation, BadBisectionCommandLinesExitTwoWithOneMessage) {
       {"--op bisection --algorithm ring", "--algorithm: expected auto for --op bisection"},
       {"--op bisection --set dims=[3,3]",
        "v5e_16x16.yaml (--set dims=[3,3]): dims: expected a dimension with an even number of chips"},
+      // A newline inside an override stays on the one line, as \x0a.
+      {"--op bisection --set 'dims=[3,\n3]'",
+       "v5e_16x16.yaml (--set dims=[3,\\x0a3]): dims: expected a dimension with an even number of chips"},
       {"--op bisection --bytes 0", "--bytes: expected a size"},
       // 2^20 chips, each of the facing planes sending 32768 hops: ran for minutes before.
       {"--op bisection --set dims=[16,65536]",
