@@ -1,5 +1,6 @@
-// .npy reader and writer: the header is a Python dict literal, parsed just far enough to
-// read descr, fortran_order and shape, with every length checked against the file.
+// .npy reader and writer: the header is a Python dict literal with the keys descr,
+// fortran_order and shape, parsed whole (nothing read around), with every length checked
+// against the file.
 #include "isa/npy.h"
 
 #include <fmt/format.h>
@@ -8,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <utility>
 
 #include "arch/error.h"
@@ -25,30 +27,6 @@ constexpr std::size_t kMaxNpyBytes = std::size_t{4} << 30;
 [[noreturn]] void bad(const std::string& name, const std::string& key,
                       const std::string& expected, const std::string& found) {
   throw InputError(SourceLocation{name, 0, 0}, key, expected, found);
-}
-
-// Value text after 'key': in the header dict, up to the matching end.
-std::string dict_value(const std::string& h, const std::string& key, const std::string& name) {
-  std::size_t k = h.find("'" + key + "'");
-  if (k == std::string::npos) bad(name, "npy header", "a '" + key + "' entry", "none");
-  std::size_t colon = h.find(':', k);
-  if (colon == std::string::npos) bad(name, "npy header", "'" + key + "': value", "no colon");
-  std::size_t b = h.find_first_not_of(' ', colon + 1);
-  if (b == std::string::npos) bad(name, "npy header", "a value for " + key, "nothing");
-  std::size_t e;
-  if (h[b] == '(') {
-    e = h.find(')', b);
-    if (e == std::string::npos) bad(name, "npy header", "a closed shape tuple", "none");
-    return h.substr(b, e - b + 1);
-  }
-  if (h[b] == '\'' || h[b] == '"') {
-    e = h.find(h[b], b + 1);
-    if (e == std::string::npos) bad(name, "npy header", "a closed string", "none");
-    return h.substr(b + 1, e - b - 1);
-  }
-  e = h.find_first_of(",}", b);
-  if (e == std::string::npos) bad(name, "npy header", "a value for " + key, "no end");
-  return h.substr(b, e - b);
 }
 
 }  // namespace
@@ -96,12 +74,93 @@ std::pair<std::size_t, std::size_t> header_extent(const uint8_t* bytes, std::siz
                   (std::size_t{bytes[11]} << 24)};
 }
 
+// A header value as written: the text of a string (without quotes), a tuple (with its
+// parentheses) or a bare word such as False.
+struct DictValue {
+  std::string text;
+  bool quoted = false;
+};
+
+// The header dict: exactly the keys descr, fortran_order and shape, each once and in any
+// order, then the padding (spaces and the final newline). A Python dict literal as NumPy
+// writes it; anything else is refused rather than read around.
+std::map<std::string, DictValue> header_dict(const std::string& h, const std::string& name) {
+  static const char* const kKeys[] = {"descr", "fortran_order", "shape"};
+  const char* kDict = "a dict {'descr': ..., 'fortran_order': ..., 'shape': ...}";
+  std::map<std::string, DictValue> out;
+  std::size_t i = 0;
+  auto skip = [&] {
+    while (i < h.size() && h[i] == ' ') ++i;
+  };
+  auto at = [&](char ch) { return i < h.size() && h[i] == ch; };
+  auto rest = [&] { return clip(h.substr(std::min(i, h.size()))); };
+  auto quoted = [&](const std::string& what) {
+    if (!at('\'') && !at('"')) bad(name, "npy header", what, rest());
+    std::size_t e = h.find(h[i], i + 1);
+    if (e == std::string::npos) bad(name, "npy header", "a closed string", rest());
+    std::string text = h.substr(i + 1, e - i - 1);
+    i = e + 1;
+    return text;
+  };
+  skip();
+  if (!at('{')) bad(name, "npy header", kDict, rest());
+  ++i;
+  while (true) {
+    skip();
+    if (at('}')) break;
+    std::string key = quoted(std::string(kDict) + ": a quoted key or '}'");
+    if (std::find_if(std::begin(kKeys), std::end(kKeys), [&](const char* k) { return key == k; }) ==
+        std::end(kKeys)) {
+      bad(name, "npy header", "the keys 'descr', 'fortran_order' and 'shape'", "'" + clip(key) + "'");
+    }
+    if (out.count(key)) bad(name, "npy header", "each key once", "'" + key + "' twice");
+    skip();
+    if (!at(':')) bad(name, "npy header", "':' after '" + key + "'", rest());
+    ++i;
+    skip();
+    DictValue v;
+    if (at('\'') || at('"')) {
+      v.text = quoted("a value");
+      v.quoted = true;
+    } else if (at('(')) {
+      std::size_t e = h.find(')', i);
+      if (e == std::string::npos) bad(name, "npy header", "a closed shape tuple", rest());
+      v.text = h.substr(i, e - i + 1);
+      i = e + 1;
+    } else {
+      std::size_t e = std::min(h.find_first_of(" ,}", i), h.size());
+      v.text = h.substr(i, e - i);
+      i = e;
+    }
+    out[key] = v;
+    skip();
+    if (at(',')) {
+      ++i;
+    } else if (!at('}')) {
+      bad(name, "npy header", "',' or '}' after the value of '" + key + "'", rest());
+    }
+  }
+  ++i;  // the '}'
+  if (h.find_first_not_of(' ', i) != std::string::npos &&
+      (h.find_first_not_of(' ', i) != h.size() - 1 || h.back() != '\n')) {
+    bad(name, "npy header", "only spaces and a newline after the dict", rest());
+  }
+  for (const char* k : kKeys) {
+    if (!out.count(k)) bad(name, "npy header", std::string("a '") + k + "' entry", "none");
+  }
+  return out;
+}
+
 NpyHeader parse_header(const std::string& h, std::size_t data_start, const std::string& name) {
   NpyHeader out;
   out.data_start = data_start;
   NpyArray& a = out.array;
-  std::string descr = dict_value(h, "descr", name);
-  if (descr == "|i1" || descr == "<i1" || descr == "i1") {
+  std::map<std::string, DictValue> dict = header_dict(h, name);
+  const DictValue& d = dict["descr"];
+  std::string descr = d.text;
+  if (!d.quoted) {
+    bad(name, "npy descr", "a quoted string such as '<f4'", clip(descr));
+  } else if (descr == "|i1" || descr == "<i1" || descr == "i1") {
     a.dtype = ElemType::kInt8;
   } else if (descr == "<u2") {
     a.dtype = ElemType::kBf16;
@@ -113,9 +172,12 @@ NpyHeader parse_header(const std::string& h, std::size_t data_start, const std::
     bad(name, "npy descr", "|i1 (int8), <u2 (bf16 bits), <i4 (int32) or <f4 (fp32)",
         "'" + clip(descr) + "'");
   }
-  std::string fortran = dict_value(h, "fortran_order", name);
-  if (fortran != "False") bad(name, "npy fortran_order", "False (C order)", "'" + clip(fortran) + "'");
-  std::string shape = dict_value(h, "shape", name);
+  const DictValue& f = dict["fortran_order"];
+  if (f.quoted || f.text != "False") {
+    bad(name, "npy fortran_order", "False (C order)", f.quoted ? "'" + clip(f.text) + "'" : clip(f.text));
+  }
+  const DictValue& sh = dict["shape"];
+  std::string shape = sh.quoted ? "'" + sh.text + "'" : sh.text;
   // A Python tuple of integers: "()", "(64,)", "(8, 16)" or "(8, 16,)"; one element needs
   // its comma ("(64)" is an int, which NumPy refuses too).
   const char* kTuple = "a tuple of integers such as (64,) or (8, 16)";
@@ -131,6 +193,11 @@ NpyHeader parse_header(const std::string& h, std::size_t data_start, const std::
     while (i < body.size() && blank(body[i])) ++i;
     if (i == body.size()) break;
     if (body[i] < '0' || body[i] > '9') bad(name, "npy shape", kTuple, clip(shape));
+    // A leading zero: Python (so NumPy's reader) refuses "064"; "00" is refused too, as
+    // NumPy never writes it.
+    if (body[i] == '0' && i + 1 < body.size() && body[i + 1] >= '0' && body[i + 1] <= '9') {
+      bad(name, "npy shape", kTuple, clip(shape));
+    }
     uint64_t d = 0;
     for (; i < body.size() && body[i] >= '0' && body[i] <= '9'; ++i) {
       if (d > kMaxNpyBytes) break;

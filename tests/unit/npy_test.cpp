@@ -73,7 +73,8 @@ TEST(Npy, ShapesAreTuplesOfIntegers) {
   // 2^32 x 2^32 elements is 2^64, which wraps to 0 in 64 bits: refused, not read as empty.
   InputError wrap = test::expect_input_error([&] { parse_shape("(4294967296, 4294967296)", 0); });
   EXPECT_EQ(wrap.expected(), "at most 2^32 elements and 8 dimensions");
-  for (const char* shape : {"(64,, 2)", "(,64)", "(64)", "(6a,)", "(,)", "(8 16)", "[64]", "(-1,)"}) {
+  for (const char* shape : {"(64,, 2)", "(,64)", "(64)", "(6a,)", "(,)", "(8 16)", "[64]", "(-1,)",
+                            "(064,)", "(00,)", "'(64,)'"}) {
     InputError e = test::expect_input_error([&] { parse_shape(shape, 128); });
     EXPECT_EQ(e.key(), "npy shape") << shape;
     EXPECT_EQ(e.expected(), "a tuple of integers such as (64,) or (8, 16)") << shape;
@@ -83,6 +84,53 @@ TEST(Npy, ShapesAreTuplesOfIntegers) {
     parse_npy(with_header("{'descr': '\xe9\x01', 'fortran_order': False, 'shape': (2,), }", 2), "x.npy");
   });
   EXPECT_EQ(e.found(), "'\\xe9\\x01'");
+}
+
+// The header is the whole dict and nothing else: every key once, no others, no text after a
+// value or after the dict, values of the right kind; a key's name inside another value is
+// not taken for the key.
+TEST(Npy, TheHeaderIsExactlyTheDict) {
+  auto error_of = [](const std::string& header) {
+    InputError e = test::expect_input_error([&] { parse_npy(with_header(header, 2), "x.npy"); });
+    return e.key() + ": expected " + e.expected() + ", found " + e.found();
+  };
+  // Accepted: any order, double quotes, no trailing comma, padding with a final newline.
+  for (const char* ok : {"{'descr': '|i1', 'fortran_order': False, 'shape': (2,), }",
+                         "{'shape': (2,), \"descr\": \"|i1\", 'fortran_order': False}   \n",
+                         "  {'fortran_order':False,'shape':(2,),'descr':'|i1'}\n"}) {
+    NpyArray a = parse_npy(with_header(ok, 2), "x.npy");
+    EXPECT_EQ(a.shape, std::vector<uint64_t>{2}) << ok;
+  }
+  struct Case {
+    const char* header;
+    const char* error;
+  } cases[] = {
+      {"{'descr': '|i1', 'fortran_order': False, 'shape': (2,), 'shape': (3,), }",
+       "npy header: expected each key once, found 'shape' twice"},
+      {"{'descr': '|i1', 'fortran_order': False, 'shape': (2,), 'extra': 1, }",
+       "npy header: expected the keys 'descr', 'fortran_order' and 'shape', found 'extra'"},
+      {"{'descr': '|i1', 'fortran_order': False, 'shape': (2,) junk, }",
+       "npy header: expected ',' or '}' after the value of 'shape', found junk, }"},
+      {"{'descr': '|i1', 'fortran_order': False, 'shape': (2,), } junk",
+       "npy header: expected only spaces and a newline after the dict, found  junk"},
+      {"{'descr': '|i1', 'fortran_order': False, 'shape': (2,), }\n\n",
+       "npy header: expected only spaces and a newline after the dict, found \\x0a\\x0a"},
+      {"{'descr': '|i1', 'fortran_order': False, 'shape': (2,), ",
+       "npy header: expected a dict {'descr': ..., 'fortran_order': ..., 'shape': ...}: a quoted key or '}', found "},
+      {"{'descr': '|i1', 'fortran_order': False}", "npy header: expected a 'shape' entry, found none"},
+      // 'shape' inside the descr string is not the shape key.
+      {"{'descr': 'shape', 'fortran_order': False}", "npy header: expected a 'shape' entry, found none"},
+      {"{descr: '|i1'}", "npy header: expected a dict {'descr': ..., 'fortran_order': ..., 'shape': ...}: a "
+                         "quoted key or '}', found descr: '|i1'}"},
+      {"['descr', '|i1']", "npy header: expected a dict {'descr': ..., 'fortran_order': ..., 'shape': ...}, "
+                           "found ['descr', '|i1']"},
+      {"{'descr' '|i1'}", "npy header: expected ':' after 'descr', found '|i1'}"},
+      {"{'descr': |i1, 'fortran_order': False, 'shape': (2,)}",
+       "npy descr: expected a quoted string such as '<f4', found |i1"},
+      {"{'descr': '|i1', 'fortran_order': 'False', 'shape': (2,)}",
+       "npy fortran_order: expected False (C order), found 'False'"},
+  };
+  for (const Case& c : cases) EXPECT_EQ(error_of(c.header), c.error) << c.header;
 }
 
 }  // namespace
