@@ -8,6 +8,7 @@ import argparse
 import concurrent.futures
 import os
 import re
+import select
 import shlex
 import signal
 import subprocess
@@ -44,14 +45,48 @@ def find_tpusim(arg):
 OPTION_TYPES = ("TEXT", "INT", "UINT", "FLOAT")
 
 
+def tool_output(args, limit=4 << 20, timeout=30):
+    """What `args` prints on stdout, as text (bytes that are not UTF-8 replaced), or None when
+    it cannot be run, fails, takes over `timeout` seconds or prints more than `limit` bytes
+    (a wrong --tpusim must not hang the sweep or fill memory)."""
+    try:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL)
+    except (OSError, ValueError):
+        return None
+    deadline = time.monotonic() + timeout
+    chunks, total = [], 0
+    with proc:
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                if not select.select([proc.stdout], [], [], left)[0]:
+                    continue
+                data = os.read(proc.stdout.fileno(), 65536)
+                if not data:
+                    break
+                total += len(data)
+                if total > limit:
+                    return None
+                chunks.append(data)
+            if proc.wait(timeout=max(0.1, deadline - time.monotonic())) != 0:
+                return None
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
 def run_options(tpusim):
     """`tpusim run`'s long options, read from its --help: name -> {"type": TEXT, INT, FLOAT or
     None for a flag, "repeatable": bool, "needs": [...], "excludes": [...]} (None if that
     fails)."""
-    try:
-        out = subprocess.run([tpusim, "run", "--help"], capture_output=True, text=True,
-                             timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
+    out = tool_output([tpusim, "run", "--help"])
+    if out is None:
         return None
     options = {}
     for m in re.finditer(r"^\s+(?:-\w,)?--([a-z][a-z0-9-]*)(.*)$", out, re.M):
@@ -73,10 +108,8 @@ def run_options(tpusim):
 
 def arch_keys(tpusim):
     """The architecture's keys, read from `tpusim config --schema-markdown` (None if that fails)."""
-    try:
-        out = subprocess.run([tpusim, "config", "--schema-markdown"], capture_output=True,
-                             text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
+    out = tool_output([tpusim, "config", "--schema-markdown"])
+    if out is None:
         return None
     arch = out.split("## Pod")[0]
     keys = set(re.findall(r"^\| `([A-Za-z0-9_.]+)` \|", arch, re.M))
@@ -273,11 +306,21 @@ def main():
         if blocker is not None:
             fail(f"{results_source}: expected a table file that can be written, found "
                  f"'{args.results}', below '{blocker}', which is not a directory")
+        new_dirs = []  # made here, removed again if the table cannot be opened
+        probe = results_dir
+        while not os.path.exists(probe) and probe != os.path.dirname(probe):
+            new_dirs.append(probe)
+            probe = os.path.dirname(probe)
         try:
             os.makedirs(results_dir, exist_ok=True)
             with open(args.results, "a", encoding="utf-8"):
                 pass
         except OSError as e:
+            for d in new_dirs:  # deepest first
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
             fail(f"{results_source}: expected a table file that can be written, found "
                  f"'{args.results}': {(e.strerror or str(e)).lower()}")
 

@@ -263,6 +263,8 @@ class Expansion(TempDir):
         self.assertIn(f"{long}: name (the results table runs/sweeps/NAME/results.csv): expected a "
                       "table file that can be written", p.stderr)
         self.assertIn("file name too long", p.stderr)
+        # The directories made on the way (runs/sweeps/) are removed again.
+        self.assertFalse(os.path.exists(self.path("runs")))
         p = run([PYTHON, SWEEP, s, "--out", self.path("afile", "o")], self.dir, check=2)
         self.assertIn(f"<command line>: --out: expected a directory (new or existing), found "
                       f"'{self.path('afile', 'o')}', below '{self.path('afile')}', which is not a "
@@ -292,6 +294,20 @@ class Expansion(TempDir):
         self.assertIn(f"<command line>: --tpusim: expected a tpusim whose `run --help` lists its "
                       f"options, found {mute}, whose does not", p.stderr)
         self.assertFalse(os.path.exists(self.path("o")))
+        # One that prints bytes that are not UTF-8, or endless output, is refused the same way
+        # (no traceback, no unbounded read).
+        for name, body in (("latin1-tpusim", "printf '\\377\\376 --batch INT\\n'"),
+                           ("endless-tpusim", "exec yes '  --batch INT'")):
+            fake = self.path(name)
+            with open(fake, "w", encoding="utf-8") as out:
+                out.write(f"#!/bin/sh\n[ \"$1\" = config ] && exit 0\n{body}\n")
+            os.chmod(fake, 0o755)
+            p = run([PYTHON, SWEEP, helpers.tiny_sweep(self.path("t.yaml")), "--tpusim", fake,
+                     "--out", self.path("o")], self.dir, check=2)
+            self.assertNotIn("Traceback", p.stderr)
+            self.assertEqual(p.stderr.count("\n"), 1, p.stderr)
+            self.assertIn(f"<command line>: --tpusim: expected a tpusim whose ", p.stderr)
+            self.assertFalse(os.path.exists(self.path("o")))
         p = run([PYTHON, SWEEP, helpers.tiny_sweep(self.path("t.yaml")), "--results",
                  self.path("r.txt")], self.dir, check=2)
         self.assertIn("r.txt: results file: expected a name ending in .csv", p.stderr)
