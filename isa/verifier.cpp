@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <deque>
+#include <map>
 #include <optional>
+#include <set>
 
 #include "arch/error.h"
 
@@ -71,37 +73,42 @@ class Verifier {
     check_overlaps();
   }
 
-  // Regions of one space must not overlap. A sweep over the regions sorted by (space, addr)
-  // finds an overlap in O(n log n) (a program may hold kMaxRegions of them): a region
-  // overlaps an earlier-sorted one exactly when it starts before the furthest end so far.
-  // Of the pairs found, the one whose later-declared region comes first is reported.
+  // Regions of one space must not overlap. Reported as a loop over every pair would: the
+  // first region (in declaration order) that overlaps an earlier one, with the first such
+  // earlier one. Found in O(n log n) (a program may hold kMaxRegions of them): until that
+  // region, the regions seen are disjoint, so a new one overlaps one of them exactly when it
+  // overlaps its neighbour on either side in address order.
   void check_overlaps() const {
     const std::vector<Region>& rs = p_.regions;
-    std::vector<std::size_t> order(rs.size());
-    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-      if (rs[a].space != rs[b].space) return rs[a].space < rs[b].space;
-      if (rs[a].addr != rs[b].addr) return rs[a].addr < rs[b].addr;
-      return a < b;
-    });
-    std::optional<std::pair<std::size_t, std::size_t>> worst;  // (later, earlier) declared
-    std::size_t furthest = 0;  // index of the region reaching furthest in this space so far
-    for (std::size_t k = 0; k < order.size(); ++k) {
-      const Region& r = rs[order[k]];
-      if (k > 0 && rs[furthest].space == r.space &&
-          r.addr < rs[furthest].addr + rs[furthest].bytes()) {
-        auto pair = std::minmax(order[k], furthest);
-        std::pair<std::size_t, std::size_t> found{pair.second, pair.first};
-        if (!worst || found < *worst) worst = found;
+    auto overlap = [](const Region& a, const Region& b) {
+      return a.space == b.space && a.addr < b.addr + b.bytes() && b.addr < a.addr + a.bytes();
+    };
+    std::map<std::pair<Space, uint64_t>, uint64_t> seen;  // (space, start) -> end, disjoint
+    std::set<std::pair<Space, uint64_t>> points;           // empty regions: (space, addr)
+    for (std::size_t i = 0; i < rs.size(); ++i) {
+      const Region& r = rs[i];
+      uint64_t end = r.addr + r.bytes();
+      // An empty region overlaps a region it lies strictly inside (by the definition above).
+      auto next = seen.lower_bound({r.space, r.addr});
+      bool hit = next != seen.begin() && std::prev(next)->first.first == r.space &&
+                 std::prev(next)->second > r.addr;
+      if (r.bytes() > 0) {
+        hit = hit || (next != seen.end() && next->first.first == r.space && next->first.second < end);
+        auto point = points.upper_bound({r.space, r.addr});
+        hit = hit || (point != points.end() && point->first == r.space && point->second < end);
       }
-      if (k == 0 || rs[furthest].space != r.space ||
-          r.addr + r.bytes() > rs[furthest].addr + rs[furthest].bytes()) {
-        furthest = order[k];
+      if (hit) {
+        for (std::size_t j = 0; j < i; ++j) {
+          if (overlap(r, rs[j])) {
+            region_fail(r, "addr", "a range not overlapping other regions", "an overlap with region " + rs[j].name);
+          }
+        }
       }
-    }
-    if (worst) {
-      region_fail(rs[worst->first], "addr", "a range not overlapping other regions",
-                  "an overlap with region " + rs[worst->second].name);
+      if (r.bytes() > 0) {
+        seen.emplace(std::make_pair(r.space, r.addr), end);
+      } else {
+        points.emplace(r.space, r.addr);
+      }
     }
   }
 
