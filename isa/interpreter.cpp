@@ -65,40 +65,53 @@ void Interpreter::fail(const std::string& field, const std::string& expected,
                    expected, found);
 }
 
+void Interpreter::random_bytes(ElemType dtype, uint64_t seed, float scale, const NumericsOptions& opt,
+                               uint64_t offset, uint8_t* out, uint64_t len) {
+  // Element i is the (i + 1)-th output of a splitmix64 stream from the seed: computed
+  // directly from i, so any byte range is produced without the ones before it.
+  constexpr uint64_t kGamma = 0x9e3779b97f4a7c15ull;
+  auto eb = static_cast<uint64_t>(kElemTypeBytes[static_cast<int>(dtype)]);
+  uint64_t first = offset / eb, last = (offset + len + eb - 1) / eb;
+  for (uint64_t i = first; i < last; ++i) {
+    uint64_t state = seed + i * kGamma;
+    uint64_t x = splitmix64(state);
+    // Uniform in [0, 1) from the top 24 bits: exact in fp32.
+    float u = static_cast<float>(x >> 40) / 16777216.0f;
+    uint8_t v[4];
+    switch (dtype) {
+      case ElemType::kInt8: {
+        auto b = static_cast<int8_t>(static_cast<int>(x % 255) - 127);
+        std::memcpy(v, &b, 1);
+        break;
+      }
+      case ElemType::kInt32: {
+        auto b = static_cast<int32_t>(x % 65536) - 32768;
+        std::memcpy(v, &b, 4);
+        break;
+      }
+      case ElemType::kBf16: {
+        uint16_t b = fp32_to_bf16((u * 4.0f - 2.0f) * scale, opt);
+        std::memcpy(v, &b, 2);
+        break;
+      }
+      case ElemType::kFp32: {
+        float b = (u * 4.0f - 2.0f) * scale;
+        std::memcpy(v, &b, 4);
+        break;
+      }
+    }
+    // The part of element i inside [offset, offset + len).
+    uint64_t lo = std::max(offset, i * eb), hi = std::min(offset + len, (i + 1) * eb);
+    std::memcpy(out + (lo - offset), v + (lo - i * eb), hi - lo);
+  }
+}
+
 NpyArray Interpreter::random_fill(const Region& r, const NumericsOptions& opt) {
   NpyArray a;
   a.dtype = r.dtype;
   a.shape = r.shape;
-  uint64_t n = r.elements();
   a.data.resize(r.bytes());
-  uint64_t state = r.seed;
-  for (uint64_t i = 0; i < n; ++i) {
-    uint64_t x = splitmix64(state);
-    // Uniform in [0, 1) from the top 24 bits: exact in fp32.
-    float u = static_cast<float>(x >> 40) / 16777216.0f;
-    switch (r.dtype) {
-      case ElemType::kInt8: {
-        auto v = static_cast<int8_t>(static_cast<int>(x % 255) - 127);
-        std::memcpy(&a.data[i], &v, 1);
-        break;
-      }
-      case ElemType::kInt32: {
-        auto v = static_cast<int32_t>(x % 65536) - 32768;
-        std::memcpy(&a.data[4 * i], &v, 4);
-        break;
-      }
-      case ElemType::kBf16: {
-        uint16_t v = fp32_to_bf16((u * 4.0f - 2.0f) * r.scale, opt);
-        std::memcpy(&a.data[2 * i], &v, 2);
-        break;
-      }
-      case ElemType::kFp32: {
-        float v = (u * 4.0f - 2.0f) * r.scale;
-        std::memcpy(&a.data[4 * i], &v, 4);
-        break;
-      }
-    }
-  }
+  random_bytes(r.dtype, r.seed, r.scale, opt, 0, a.data.data(), a.data.size());
   return a;
 }
 
@@ -148,8 +161,19 @@ void Interpreter::init_regions() {
     } else if (r.init == RegionInit::kValues) {
       m.write(r.addr, r.values.data(), r.values.size());
     } else if (r.init == RegionInit::kRandom) {
-      NpyArray a = random_fill(r, numerics_);
-      m.write(r.addr, a.data.data(), a.data.size());
+      // Generated when read, stored only where written over: a read-only random region (a
+      // weight, a training step's seeded operand) costs no memory.
+      ElemType dtype = r.dtype;
+      uint64_t seed = r.seed;
+      float scale = r.scale;
+      NumericsOptions opt = numerics_;
+      uint32_t scale_bits = 0;
+      std::memcpy(&scale_bits, &scale, 4);
+      uint64_t key = seed ^ (uint64_t{scale_bits} << 8) ^ static_cast<uint64_t>(dtype) ^
+                     (uint64_t{opt.flush_subnormals} << 40);
+      m.add_generated(r.addr, r.bytes(), key, [=](uint64_t offset, uint8_t* out, uint64_t len) {
+        random_bytes(dtype, seed, scale, opt, offset, out, len);
+      });
     } else if (r.init == RegionInit::kZero) {
       std::vector<uint8_t> zeros(r.bytes(), 0);
       m.write(r.addr, zeros.data(), zeros.size());
@@ -170,7 +194,7 @@ void Interpreter::init_regions() {
 std::vector<uint8_t> Interpreter::read(const SparseMemory& m, uint64_t addr, uint64_t len,
                                        const char* field) const {
   uint64_t bad = 0;
-  if (len > m.resident_bytes()) {
+  if (len > m.readable_bytes()) {
     // More bytes than the memory holds written pages: some byte was never written. Find the
     // first in chunks rather than allocating the whole length (a collective's count can
     // name gigabytes).

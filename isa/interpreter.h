@@ -92,6 +92,10 @@ class Interpreter {
   /// regenerate the same data): int8 uniform in [-127, 127], int32 in [-32768, 32767],
   /// bf16/fp32 uniform in [-2, 2) (bf16 rounded from fp32).
   static NpyArray random_fill(const Region& r, const NumericsOptions& opt);
+  /// Bytes [offset, offset + len) of the data random_fill gives a region of `dtype` with this
+  /// seed and scale.
+  static void random_bytes(ElemType dtype, uint64_t seed, float scale, const NumericsOptions& opt,
+                           uint64_t offset, uint8_t* out, uint64_t len);
 
  private:
   struct Tile {
