@@ -400,9 +400,10 @@ uint64_t Lowering::add_region(isa::Region r) {
   if (!region_index_.emplace(r.name, prog_.regions.size()).second) {
     throw std::logic_error("compiler: region " + r.name + " declared twice");
   }
-  // Inputs and outputs of a host-attached accelerator stay on the host; parameters go to the
-  // parameter cache when the architecture has one (isa::is_parameter).
-  bool io = r.role != isa::RegionRole::kData;
+  // Inputs and outputs of a host-attached accelerator stay on the host, but for the tensors a
+  // training step keeps on the device (Workload::on_device); parameters go to the parameter
+  // cache when the architecture has one (isa::is_parameter).
+  bool io = r.role != isa::RegionRole::kData && !w_.on_device.count(r.name);
   auto [sp, addr] = io && a_.host_link.carries_io ? mem_.host(r.bytes())
                     : isa::is_parameter(r)        ? mem_.parameter(r.bytes())
                                                   : mem_.region(r.bytes());
@@ -1727,7 +1728,7 @@ void Lowering::plan_resident(const std::map<std::string, std::string>& root) {
   if (a_.host_link.carries_io) {
     // Inputs received from the host are copied in and may stay on chip too.
     for (const auto& in : w_.inputs) {
-      if (offchip.count(in.name)) continue;
+      if (offchip.count(in.name) || w_.on_device.count(in.name)) continue;
       uint64_t bytes = align_up(static_cast<uint64_t>(in.shape.elements() * share_ * eb_));
       resident_ok_.insert(in.name);
       counted[in.name] = bytes;
@@ -1806,6 +1807,7 @@ Compiled Lowering::run() {
     };
     std::vector<Staged> staged;
     for (const auto& in : w_.inputs) {
+      if (w_.on_device.count(in.name)) continue;  // already in off-chip memory
       Staged st{in.name, tensors_.at(in.name), tensors_.at(in.name)};
       uint64_t per_sample = static_cast<uint64_t>(in.shape.elements() * eb_);
       // Kept in the UB when there is room (activations on chip, plan_resident): this core's

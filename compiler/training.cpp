@@ -79,7 +79,10 @@ class Builder {
     std::set<std::string> read;
     for (const auto& op : t_.ops) read.insert(op.inputs.begin(), op.inputs.end());
     for (std::size_t i = f_.ops.size(); i < t_.ops.size(); ++i) {
-      if (!read.count(t_.ops[i].name)) t_.outputs.push_back(t_.ops[i].name);
+      if (!read.count(t_.ops[i].name)) {
+        t_.outputs.push_back(t_.ops[i].name);
+        t_.on_device.insert(t_.ops[i].name);
+      }
     }
     infer_shapes(t_);
     return std::move(t_);
@@ -98,6 +101,7 @@ class Builder {
     in.shape = Shape::of(std::move(dims));
     in.where = at.where;
     t_.inputs.push_back(in);
+    t_.on_device.insert(name);
     return name;
   }
   Op& add(const Op& at, const std::string& name, OpKind kind, std::vector<std::string> inputs) {

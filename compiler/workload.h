@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -102,6 +103,11 @@ struct Workload {
   std::vector<WorkloadInput> inputs;
   std::vector<Op> ops;
   std::vector<std::string> outputs;
+  /// Inputs and outputs that stand for tensors a real step keeps in device memory: the
+  /// training transform's seeded operands (incoming gradients, saved activations, weights)
+  /// and its results. A host-attached accelerator (host_link.carries_io) keeps them in
+  /// off-chip memory instead of moving them over the host link.
+  std::set<std::string> on_device;
   /// SCALE-Sim topologies: every layer reads its own input (layers are independent).
   bool independent_layers = false;
 

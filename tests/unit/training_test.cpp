@@ -220,6 +220,54 @@ c1__sgd_lr mul(c1__dw,c1__lr) -> 18x6 0
 c1__sgd add(c1__sgd_lr,c1__wt) -> 18x6 0
 )");
   EXPECT_EQ(outs, "fc fc__dx p__dx c2__dx c1s__dx c1__dact fc__sgd c2__sgd c1s__sgd c1__sgd ");
+  // Every tensor the transform adds as an input or an output stands for one a real step keeps
+  // on the device; the network's input x and output fc do not.
+  std::set<std::string> want;
+  for (const auto& in : t.inputs) {
+    if (in.name != "x") want.insert(in.name);
+  }
+  for (const auto& o : t.outputs) {
+    if (o != "fc") want.insert(o);
+  }
+  EXPECT_EQ(t.on_device, want);
+  EXPECT_EQ(want.size(), 28u);  // 19 seeded operands and 9 results, as listed above
+}
+
+// On a host-attached accelerator (TPU v1: inputs and outputs over PCIe) a training step moves
+// only the network's input and output over the host link: its seeded operands and results
+// are off-chip memory regions, as the tensors they stand for would be.
+TEST(Training, AHostAttachedChipMovesOnlyTheNetworksInputAndOutputOverTheLink) {
+  arch::ArchConfig a = arch::load_arch(test::source_path("configs/arch/tpu_v1.yaml"));
+  ASSERT_TRUE(a.host_link.carries_io);
+  Workload f = load_workload(test::source_path("configs/workloads/tpu_v1/mlp0.yaml"));
+  Workload t = training_step(f, 8, TrainOptions{});
+  Compiled c = compile(a, t, CompileOptions{});
+  std::set<std::string> network_io;
+  for (const auto& in : f.inputs) network_io.insert(in.name);
+  network_io.insert(f.outputs.begin(), f.outputs.end());
+  int on_host = 0, off_chip = 0;
+  for (const auto& r : c.program().regions) {
+    if (r.role == isa::RegionRole::kData) continue;
+    bool network = network_io.count(r.name) > 0;
+    EXPECT_EQ(r.space, network ? isa::Space::kHost : isa::Space::kMem) << r.name;
+    (network ? on_host : off_chip) += 1;
+  }
+  EXPECT_EQ(on_host, static_cast<int>(network_io.size()));
+  EXPECT_GT(off_chip, 10);
+  // The staging layer copies the network's input alone.
+  auto staging = std::find_if(c.layers.begin(), c.layers.end(),
+                              [](const LayerPlan& l) { return l.name == "inputs__from_host"; });
+  ASSERT_NE(staging, c.layers.end());
+  uint64_t host_reads = 0;
+  for (std::size_t i = staging->first; i < staging->end; ++i) {
+    const isa::Instruction& in = c.program().code[i];
+    if (in.op == isa::Opcode::kDmaLoad && in.get(isa::Fid::kDmaLoad_space) == static_cast<int>(isa::Space::kHost)) {
+      host_reads += static_cast<uint64_t>(in.get(isa::Fid::kDmaLoad_rows) * in.get(isa::Fid::kDmaLoad_row_bytes));
+    }
+  }
+  uint64_t input_bytes = 0;
+  for (const auto& in : f.inputs) input_bytes += static_cast<uint64_t>(in.shape.elements() * 8);  // int8, batch 8
+  EXPECT_EQ(host_reads, input_bytes);
 }
 
 // The weight gradients' contraction runs over the whole batch (rows of b x R values): held
