@@ -85,6 +85,9 @@ bf16/fp32, finite decimal numbers (rounded to nearest even, never flushed) or `b
 bit patterns (NaN, infinity and bf16 subnormals print this way). `init=random` fills from
 `seed`: int8 uniform in [-127, 127], int32 in [-32768, 32767], bf16/fp32 uniform in [-2, 2) times
 `scale` (an fp32 factor, default 1, applied before rounding; weights are scaled to their fan-in).
+Element i comes from the (i+1)-th output of a splitmix64 stream started at `seed`, computed
+directly from i: a functional run generates a random region's bytes when they are read and
+stores only the pages the program writes over, so read-only inputs and weights cost no memory.
 `tpusim disasm` prints the canonical form:
 `asm -> binary -> disasm -> asm` reproduces the binary exactly.
 
