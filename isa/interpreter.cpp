@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -19,6 +20,23 @@ T load_le(const uint8_t* p) {
   T v;
   std::memcpy(&v, p, sizeof v);  // hosts are little-endian (x86-64, aarch64)
   return v;
+}
+
+}  // namespace
+
+OffChipMemory::OffChipMemory(const arch::ArchConfig& arch)
+    : mem(static_cast<uint64_t>(arch.memory.bytes)), host(uint64_t{1} << 40) {
+  auto pages = std::make_shared<uint64_t>(kMaxStoredBytes / SparseMemory::kPageBytes);
+  mem.share_budget(pages);
+  host.share_budget(pages);
+}
+
+namespace {
+
+std::string stored_limit() {
+  return fmt::format("at most {} bytes of off-chip and host memory written by a functional run "
+                     "(use --no-functional)",
+                     kMaxStoredBytes);
 }
 
 }  // namespace
@@ -46,11 +64,11 @@ Interpreter::Interpreter(const arch::ArchConfig& arch, Program program, std::str
   }
   offchip_->accumulator_values += cells;
   uint64_t data = 0;
-  for (const Region& r : program_.regions) data += r.bytes();
+  for (const Region& r : program_.regions) data += r.init == RegionInit::kRandom ? 0 : r.bytes();
   if (data > kMaxRegionDataBytes) {
     throw InputError(SourceLocation{file_, 0, 0}, "regions",
-                     fmt::format("at most {} bytes of region data for a functional run; use "
-                                 "--no-functional",
+                     fmt::format("at most {} bytes of region data other than init=random (generated "
+                                 "when read) for a functional run; use --no-functional",
                                  kMaxRegionDataBytes),
                      fmt::format("{} bytes", data));
   }
@@ -150,37 +168,48 @@ void Interpreter::execute_at(std::size_t index) {
   pc_ = index;
   const Instruction& in = program_.code[pc_];
   ++stats_.executed[static_cast<int>(in.op)];
-  execute(in);
+  try {
+    execute(in);
+  } catch (const SparseMemory::Full&) {
+    fail("write", stored_limit(), "a write past it");
+  }
 }
 
 void Interpreter::init_regions() {
   for (const Region& r : program_.regions) {
     SparseMemory& m = space(r.space);
-    if (auto it = inputs_.find(r.name); it != inputs_.end()) {
-      m.write(r.addr, it->second.data.data(), it->second.data.size());
-    } else if (r.init == RegionInit::kValues) {
-      m.write(r.addr, r.values.data(), r.values.size());
-    } else if (r.init == RegionInit::kRandom) {
-      // Generated when read, stored only where written over: a read-only random region (a
-      // weight, a training step's seeded operand) costs no memory.
-      ElemType dtype = r.dtype;
-      uint64_t seed = r.seed;
-      float scale = r.scale;
-      NumericsOptions opt = numerics_;
-      uint32_t scale_bits = 0;
-      std::memcpy(&scale_bits, &scale, 4);
-      uint64_t key = seed ^ (uint64_t{scale_bits} << 8) ^ static_cast<uint64_t>(dtype) ^
-                     (uint64_t{opt.flush_subnormals} << 40);
-      m.add_generated(r.addr, r.bytes(), key, [=](uint64_t offset, uint8_t* out, uint64_t len) {
-        random_bytes(dtype, seed, scale, opt, offset, out, len);
-      });
-    } else if (r.init == RegionInit::kZero) {
-      std::vector<uint8_t> zeros(r.bytes(), 0);
-      m.write(r.addr, zeros.data(), zeros.size());
-    } else if (r.role == RegionRole::kInput) {
-      throw InputError(SourceLocation{file_, 0, 0}, "region " + r.name,
-                       "data for the input (--input " + r.name + "=FILE.npy, or init= in the program)",
-                       "none");
+    try {
+      if (auto it = inputs_.find(r.name); it != inputs_.end()) {
+        m.write(r.addr, it->second.data.data(), it->second.data.size());
+      } else if (r.init == RegionInit::kValues) {
+        m.write(r.addr, r.values.data(), r.values.size());
+      } else if (r.init == RegionInit::kRandom) {
+        // Generated when read, stored only where written over: a read-only random region (a
+        // weight, a training step's seeded operand) costs no memory.
+        ElemType dtype = r.dtype;
+        uint64_t seed = r.seed;
+        float scale = r.scale;
+        NumericsOptions opt = numerics_;
+        uint32_t scale_bits = 0;
+        std::memcpy(&scale_bits, &scale, 4);
+        uint64_t key = seed ^ (uint64_t{scale_bits} << 8) ^ static_cast<uint64_t>(dtype) ^
+                       (uint64_t{opt.flush_subnormals} << 40);
+        m.add_generated(r.addr, r.bytes(), key, [=](uint64_t offset, uint8_t* out, uint64_t len) {
+          random_bytes(dtype, seed, scale, opt, offset, out, len);
+        });
+      } else if (r.init == RegionInit::kZero) {
+        std::vector<uint8_t> zeros(static_cast<std::size_t>(std::min<uint64_t>(r.bytes(), uint64_t{1} << 20)), 0);
+        for (uint64_t at = 0; at < r.bytes(); at += zeros.size()) {
+          m.write(r.addr + at, zeros.data(), std::min<uint64_t>(zeros.size(), r.bytes() - at));
+        }
+      } else if (r.role == RegionRole::kInput) {
+        throw InputError(SourceLocation{file_, 0, 0}, "region " + r.name,
+                         "data for the input (--input " + r.name + "=FILE.npy, or init= in the program)",
+                         "none");
+      }
+    } catch (const SparseMemory::Full&) {
+      throw InputError(SourceLocation{file_, 0, 0}, "region " + r.name, stored_limit(),
+                       fmt::format("{} more bytes", r.bytes()));
     }
   }
   std::size_t cells = static_cast<std::size_t>(arch_.accumulators.entries * arch_.mxu.cols);
@@ -218,7 +247,12 @@ std::vector<uint8_t> Interpreter::read_bytes(IciSpace s, uint64_t addr, uint64_t
 }
 
 void Interpreter::write_bytes(IciSpace s, uint64_t addr, const uint8_t* data, uint64_t len) {
-  (s == IciSpace::kUb ? ub_ : offchip_->mem).write(addr, data, len);
+  try {
+    (s == IciSpace::kUb ? ub_ : offchip_->mem).write(addr, data, len);
+  } catch (const SparseMemory::Full&) {
+    throw InputError(SourceLocation{file_, 0, 0}, "data received over the ICI", stored_limit(),
+                     fmt::format("{} more bytes at {:#x}", len, addr));
+  }
 }
 
 void Interpreter::execute(const Instruction& in) {

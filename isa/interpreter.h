@@ -30,8 +30,7 @@ struct InterpreterStats {
 
 /// Off-chip and host memory, which the cores of one chip share.
 struct OffChipMemory {
-  explicit OffChipMemory(const arch::ArchConfig& arch)
-      : mem(static_cast<uint64_t>(arch.memory.bytes)), host(uint64_t{1} << 40) {}
+  explicit OffChipMemory(const arch::ArchConfig& arch);
   SparseMemory mem, host;
   /// Accumulator values of the interpreters (the chip's cores) sharing this memory, bounded
   /// by kMaxAccumulatorValues over all of them.
@@ -45,9 +44,13 @@ using MatmulBf16Kernel = void (*)(const uint16_t*, std::size_t, const uint16_t*,
                                   int, int, float*, std::size_t, bool, const NumericsOptions&);
 
 /// Limits of a functional run (bit-exact data is held in host memory): accumulator values
-/// per chip (every core's together), and bytes of all regions of a program together.
+/// per chip (every core's together); bytes of a program's regions stored from the start
+/// (all but init=random ones, which are generated when read); and bytes of off-chip and
+/// host memory a chip's functional model may hold written (SparseMemory pages), which
+/// bounds what any program can make it store.
 inline constexpr uint64_t kMaxAccumulatorValues = uint64_t{1} << 26;
 inline constexpr uint64_t kMaxRegionDataBytes = uint64_t{2} << 30;
+inline constexpr uint64_t kMaxStoredBytes = uint64_t{4} << 30;
 
 class Interpreter {
  public:

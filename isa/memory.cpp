@@ -96,6 +96,12 @@ void SparseMemory::add_generated(uint64_t addr, uint64_t len, uint64_t key, Fill
 }
 
 void SparseMemory::write(uint64_t addr, const void* src, uint64_t len) {
+  if (budget_ && len > 0) {  // refused whole, before any byte changes
+    uint64_t first = addr / kPageBytes, last = (addr + len - 1) / kPageBytes, needed = 0;
+    for (uint64_t page = first; page <= last && needed <= *budget_; ++page) needed += pages_.count(page) == 0;
+    if (needed > *budget_) throw Full();
+    *budget_ -= needed;
+  }
   const auto* in = static_cast<const uint8_t*>(src);
   while (len > 0) {
     uint64_t page = addr / kPageBytes;

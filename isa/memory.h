@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <unordered_map>
 
 namespace tpu::isa {
@@ -20,6 +21,15 @@ class SparseMemory {
   static constexpr uint64_t kPageBytes = 4096;
 
   explicit SparseMemory(uint64_t size_bytes) : size_(size_bytes) {}
+
+  /// Thrown by a write that needs a page past the budget (share_budget).
+  struct Full : std::runtime_error {
+    Full() : std::runtime_error("memory budget exhausted") {}
+  };
+  /// Pages this memory may still allocate, shared with the other memories given the same
+  /// counter (a chip's off-chip and host memory); a write needing one more throws Full and
+  /// changes nothing. Without a budget, pages are allocated freely.
+  void share_budget(std::shared_ptr<uint64_t> pages_left) { budget_ = std::move(pages_left); }
 
   uint64_t size() const { return size_; }
   /// True when [addr, addr + len) lies inside the memory.
@@ -64,6 +74,7 @@ class SparseMemory {
   std::unordered_map<uint64_t, std::unique_ptr<Page>> pages_;
   std::map<uint64_t, Extent> extents_;  ///< start -> extent; disjoint
   uint64_t generated_bytes_ = 0;
+  std::shared_ptr<uint64_t> budget_;
 };
 
 }  // namespace tpu::isa

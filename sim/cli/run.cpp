@@ -615,6 +615,19 @@ int run_run(const RunOptions& o) {
   arch::ArchConfig a = load_arch_for_run(o.arch, o.sets, o.ideal_memory);
   if (!o.pod.empty()) return run_pod_mode(o, a);
   compiler::Compiled c = compile_from(a, o.workload, o.dtype, o.batch, o.no_fusion, o.mode, o.seed, o.no_ub_activations);
+  if (o.check) {
+    // The reference evaluator holds every tensor at once (a functional run stores only what
+    // it writes), so --check keeps the bound on all region data.
+    uint64_t data = 0;
+    for (const isa::Region& r : c.program().regions) data += r.bytes();
+    if (data > isa::kMaxRegionDataBytes) {
+      throw InputError(SourceLocation{"<command line>", 0, 0}, "--check",
+                       fmt::format("a program with at most {} bytes of region data (the reference "
+                                   "evaluator holds them all); run without --check",
+                                   isa::kMaxRegionDataBytes),
+                       fmt::format("{} bytes", data));
+    }
+  }
   RunDir run_dir(o.out_dir.empty() ? "runs/" + c.workload.name : o.out_dir);
   const std::string& dir = run_dir.path();
   write_text(dir + "/config.resolved.yaml", arch::dump_arch(a) + arch::dump_derived(a));

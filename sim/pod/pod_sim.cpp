@@ -82,7 +82,12 @@ class Fabric : public sc_core::sc_module, public sim::IciFabric {
           guarded([&] { return func->read_bytes(space, in.get(Fid::kSend_src), bytes); }));
     }
     schedule(arrive, [this, to, dim, side, bytes, payload, space, dst] {
-      if (payload && funcs[at(to)]) funcs[at(to)]->write_bytes(space, dst, payload->data(), payload->size());
+      if (payload && funcs[at(to)]) {
+        guarded([&] {
+          funcs[at(to)]->write_bytes(space, dst, payload->data(), payload->size());
+          return 0;
+        });
+      }
       Port& p = port(to, dim, side);
       p.credit += bytes;
       p.arrived.notify(sc_core::SC_ZERO_TIME);

@@ -486,9 +486,14 @@ TEST(Interpreter, BadProgramsAreRejectedWithTheInstructionAndReason) {
   arch::ArchConfig v4 = arch::load_arch(test::source_path("configs/arch/tpu_v4.yaml"));
   big = expect_input_error([&] {
     Interpreter(v4, assemble(".region big addr=0 dtype=fp32 shape=1024x1024x1024 role=data "
-                               "init=random\n", "t.tasm"), "t.tasm");
+                               "init=zero\n", "t.tasm"), "t.tasm");
   });
   EXPECT_EQ(big.key(), "regions") << big.what();
+  EXPECT_EQ(big.expected(), "at most 2147483648 bytes of region data other than init=random (generated when "
+                            "read) for a functional run; use --no-functional");
+  // The same 4 GiB generated from a seed costs nothing until written.
+  EXPECT_NO_THROW(Interpreter(v4, assemble(".region big addr=0 dtype=fp32 shape=1024x1024x1024 role=data "
+                                             "init=random\n", "t.tasm"), "t.tasm"));
   // bf16 on an int8-only architecture, and a program bound to another architecture.
   arch::ArchConfig int8_only = small_arch({"mxu.dtypes=[int8]"});
   InputError e = expect_input_error([&] {
@@ -514,6 +519,40 @@ TEST(Interpreter, BadProgramsAreRejectedWithTheInstructionAndReason) {
 // The overlap check (a sort and sweep) against the pairwise definition, on seeded random
 // region sets: it reports an overlap exactly when two regions of one space share a byte, and
 // the pair it names does overlap, the named region declared after its partner.
+// Random regions are generated when read: more than kMaxRegionDataBytes of them run and cost
+// only what the program writes; stores past a chip's budget of written memory stop the run
+// with the instruction named (the test shrinks the budget; the message names the real one).
+TEST(Interpreter, RandomRegionsCostOnlyWhatIsWrittenAndWritesAreBudgeted) {
+  arch::ArchConfig arch = small_arch({"memory.bytes=8GiB"});
+  std::string prog = R"(
+.region big addr=0 dtype=int8 shape=3x1073741824 role=data init=random seed=5
+.region out addr=0xC0000000 dtype=int8 shape=2x4096 role=output
+    dma_load src=0x80000000 ub=0 rows=2 row_bytes=4096
+    dma_store dst=out ub=0 rows=2 row_bytes=4096
+    halt
+)";
+  auto offchip = std::make_shared<OffChipMemory>(arch);
+  Interpreter it(arch, assemble(prog, "big.tasm"), "big.tasm", offchip);
+  it.run();
+  Region r = it.program().regions[0];
+  std::vector<uint8_t> want(8192);
+  Interpreter::random_bytes(r.dtype, r.seed, r.scale, {}, 0x80000000, want.data(), want.size());
+  EXPECT_EQ(it.read_region("out").data, want);
+  EXPECT_EQ(offchip->mem.resident_bytes(), 8192u);  // the output's two pages, not 3 GiB
+  // The same program with one page of budget left: the store needs two.
+  auto small = std::make_shared<OffChipMemory>(arch);
+  auto pages = std::make_shared<uint64_t>(1);
+  small->mem.share_budget(pages);
+  Interpreter capped(arch, assemble(prog, "big.tasm"), "big.tasm", small);
+  InputError e = expect_input_error([&] { capped.run(); });
+  EXPECT_EQ(std::string(e.what()),
+            fmt::format("big.tasm:5: instruction 1 (dma_store) write: expected at most {} bytes of off-chip and "
+                        "host memory written by a functional run (use --no-functional), found a write past it",
+                        kMaxStoredBytes));
+  EXPECT_EQ(small->mem.resident_bytes(), 4096u);  // the first row's page: the budget held
+  EXPECT_EQ(*pages, 0u);
+}
+
 TEST(Verifier, RegionOverlapsMatchThePairwiseDefinition) {
   // Detection and the pair named are those of a loop over every pair: the first region that
   // overlaps an earlier one, with the first such earlier one. Empty regions included.

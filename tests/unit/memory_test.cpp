@@ -103,6 +103,37 @@ TEST(SparseMemory, AGeneratedRegionCostsOnlyThePagesWrittenOverIt) {
   EXPECT_EQ(three[2], generated_byte(1, off + 1));
 }
 
+// A shared page budget: a write that needs more pages than are left is refused whole and
+// changes nothing; pages already held cost nothing to write again.
+TEST(SparseMemory, AWritePastTheSharedBudgetIsRefusedWholeAndChangesNothing) {
+  SparseMemory a(1 << 20), b(1 << 20);
+  auto pages = std::make_shared<uint64_t>(3);
+  a.share_budget(pages);
+  b.share_budget(pages);
+  std::vector<uint8_t> two_pages(2 * SparseMemory::kPageBytes, 7);
+  a.write(0, two_pages.data(), two_pages.size());
+  EXPECT_EQ(*pages, 1u);
+  a.write(100, two_pages.data(), 1000);  // inside a page already held
+  EXPECT_EQ(*pages, 1u);
+  // Two pages needed (one byte on each side of a boundary), one left: refused.
+  uint8_t xy[2] = {1, 2};
+  EXPECT_THROW(b.write(SparseMemory::kPageBytes - 1, xy, 2), SparseMemory::Full);
+  EXPECT_EQ(*pages, 1u);
+  EXPECT_EQ(b.resident_bytes(), 0u);
+  uint8_t got = 0;
+  uint64_t gap = 0;
+  EXPECT_FALSE(b.read(SparseMemory::kPageBytes - 1, &got, 1, &gap));  // nothing was written
+  b.write(5, xy, 2);
+  EXPECT_EQ(*pages, 0u);
+  EXPECT_THROW(a.write(1 << 19, xy, 1), SparseMemory::Full);
+  // Generated extents cost nothing; writing over one takes pages like any write.
+  a.add_generated(1 << 18, 1 << 18, 9, fill_of(9));
+  EXPECT_EQ(*pages, 0u);
+  EXPECT_THROW(a.write((1 << 18) + 5, xy, 1), SparseMemory::Full);
+  ASSERT_TRUE(a.read((1 << 18) + 5, &got, 1, &gap));
+  EXPECT_EQ(got, generated_byte(9, 5));
+}
+
 // random_bytes gives any byte range of random_fill's data, for every element type.
 TEST(SparseMemory, SeededRegionDataFromAnyOffsetMatchesTheWholeFill) {
   std::mt19937_64 rng(7);

@@ -490,5 +490,21 @@ TEST_F(TrainingRun, BadModeExitsTwoWithOneMessage) {
   }
 }
 
+// --check keeps the bound on all region data (the reference evaluator holds every tensor):
+// the CNN1 proxy's bf16 training step, which a functional run can hold, is refused with --check
+// before anything runs or is written.
+TEST_F(TrainingRun, CheckRefusesAStepTooLargeForTheReferenceEvaluator) {
+  std::string out = path("big");
+  Result r = tpusim("run --arch " + test::source_path("configs/arch/tpu_v4.yaml") + " --workload " +
+                    test::source_path("configs/workloads/tpu_v1/cnn1.yaml") + " --mode training --check --out " + out);
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("tpusim: error: <command line>: --check: expected a program with at most 2147483648 bytes "
+                       "of region data (the reference evaluator holds them all); run without --check, found "),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(out));
+}
+
 }  // namespace
 }  // namespace tpu::compiler
