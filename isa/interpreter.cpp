@@ -83,44 +83,70 @@ void Interpreter::fail(const std::string& field, const std::string& expected,
                    expected, found);
 }
 
+namespace {
+
+// Element i of a seeded region, as its bytes (random_bytes below).
+template <class T, class F>
+void fill_elements(uint64_t seed, uint64_t first, uint64_t count, uint8_t* out, F value) {
+  constexpr uint64_t kGamma = 0x9e3779b97f4a7c15ull;
+  uint64_t state = seed + first * kGamma;
+  for (uint64_t k = 0; k < count; ++k) {
+    T v = value(splitmix64(state));  // advances state by kGamma: element first + k
+    std::memcpy(out + k * sizeof(T), &v, sizeof(T));
+  }
+}
+
+}  // namespace
+
 void Interpreter::random_bytes(ElemType dtype, uint64_t seed, float scale, const NumericsOptions& opt,
                                uint64_t offset, uint8_t* out, uint64_t len) {
   // Element i is the (i + 1)-th output of a splitmix64 stream from the seed: computed
   // directly from i, so any byte range is produced without the ones before it.
-  constexpr uint64_t kGamma = 0x9e3779b97f4a7c15ull;
   auto eb = static_cast<uint64_t>(kElemTypeBytes[static_cast<int>(dtype)]);
-  uint64_t first = offset / eb, last = (offset + len + eb - 1) / eb;
-  for (uint64_t i = first; i < last; ++i) {
-    uint64_t state = seed + i * kGamma;
-    uint64_t x = splitmix64(state);
-    // Uniform in [0, 1) from the top 24 bits: exact in fp32.
-    float u = static_cast<float>(x >> 40) / 16777216.0f;
-    uint8_t v[4];
+  // Uniform in [0, 1) from the top 24 bits: exact in fp32.
+  auto unit = [](uint64_t x) { return static_cast<float>(x >> 40) / 16777216.0f; };
+  auto elements = [&](uint64_t first, uint64_t count, uint8_t* to) {
     switch (dtype) {
-      case ElemType::kInt8: {
-        auto b = static_cast<int8_t>(static_cast<int>(x % 255) - 127);
-        std::memcpy(v, &b, 1);
+      case ElemType::kInt8:
+        fill_elements<int8_t>(seed, first, count, to,
+                              [](uint64_t x) { return static_cast<int8_t>(static_cast<int>(x % 255) - 127); });
         break;
-      }
-      case ElemType::kInt32: {
-        auto b = static_cast<int32_t>(x % 65536) - 32768;
-        std::memcpy(v, &b, 4);
+      case ElemType::kInt32:
+        fill_elements<int32_t>(seed, first, count, to,
+                               [](uint64_t x) { return static_cast<int32_t>(x % 65536) - 32768; });
         break;
-      }
-      case ElemType::kBf16: {
-        uint16_t b = fp32_to_bf16((u * 4.0f - 2.0f) * scale, opt);
-        std::memcpy(v, &b, 2);
+      case ElemType::kBf16:
+        fill_elements<uint16_t>(seed, first, count, to, [&](uint64_t x) {
+          return fp32_to_bf16((unit(x) * 4.0f - 2.0f) * scale, opt);
+        });
         break;
-      }
-      case ElemType::kFp32: {
-        float b = (u * 4.0f - 2.0f) * scale;
-        std::memcpy(v, &b, 4);
+      case ElemType::kFp32:
+        fill_elements<float>(seed, first, count, to, [&](uint64_t x) { return (unit(x) * 4.0f - 2.0f) * scale; });
         break;
-      }
     }
-    // The part of element i inside [offset, offset + len).
-    uint64_t lo = std::max(offset, i * eb), hi = std::min(offset + len, (i + 1) * eb);
-    std::memcpy(out + (lo - offset), v + (lo - i * eb), hi - lo);
+  };
+  // A partial element at either end goes through a scratch element; whole ones straight out.
+  uint64_t end = offset + len;
+  uint64_t first = (offset + eb - 1) / eb, last = end / eb;  // whole elements [first, last)
+  if (first >= last) {  // inside one element (or two partial ones)
+    for (uint64_t i = offset / eb; i * eb < end; ++i) {
+      uint8_t v[4];
+      elements(i, 1, v);
+      uint64_t lo = std::max(offset, i * eb), hi = std::min(end, (i + 1) * eb);
+      std::memcpy(out + (lo - offset), v + (lo - i * eb), hi - lo);
+    }
+    return;
+  }
+  if (offset % eb) {
+    uint8_t v[4];
+    elements(offset / eb, 1, v);
+    std::memcpy(out, v + offset % eb, first * eb - offset);
+  }
+  elements(first, last - first, out + (first * eb - offset));
+  if (end % eb) {
+    uint8_t v[4];
+    elements(last, 1, v);
+    std::memcpy(out + (last * eb - offset), v, end % eb);
   }
 }
 

@@ -78,7 +78,7 @@ void SparseMemory::add_generated(uint64_t addr, uint64_t len, uint64_t key, Fill
   };
   if (it != extents_.end() && it->first < end) {
     if (it->first == addr && it->second.end == end && it->second.key == key) {
-      take_into_pages();  // the same data again: only pages written since change
+      take_into_pages();  // the same data again: rewritten over pages written since, as a write would
       return;
     }
     // Overlaps other generated data: written out, so the later data wins as a write would.
