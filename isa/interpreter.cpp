@@ -25,17 +25,18 @@ T load_le(const uint8_t* p) {
 }  // namespace
 
 OffChipMemory::OffChipMemory(const arch::ArchConfig& arch)
-    : mem(static_cast<uint64_t>(arch.memory.bytes)), host(uint64_t{1} << 40) {
-  auto pages = std::make_shared<uint64_t>(kMaxStoredBytes / SparseMemory::kPageBytes);
-  mem.share_budget(pages);
-  host.share_budget(pages);
+    : mem(static_cast<uint64_t>(arch.memory.bytes)),
+      host(uint64_t{1} << 40),
+      pages_left(std::make_shared<uint64_t>(kMaxStoredBytes / SparseMemory::kPageBytes)) {
+  mem.share_budget(pages_left);
+  host.share_budget(pages_left);
 }
 
 namespace {
 
 std::string stored_limit() {
-  return fmt::format("at most {} bytes of off-chip and host memory written by a functional run "
-                     "(use --no-functional)",
+  return fmt::format("at most {} bytes of off-chip, host and unified-buffer memory written by a "
+                     "functional run (use --no-functional)",
                      kMaxStoredBytes);
 }
 
@@ -50,6 +51,7 @@ Interpreter::Interpreter(const arch::ArchConfig& arch, Program program, std::str
       ub_(static_cast<uint64_t>(arch.unified_buffer.bytes)),
       mxus_(static_cast<std::size_t>(arch.mxu.count)) {
   numerics_.flush_subnormals = arch.numerics.flush_subnormals;
+  ub_.share_budget(offchip_->pages_left);
   verify_program(program_, arch_, file_);
   // Bound what a functional run may allocate, whatever the config or program says.
   // The cores of a chip share the off-chip memory; their accumulators are bounded together.

@@ -32,6 +32,9 @@ struct InterpreterStats {
 struct OffChipMemory {
   explicit OffChipMemory(const arch::ArchConfig& arch);
   SparseMemory mem, host;
+  /// Pages the chip's functional model may still allocate: off-chip, host and every core's
+  /// unified buffer together (kMaxStoredBytes).
+  std::shared_ptr<uint64_t> pages_left;
   /// Accumulator values of the interpreters (the chip's cores) sharing this memory, bounded
   /// by kMaxAccumulatorValues over all of them.
   uint64_t accumulator_values = 0;
@@ -45,9 +48,9 @@ using MatmulBf16Kernel = void (*)(const uint16_t*, std::size_t, const uint16_t*,
 
 /// Limits of a functional run (bit-exact data is held in host memory): accumulator values
 /// per chip (every core's together); bytes of a program's regions stored from the start
-/// (all but init=random ones, which are generated when read); and bytes of off-chip and
-/// host memory a chip's functional model may hold written (SparseMemory pages), which
-/// bounds what any program can make it store.
+/// (all but init=random ones, which are generated when read); and bytes of off-chip, host
+/// and unified-buffer memory a chip's functional model may hold written (SparseMemory
+/// pages), which bounds what any program can make it store.
 inline constexpr uint64_t kMaxAccumulatorValues = uint64_t{1} << 26;
 inline constexpr uint64_t kMaxRegionDataBytes = uint64_t{2} << 30;
 inline constexpr uint64_t kMaxStoredBytes = uint64_t{4} << 30;

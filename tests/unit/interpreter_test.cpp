@@ -541,16 +541,22 @@ TEST(Interpreter, RandomRegionsCostOnlyWhatIsWrittenAndWritesAreBudgeted) {
   EXPECT_EQ(offchip->mem.resident_bytes(), 8192u);  // the output's two pages, not 3 GiB
   // The same program with one page of budget left: the store needs two.
   auto small = std::make_shared<OffChipMemory>(arch);
-  auto pages = std::make_shared<uint64_t>(1);
-  small->mem.share_budget(pages);
+  *small->pages_left = 3;  // the UB's two pages for the load, one of the store's two
   Interpreter capped(arch, assemble(prog, "big.tasm"), "big.tasm", small);
   InputError e = expect_input_error([&] { capped.run(); });
   EXPECT_EQ(std::string(e.what()),
-            fmt::format("big.tasm:5: instruction 1 (dma_store) write: expected at most {} bytes of off-chip and "
-                        "host memory written by a functional run (use --no-functional), found a write past it",
+            fmt::format("big.tasm:5: instruction 1 (dma_store) write: expected at most {} bytes of off-chip, "
+                        "host and unified-buffer memory written by a functional run (use --no-functional), "
+                        "found a write past it",
                         kMaxStoredBytes));
   EXPECT_EQ(small->mem.resident_bytes(), 4096u);  // the first row's page: the budget held
-  EXPECT_EQ(*pages, 0u);
+  EXPECT_EQ(*small->pages_left, 0u);
+  // The unified buffer draws on the same budget: with one page left, the load (two UB pages) fails.
+  auto tiny = std::make_shared<OffChipMemory>(arch);
+  *tiny->pages_left = 1;
+  Interpreter ub_capped(arch, assemble(prog, "big.tasm"), "big.tasm", tiny);
+  e = expect_input_error([&] { ub_capped.run(); });
+  EXPECT_EQ(e.key(), "instruction 0 (dma_load) write") << e.what();
 }
 
 TEST(Verifier, RegionOverlapsMatchThePairwiseDefinition) {
