@@ -3,9 +3,13 @@
 // against the file.
 #include "isa/npy.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <poll.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -248,17 +252,93 @@ NpyArray parse_npy(const std::vector<uint8_t>& bytes, const std::string& name) {
   return a;
 }
 
+namespace {
+
+// A pipe or FIFO, read as its data arrives: a read waits (poll) at most `idle` for the next
+// bytes, so a writer that never comes or stops writing is an error, not a hang. Opened
+// without blocking: a FIFO with no writer yet is waited for the same way.
+class PipeReader {
+ public:
+  PipeReader(const std::string& path, std::chrono::milliseconds idle) : path_(path), idle_(idle) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd_ < 0) bad(path, "npy file", "a readable .npy file", "one that cannot be opened");
+  }
+  ~PipeReader() { ::close(fd_); }
+  PipeReader(const PipeReader&) = delete;
+  PipeReader& operator=(const PipeReader&) = delete;
+
+  /// Up to n bytes into `to`; fewer only at the end of the data (the writer closed).
+  std::size_t read(uint8_t* to, std::size_t n) {
+    std::size_t got = 0;
+    while (got < n && !eof_) {
+      pollfd p{fd_, POLLIN, 0};
+      int ready = ::poll(&p, 1, static_cast<int>(idle_.count()));
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready == 0) {
+        bad(path_, "npy file", fmt::format("data from the pipe within {} s of the last", idle_.count() / 1000.0),
+            fmt::format("none after {} bytes", total_ + got));
+      }
+      ssize_t r = ::read(fd_, to + got, n - got);
+      if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (r < 0) bad(path_, "npy file", "a readable .npy file", "a read error");
+      if (r == 0) eof_ = true;
+      got += static_cast<std::size_t>(r);
+    }
+    total_ += got;
+    return got;
+  }
+  uint64_t total() const { return total_; }
+
+ private:
+  std::string path_;
+  std::chrono::milliseconds idle_;
+  int fd_ = -1;
+  bool eof_ = false;
+  uint64_t total_ = 0;
+};
+
+NpyArray read_npy_pipe(const std::string& path, std::chrono::milliseconds idle) {
+  PipeReader in(path, idle);
+  uint8_t prefix[12] = {};
+  std::size_t avail = in.read(prefix, 10);
+  if (avail == 10 && prefix[6] != 1) avail += in.read(prefix + 10, 2);  // versions 2 and 3: 4-byte length
+  auto [header_start, header_len] = header_extent(prefix, avail, path);
+  if (header_len > kMaxHeaderBytes) {
+    bad(path, "npy header length", fmt::format("at most {} bytes", kMaxHeaderBytes), std::to_string(header_len));
+  }
+  std::string h(header_len, '\0');
+  if (in.read(reinterpret_cast<uint8_t*>(h.data()), header_len) != header_len) {
+    bad(path, "npy header length", "within the file", std::to_string(header_len));
+  }
+  NpyHeader header = parse_header(h, header_start + header_len, path);
+  // Grown as the data arrives (a short pipe under a large header allocates what it sent).
+  std::vector<uint8_t>& data = header.array.data;
+  constexpr std::size_t kChunk = std::size_t{1} << 20;
+  while (data.size() < header.data_bytes) {
+    std::size_t at = data.size();
+    std::size_t n = static_cast<std::size_t>(std::min<uint64_t>(kChunk, header.data_bytes - at));
+    data.resize(at + n);
+    std::size_t got = in.read(data.data() + at, n);
+    if (got < n) bad_size(path, header, fmt::format("{} bytes", at + got));
+  }
+  uint8_t extra = 0;
+  if (in.read(&extra, 1) > 0) bad_size(path, header, fmt::format("more than {} bytes", header.data_bytes));
+  return std::move(header.array);
+}
+
+}  // namespace
+
 // Reads the header first and checks the file's size against it, so that a wrong or endless
 // file (a directory, /dev/zero, a huge file with a small shape) is refused before its data.
-NpyArray read_npy(const std::string& path) {
+// A pipe or FIFO is read as its data arrives (read_npy_pipe).
+NpyArray read_npy(const std::string& path, std::chrono::milliseconds idle) {
   std::error_code ec;
   fs::file_status st = fs::status(path, ec);
   if (ec || !fs::exists(st)) bad(path, "npy file", "an existing .npy file", "no such file");
-  // Pipes are refused too: opening a FIFO without a writer blocks, and a pipe's length is
-  // not known before its data is read.
+  if (fs::is_fifo(st)) return read_npy_pipe(path, idle);
   if (!fs::is_regular_file(st)) {
-    bad(path, "npy file", "a regular .npy file",
-        fs::is_directory(st) ? "a directory" : "a device, pipe or socket");
+    bad(path, "npy file", "a regular .npy file, a pipe or a FIFO",
+        fs::is_directory(st) ? "a directory" : "a device or socket");
   }
   uint64_t size = fs::file_size(path, ec);
   std::ifstream in(path, std::ios::binary);

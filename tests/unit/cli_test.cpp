@@ -1,6 +1,7 @@
 // The tpusim command: exit codes and the one-line diagnostics for bad command lines,
 // configs and programs, and the asm/disasm/exec paths end to end.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <sys/wait.h>
 
@@ -91,10 +92,10 @@ TEST_F(Cli, BadInputsExitWithCode2AndOneMessage) {
       // was read up to the 4 GiB cap: 8.4 GB of memory before the header was looked at).
       {"exec --arch " + src("configs/arch/tpu_v4.yaml") + " " +
            src("traces/example_matmul/prog.tasm") + " --functional-only --input x=/dev/zero",
-       "/dev/zero: npy file: expected a regular .npy file, found a device, pipe or socket"},
+       "/dev/zero: npy file: expected a regular .npy file, a pipe or a FIFO, found a device or socket"},
       {"exec --arch " + src("configs/arch/tpu_v4.yaml") + " " +
            src("traces/example_matmul/prog.tasm") + " --functional-only --input x=" + path(""),
-       "npy file: expected a regular .npy file, found a directory"},
+       "npy file: expected a regular .npy file, a pipe or a FIFO, found a directory"},
       {"exec --arch " + src("configs/arch/tpu_v4.yaml") + " " +
            src("traces/example_matmul/prog.tasm") + " --functional-only --input x=" +
            path("long.npy"),
@@ -211,6 +212,35 @@ TEST_F(Cli, AsmDisasmAndExecAgreeOnTheBundledExample) {
   isa::NpyArray y = isa::read_npy(path("r1/y.npy"));
   EXPECT_EQ(y.dtype, isa::ElemType::kBf16);
   EXPECT_TRUE(std::filesystem::exists(path("r1/config.resolved.yaml")));
+}
+
+// An input may come through a pipe or FIFO (`--input x=<(python gen.py)` in bash): the run
+// reads it as it arrives and computes what it computes from the same file.
+TEST_F(Cli, AnInputThroughAFifoRunsAsTheSameFile) {
+  std::string prog = src("traces/example_matmul/prog.tasm");
+  std::string arch = src("configs/arch/tpu_v4.yaml");
+  isa::NpyArray x;
+  x.dtype = isa::ElemType::kBf16;
+  x.shape = {64, 128};
+  for (int i = 0; i < 64 * 128; ++i) {
+    uint16_t v = static_cast<uint16_t>(0x3f80 + (i * 37) % 256);  // finite bf16 values near 1
+    x.data.push_back(static_cast<uint8_t>(v & 0xff));
+    x.data.push_back(static_cast<uint8_t>(v >> 8));
+  }
+  isa::write_npy(path("x.npy"), x);
+  ASSERT_EQ(mkfifo(path("x.fifo").c_str(), 0600), 0);
+  Result file = run("exec --arch " + arch + " " + prog + " --functional-only --input x=" + path("x.npy") +
+                    " --out " + path("f"));
+  ASSERT_EQ(file.code, 0) << file.out;
+  // The writer starts in the background and the run opens the FIFO before or after it.
+  Result fifo = run("exec --arch " + arch + " " + prog + " --functional-only --input x=" + path("x.fifo") +
+                    " --out " + path("p") + " & cat " + path("x.npy") + " > " + path("x.fifo") + "; wait $!");
+  ASSERT_EQ(fifo.code, 0) << fifo.out;
+  EXPECT_EQ(test::read_text(path("f/y.npy")), test::read_text(path("p/y.npy")));
+  // Not the same bytes as without the input (the random init): the FIFO's data was used.
+  Result seeded = run("exec --arch " + arch + " " + prog + " --functional-only --out " + path("s"));
+  ASSERT_EQ(seeded.code, 0) << seeded.out;
+  EXPECT_NE(test::read_text(path("f/y.npy")), test::read_text(path("s/y.npy")));
 }
 
 TEST_F(Cli, TimedExecWritesTheRunDirectoryAndMatchesTheTraceTable) {

@@ -1,6 +1,15 @@
 // .npy reading and writing: round trips for every element type and rejection of files
 // NumPy would describe differently or that lie about their size.
+#include <fcntl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <thread>
 
 #include "isa/npy.h"
 #include "test_util.h"
@@ -131,6 +140,75 @@ TEST(Npy, TheHeaderIsExactlyTheDict) {
        "npy fortran_order: expected False (C order), found 'False'"},
   };
   for (const Case& c : cases) EXPECT_EQ(error_of(c.header), c.error) << c.header;
+}
+
+// A FIFO read as its data arrives: whole, short, long, empty, never opened by a writer, or a
+// writer that stalls under a header promising 2 GiB (an error after `idle`, having allocated
+// only what arrived).
+TEST(Npy, PipesAreReadAsTheirDataArrives) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / "tpusim_npy_pipes";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::string fifo = (dir / "in.npy").string();
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  std::signal(SIGPIPE, SIG_IGN);  // a writer outliving a refused read gets EPIPE, not a signal
+  NpyArray a;
+  a.dtype = ElemType::kInt32;
+  a.shape = {3, 5};
+  for (int i = 0; i < 60; ++i) a.data.push_back(static_cast<uint8_t>(i * 7));
+  std::vector<uint8_t> whole = format_npy(a);
+  // Writes `bytes` in three pieces, pausing between them, holds the pipe `hold` more, closes.
+  auto writer = [&](std::vector<uint8_t> bytes, std::chrono::milliseconds hold) {
+    return std::thread([&fifo, bytes, hold] {
+      int fd = ::open(fifo.c_str(), O_WRONLY);
+      if (fd < 0) return;
+      std::size_t third = bytes.size() / 3;
+      for (std::size_t at = 0; at < bytes.size(); at += third) {
+        std::size_t n = std::min(third, bytes.size() - at);
+        if (::write(fd, bytes.data() + at, n) != static_cast<ssize_t>(n)) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      std::this_thread::sleep_for(hold);
+      ::close(fd);
+    });
+  };
+  using std::chrono::milliseconds;
+  std::thread w = writer(whole, milliseconds(0));
+  NpyArray b = read_npy(fifo, milliseconds(5000));
+  w.join();
+  EXPECT_EQ(b.dtype, a.dtype);
+  EXPECT_EQ(b.shape, a.shape);
+  EXPECT_EQ(b.data, a.data);
+  auto error_of = [&](std::vector<uint8_t> bytes, milliseconds hold, milliseconds idle) {
+    std::thread t = writer(std::move(bytes), hold);
+    InputError e = test::expect_input_error([&] { read_npy(fifo, idle); });
+    t.join();
+    return e.key() + ": expected " + e.expected() + ", found " + e.found();
+  };
+  std::vector<uint8_t> shorter(whole.begin(), whole.end() - 4), longer = whole;
+  longer.push_back(0);
+  EXPECT_EQ(error_of(shorter, milliseconds(0), milliseconds(5000)),
+            "npy data: expected 60 bytes for shape (3, 5), found 56 bytes");
+  EXPECT_EQ(error_of(longer, milliseconds(0), milliseconds(5000)),
+            "npy data: expected 60 bytes for shape (3, 5), found more than 60 bytes");
+  EXPECT_EQ(error_of({}, milliseconds(0), milliseconds(5000)),
+            "npy magic: expected a NumPy .npy file, found other bytes");
+  // No writer at all: waited for, then refused.
+  InputError none = test::expect_input_error([&] { read_npy(fifo, milliseconds(200)); });
+  EXPECT_EQ(none.found(), "none after 0 bytes");
+  EXPECT_EQ(none.expected(), "data from the pipe within 0.2 s of the last");
+  // A header promising 2 GiB, 10 bytes of data, then silence.
+  NpyArray big;
+  big.dtype = ElemType::kInt8;
+  big.shape = {uint64_t{1} << 31};
+  std::vector<uint8_t> head = format_npy(big);
+  head.resize(head.size() + 10, 1);
+  std::size_t header_bytes = head.size() - 10;
+  EXPECT_EQ(error_of(head, milliseconds(1500), milliseconds(300)),
+            fmt::format("npy file: expected data from the pipe within 0.3 s of the last, found none after {} bytes",
+                        header_bytes + 10));
+  fs::remove_all(dir);
 }
 
 }  // namespace
