@@ -220,8 +220,9 @@ void Interpreter::init_regions() {
         NumericsOptions opt = numerics_;
         uint32_t scale_bits = 0;
         std::memcpy(&scale_bits, &scale, 4);
-        uint64_t key = seed ^ (uint64_t{scale_bits} << 8) ^ static_cast<uint64_t>(dtype) ^
-                       (uint64_t{opt.flush_subnormals} << 40);
+        // Exactly what the bytes depend on: the same key means the same data.
+        std::string key = fmt::format("{}/{}/{:08x}/{}", static_cast<int>(dtype), seed, scale_bits,
+                                      opt.flush_subnormals);
         m.add_generated(r.addr, r.bytes(), key, [=](uint64_t offset, uint8_t* out, uint64_t len) {
           random_bytes(dtype, seed, scale, opt, offset, out, len);
         });

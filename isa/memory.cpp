@@ -52,7 +52,7 @@ SparseMemory::Page& SparseMemory::page_for_write(uint64_t page) {
   return *p;
 }
 
-void SparseMemory::add_generated(uint64_t addr, uint64_t len, uint64_t key, Fill fill) {
+void SparseMemory::add_generated(uint64_t addr, uint64_t len, std::string key, Fill fill) {
   if (len == 0) return;
   uint64_t end = addr + len;
   auto it = extents_.upper_bound(addr);
@@ -90,7 +90,7 @@ void SparseMemory::add_generated(uint64_t addr, uint64_t len, uint64_t key, Fill
     }
     return;
   }
-  extents_.emplace(addr, Extent{end, key, std::make_shared<const Fill>(std::move(fill))});
+  extents_.emplace(addr, Extent{end, std::move(key), std::make_shared<const Fill>(std::move(fill))});
   generated_bytes_ += len;
   take_into_pages();
 }

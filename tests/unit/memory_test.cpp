@@ -40,7 +40,7 @@ TEST(SparseMemory, GeneratedExtentsReadExactlyAsWrittenBytes) {
           if (!extents.empty() && rng() % 3 == 0) std::tie(addr, len) = extents[rng() % extents.size()];
           uint64_t key = addr;  // the data is a function of (key, offset): the same again
           extents.emplace_back(addr, len);
-          lazy.add_generated(addr, len, key, fill_of(key));
+          lazy.add_generated(addr, len, std::to_string(key), fill_of(key));
           std::vector<uint8_t> bytes(len);
           fill_of(key)(0, bytes.data(), len);
           eager.write(addr, bytes.data(), len);
@@ -80,7 +80,7 @@ TEST(SparseMemory, GeneratedExtentsReadExactlyAsWrittenBytes) {
 TEST(SparseMemory, AGeneratedRegionCostsOnlyThePagesWrittenOverIt) {
   SparseMemory m(uint64_t{1} << 34);
   constexpr uint64_t kLen = uint64_t{1} << 32;  // 4 GiB
-  m.add_generated(4096 + 7, kLen, 1, fill_of(1));
+  m.add_generated(4096 + 7, kLen, "1", fill_of(1));
   EXPECT_EQ(m.resident_bytes(), 0u);
   EXPECT_EQ(m.readable_bytes(), kLen);
   uint8_t b[3] = {};
@@ -127,11 +127,26 @@ TEST(SparseMemory, AWritePastTheSharedBudgetIsRefusedWholeAndChangesNothing) {
   EXPECT_EQ(*pages, 0u);
   EXPECT_THROW(a.write(1 << 19, xy, 1), SparseMemory::Full);
   // Generated extents cost nothing; writing over one takes pages like any write.
-  a.add_generated(1 << 18, 1 << 18, 9, fill_of(9));
+  a.add_generated(1 << 18, 1 << 18, "9", fill_of(9));
   EXPECT_EQ(*pages, 0u);
   EXPECT_THROW(a.write((1 << 18) + 5, xy, 1), SparseMemory::Full);
   ASSERT_TRUE(a.read((1 << 18) + 5, &got, 1, &gap));
   EXPECT_EQ(got, generated_byte(9, 5));
+}
+
+// The same range added again with other data (another core's region with another seed) wins,
+// as a write would; with the same key it is the same data and kept once.
+TEST(SparseMemory, TheSameRangeWithAnotherKeyIsTheLaterData) {
+  SparseMemory m(1 << 20);
+  m.add_generated(100, 5000, "a", fill_of(1));
+  m.add_generated(100, 5000, "a", fill_of(1));
+  EXPECT_EQ(m.resident_bytes(), 0u);
+  m.add_generated(100, 5000, "b", fill_of(2));
+  std::vector<uint8_t> got(5000), want(5000);
+  uint64_t gap = 0;
+  ASSERT_TRUE(m.read(100, got.data(), got.size(), &gap));
+  fill_of(2)(0, want.data(), want.size());
+  EXPECT_EQ(got, want);
 }
 
 // random_bytes gives any byte range of random_fill's data, for every element type.
