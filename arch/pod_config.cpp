@@ -35,13 +35,13 @@ Schema<PodConfig> build_schema() {
   return s;
 }
 
-// " with --set dims" when a command-line override gave one of `keys`: a check that spans
-// keys names the override that broke it, whichever key the message is about.
+// " with --set dims" when a command-line override gave one of `keys` (RawConfig::label names
+// it then): a check that spans keys names the override that broke it, whichever key the
+// message is about.
 std::string with_overrides(const RawConfig& raw, std::initializer_list<const char*> keys) {
   std::string out;
   for (const char* k : keys) {
-    const RawValue* v = raw.find(k);
-    if (v && !v->option.empty()) out += (out.empty() ? " with " : ", ") + v->option + " " + k;
+    if (raw.label(k) != k) out += (out.empty() ? " with " : ", ") + raw.label(k);
   }
   return out;
 }
@@ -49,10 +49,8 @@ std::string with_overrides(const RawConfig& raw, std::initializer_list<const cha
 PodConfig finish(const RawConfig& raw) {
   PodConfig c = pod_schema().load(raw);
   if (c.topology.size() != c.dims.size()) {
-    // Blame the override when one of the two came from the command line and the other did not.
-    const RawValue* dims = raw.find("dims");
-    bool dims_set = dims && !dims->option.empty() && raw.label("topology") == "topology";
-    if (dims_set) {
+    // Blame dims when only dims came from the command line.
+    if (raw.label("dims") != "dims" && raw.label("topology") == "topology") {
       throw InputError(raw.where("dims"), raw.label("dims"),
                        fmt::format("one entry per dimension of topology ({})", c.topology.size()),
                        fmt::format("{} entries", c.dims.size()));

@@ -28,8 +28,9 @@ class SparseMemory {
     Full() : std::runtime_error("memory budget exhausted") {}
   };
   /// Pages this memory may still allocate, shared with the other memories given the same
-  /// counter (a chip's off-chip and host memory); a write needing one more throws Full and
-  /// changes nothing. Without a budget, pages are allocated freely.
+  /// counter (a chip's off-chip, host and unified-buffer memory); a write needing one more
+  /// throws Full (the bytes before that page are written). Without a budget, pages are
+  /// allocated freely.
   void share_budget(std::shared_ptr<uint64_t> pages_left) { budget_ = std::move(pages_left); }
 
   uint64_t size() const { return size_; }
@@ -70,6 +71,9 @@ class SparseMemory {
   /// range no extent covers, or hi. Bytes not covered are left as they are.
   uint64_t fill_generated(uint64_t lo, uint64_t hi, uint8_t* out, Page* page) const;
   Page& page_for_write(uint64_t page);
+  /// Pages already allocated over [addr, end) are read instead of the extents there: they
+  /// take the extents' bytes (after an extent is added over them).
+  void take_generated(uint64_t addr, uint64_t end);
 
   uint64_t size_;
   std::unordered_map<uint64_t, std::unique_ptr<Page>> pages_;

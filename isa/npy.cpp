@@ -254,20 +254,21 @@ NpyArray parse_npy(const std::vector<uint8_t>& bytes, const std::string& name) {
 
 namespace {
 
-// A pipe or FIFO, read as its data arrives: a read waits (poll) at most `idle` for the next
-// bytes, so a writer that never comes or stops writing is an error, not a hang. Opened
-// without blocking: a FIFO with no writer yet is waited for the same way.
-class PipeReader {
+// A .npy file or pipe, read as its data arrives: opened without blocking (a FIFO with no
+// writer yet is waited for like data), and each read waits (poll) at most `idle` for the
+// next bytes, so a writer that never comes or stops writing is an error, not a hang. A
+// regular file is always ready.
+class NpyReader {
  public:
-  PipeReader(const std::string& path, std::chrono::milliseconds idle) : path_(path), idle_(idle) {
+  NpyReader(const std::string& path, std::chrono::milliseconds idle) : path_(path), idle_(idle) {
     fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd_ < 0) bad(path, "npy file", "a readable .npy file", "one that cannot be opened");
   }
-  ~PipeReader() { ::close(fd_); }
-  PipeReader(const PipeReader&) = delete;
-  PipeReader& operator=(const PipeReader&) = delete;
+  ~NpyReader() { ::close(fd_); }
+  NpyReader(const NpyReader&) = delete;
+  NpyReader& operator=(const NpyReader&) = delete;
 
-  /// Up to n bytes into `to`; fewer only at the end of the data (the writer closed).
+  /// Up to n bytes into `to`; fewer only at the end of the data.
   std::size_t read(uint8_t* to, std::size_t n) {
     std::size_t got = 0;
     while (got < n && !eof_) {
@@ -287,7 +288,6 @@ class PipeReader {
     total_ += got;
     return got;
   }
-  uint64_t total() const { return total_; }
 
  private:
   std::string path_;
@@ -297,8 +297,24 @@ class PipeReader {
   uint64_t total_ = 0;
 };
 
-NpyArray read_npy_pipe(const std::string& path, std::chrono::milliseconds idle) {
-  PipeReader in(path, idle);
+}  // namespace
+
+// Reads the header first. A regular file's size is checked against it before any data is
+// read, so that a wrong or huge file is refused before its data; a pipe's data is taken as
+// it arrives, the buffer growing with it (a short pipe under a large header allocates what
+// it sent). Devices and directories are refused before anything is read.
+NpyArray read_npy(const std::string& path, std::chrono::milliseconds idle) {
+  std::error_code ec;
+  fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) bad(path, "npy file", "an existing .npy file", "no such file");
+  bool regular = fs::is_regular_file(st);
+  if (!regular && !fs::is_fifo(st)) {
+    bad(path, "npy file", "a regular .npy file, a pipe or a FIFO",
+        fs::is_directory(st) ? "a directory" : "a device or socket");
+  }
+  uint64_t size = regular ? fs::file_size(path, ec) : 0;
+  if (ec) bad(path, "npy file", "a readable .npy file", "one that cannot be opened");
+  NpyReader in(path, idle);
   uint8_t prefix[12] = {};
   std::size_t avail = in.read(prefix, 10);
   if (avail == 10 && prefix[6] != 1) avail += in.read(prefix + 10, 2);  // versions 2 and 3: 4-byte length
@@ -311,7 +327,9 @@ NpyArray read_npy_pipe(const std::string& path, std::chrono::milliseconds idle) 
     bad(path, "npy header length", "within the file", std::to_string(header_len));
   }
   NpyHeader header = parse_header(h, header_start + header_len, path);
-  // Grown as the data arrives (a short pipe under a large header allocates what it sent).
+  if (regular && size - header.data_start != header.data_bytes) {
+    bad_size(path, header, fmt::format("{} bytes", size - header.data_start));
+  }
   std::vector<uint8_t>& data = header.array.data;
   constexpr std::size_t kChunk = std::size_t{1} << 20;
   while (data.size() < header.data_bytes) {
@@ -324,56 +342,6 @@ NpyArray read_npy_pipe(const std::string& path, std::chrono::milliseconds idle) 
   uint8_t extra = 0;
   if (in.read(&extra, 1) > 0) bad_size(path, header, fmt::format("more than {} bytes", header.data_bytes));
   return std::move(header.array);
-}
-
-}  // namespace
-
-// Reads the header first and checks the file's size against it, so that a wrong or endless
-// file (a directory, /dev/zero, a huge file with a small shape) is refused before its data.
-// A pipe or FIFO is read as its data arrives (read_npy_pipe).
-NpyArray read_npy(const std::string& path, std::chrono::milliseconds idle) {
-  std::error_code ec;
-  fs::file_status st = fs::status(path, ec);
-  if (ec || !fs::exists(st)) bad(path, "npy file", "an existing .npy file", "no such file");
-  if (fs::is_fifo(st)) return read_npy_pipe(path, idle);
-  if (!fs::is_regular_file(st)) {
-    bad(path, "npy file", "a regular .npy file, a pipe or a FIFO",
-        fs::is_directory(st) ? "a directory" : "a device or socket");
-  }
-  uint64_t size = fs::file_size(path, ec);
-  std::ifstream in(path, std::ios::binary);
-  if (ec || !in) bad(path, "npy file", "a readable .npy file", "one that cannot be opened");
-  auto read = [&](uint8_t* to, std::size_t n) {
-    if (!in.read(reinterpret_cast<char*>(to), static_cast<std::streamsize>(n))) {
-      bad(path, "npy file", fmt::format("{} bytes", size), "a file that shrank while read");
-    }
-  };
-  uint8_t prefix[12] = {};
-  std::size_t avail = static_cast<std::size_t>(std::min<uint64_t>(size, sizeof prefix));
-  read(prefix, avail);
-  auto [header_start, header_len] = header_extent(prefix, avail, path);
-  if (header_len > kMaxHeaderBytes) {
-    bad(path, "npy header length", fmt::format("at most {} bytes", kMaxHeaderBytes),
-        std::to_string(header_len));
-  }
-  if (header_len > size - header_start) {
-    bad(path, "npy header length", "within the file", std::to_string(header_len));
-  }
-  std::string h(header_len, '\0');
-  std::size_t have = avail - header_start;  // header bytes already in the prefix
-  std::memcpy(h.data(), prefix + header_start, std::min(have, header_len));
-  if (header_len > have) read(reinterpret_cast<uint8_t*>(h.data()) + have, header_len - have);
-  NpyHeader header = parse_header(h, header_start + header_len, path);
-  if (size - header.data_start != header.data_bytes) {
-    bad_size(path, header, fmt::format("{} bytes", size - header.data_start));
-  }
-  NpyArray a = std::move(header.array);
-  a.data.resize(static_cast<std::size_t>(header.data_bytes));
-  // Prefix bytes past a short header are data already read (the size check above bounds them).
-  std::size_t extra = have > header_len ? have - header_len : 0;
-  std::memcpy(a.data.data(), prefix + header_start + header_len, extra);
-  if (a.data.size() > extra) read(a.data.data() + extra, a.data.size() - extra);
-  return a;
 }
 
 std::vector<uint8_t> format_npy(const NpyArray& a) {

@@ -103,9 +103,9 @@ TEST(SparseMemory, AGeneratedRegionCostsOnlyThePagesWrittenOverIt) {
   EXPECT_EQ(three[2], generated_byte(1, off + 1));
 }
 
-// A shared page budget: a write that needs more pages than are left is refused whole and
-// changes nothing; pages already held cost nothing to write again.
-TEST(SparseMemory, AWritePastTheSharedBudgetIsRefusedWholeAndChangesNothing) {
+// A shared page budget: a write that needs a page past it is refused (Full) and the budget
+// is never exceeded; pages already held cost nothing to write again.
+TEST(SparseMemory, AWritePastTheSharedBudgetIsRefused) {
   SparseMemory a(1 << 20), b(1 << 20);
   auto pages = std::make_shared<uint64_t>(3);
   a.share_budget(pages);
@@ -115,17 +115,17 @@ TEST(SparseMemory, AWritePastTheSharedBudgetIsRefusedWholeAndChangesNothing) {
   EXPECT_EQ(*pages, 1u);
   a.write(100, two_pages.data(), 1000);  // inside a page already held
   EXPECT_EQ(*pages, 1u);
-  // Two pages needed (one byte on each side of a boundary), one left: refused.
+  // Two pages needed (one byte on each side of a boundary), one left: the second is refused.
   uint8_t xy[2] = {1, 2};
   EXPECT_THROW(b.write(SparseMemory::kPageBytes - 1, xy, 2), SparseMemory::Full);
-  EXPECT_EQ(*pages, 1u);
-  EXPECT_EQ(b.resident_bytes(), 0u);
+  EXPECT_EQ(*pages, 0u);
+  EXPECT_EQ(b.resident_bytes(), SparseMemory::kPageBytes);
   uint8_t got = 0;
   uint64_t gap = 0;
-  EXPECT_FALSE(b.read(SparseMemory::kPageBytes - 1, &got, 1, &gap));  // nothing was written
-  b.write(5, xy, 2);
-  EXPECT_EQ(*pages, 0u);
+  EXPECT_FALSE(b.read(SparseMemory::kPageBytes, &got, 1, &gap));  // the refused page was not written
+  EXPECT_EQ(gap, SparseMemory::kPageBytes);
   EXPECT_THROW(a.write(1 << 19, xy, 1), SparseMemory::Full);
+  EXPECT_EQ(a.resident_bytes(), 2 * SparseMemory::kPageBytes);
   // Generated extents cost nothing; writing over one takes pages like any write.
   a.add_generated(1 << 18, 1 << 18, "9", fill_of(9));
   EXPECT_EQ(*pages, 0u);
