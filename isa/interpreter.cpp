@@ -22,6 +22,27 @@ T load_le(const uint8_t* p) {
   return v;
 }
 
+// Per-thread working buffers of the instructions that move whole operands (vector, pool,
+// matmul gathers, DMA rows). They grow to the largest operand a thread has seen (bounded by
+// the unified buffer) and are reused, so a large operand costs no allocation, zero-fill or
+// page faults per instruction. Nothing here waits, so the SystemC threads of one OS thread
+// never interleave inside an instruction.
+struct Scratch {
+  std::vector<uint8_t> a8, b8, o8;
+  std::vector<uint16_t> a16, b16, o16;
+};
+
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+template <class T>
+T* grow(std::vector<T>& v, uint64_t elems) {
+  if (v.size() < elems) v.resize(static_cast<std::size_t>(elems));
+  return v.data();
+}
+
 }  // namespace
 
 OffChipMemory::OffChipMemory(const arch::ArchConfig& arch)
@@ -243,32 +264,50 @@ void Interpreter::init_regions() {
   }
   std::size_t cells = static_cast<std::size_t>(arch_.accumulators.entries * arch_.mxu.cols);
   for (Mxu& m : mxus_) {
-    m.acc_i32.assign(cells, 0);
-    m.acc_f32.assign(cells, 0.0f);
+    m.acc_i32.reset();
+    m.acc_f32.reset();
     m.tag.assign(cells, kUnwritten);
+  }
+}
+
+void Interpreter::check_readable(const SparseMemory& m, uint64_t addr, uint64_t len,
+                                 const char* field) const {
+  if (len <= m.readable_bytes()) return;
+  // More bytes than the memory holds written pages: some byte was never written. Find the
+  // first in chunks rather than allocating the whole length (a collective's count can name
+  // gigabytes).
+  uint64_t bad = 0;
+  std::vector<uint8_t> chunk(static_cast<std::size_t>(std::min<uint64_t>(len, uint64_t{1} << 20)));
+  for (uint64_t at = 0; at < len; at += chunk.size()) {
+    if (!m.read(addr + at, chunk.data(), std::min<uint64_t>(chunk.size(), len - at), &bad)) {
+      fail(field, "bytes written before they are read", fmt::format("byte {:#x} never written", bad));
+    }
+  }
+}
+
+void Interpreter::read_into(const SparseMemory& m, uint64_t addr, uint64_t len, const char* field,
+                            void* dst) const {
+  uint64_t bad = 0;
+  if (!m.read(addr, dst, len, &bad)) {
+    fail(field, "bytes written before they are read", fmt::format("byte {:#x} never written", bad));
   }
 }
 
 std::vector<uint8_t> Interpreter::read(const SparseMemory& m, uint64_t addr, uint64_t len,
                                        const char* field) const {
-  uint64_t bad = 0;
-  if (len > m.readable_bytes()) {
-    // More bytes than the memory holds written pages: some byte was never written. Find the
-    // first in chunks rather than allocating the whole length (a collective's count can
-    // name gigabytes).
-    std::vector<uint8_t> chunk(static_cast<std::size_t>(std::min<uint64_t>(len, uint64_t{1} << 20)));
-    for (uint64_t at = 0; at < len; at += chunk.size()) {
-      if (!m.read(addr + at, chunk.data(), std::min<uint64_t>(chunk.size(), len - at), &bad)) {
-        fail(field, "bytes written before they are read", fmt::format("byte {:#x} never written", bad));
-      }
-    }
-  }
+  check_readable(m, addr, len, field);
   std::vector<uint8_t> out(len);
-  if (!m.read(addr, out.data(), len, &bad)) {
-    fail(field, "bytes written before they are read",
-         fmt::format("byte {:#x} never written", bad));
-  }
+  read_into(m, addr, len, field, out.data());
   return out;
+}
+
+template <class T>
+const T* Interpreter::read_scratch(std::vector<T>& buf, const SparseMemory& m, uint64_t addr,
+                                   uint64_t len, const char* field) const {
+  check_readable(m, addr, len, field);
+  T* p = grow(buf, (len + sizeof(T) - 1) / sizeof(T));
+  read_into(m, addr, len, field, p);
+  return p;
 }
 
 std::vector<uint8_t> Interpreter::read_bytes(IciSpace s, uint64_t addr, uint64_t len) const {
@@ -337,13 +376,14 @@ void Interpreter::dma(const Instruction& in, bool load) {
   uint64_t ub_stride = in.get(load ? Fid::kDmaLoad_ub_stride : Fid::kDmaStore_ub_stride);
   if (off_stride == 0) off_stride = rb;
   if (ub_stride == 0) ub_stride = rb;
+  std::vector<uint8_t>& row = scratch().a8;
   for (uint64_t r = 0; r < rows; ++r) {
     if (load) {
-      auto row = read(off, off_addr + r * off_stride, rb, "src");
-      ub_.write(ub_addr + r * ub_stride, row.data(), rb);
+      const uint8_t* bytes = read_scratch(row, off, off_addr + r * off_stride, rb, "src");
+      ub_.write(ub_addr + r * ub_stride, bytes, rb);
     } else {
-      auto row = read(ub_, ub_addr + r * ub_stride, rb, "ub");
-      off.write(off_addr + r * off_stride, row.data(), rb);
+      const uint8_t* bytes = read_scratch(row, ub_, ub_addr + r * ub_stride, rb, "ub");
+      off.write(off_addr + r * off_stride, bytes, rb);
     }
   }
   stats_.dma_bytes += rows * rb;
@@ -366,24 +406,34 @@ void Interpreter::load_weights(const Instruction& in) {
   bool from_ub = in.get(Fid::kLoadWeights_space) == static_cast<int>(WeightSource::kUb);
   const SparseMemory& src = from_ub ? ub_ : offchip_->mem;
   uint64_t base = in.get(Fid::kLoadWeights_src);
-  t.data.resize(static_cast<std::size_t>(t.k) * rb);
+  // The tile's bytes: int8 values, or bf16 bit patterns in 16-bit words for the kernel.
+  const uint64_t tile_bytes = static_cast<uint64_t>(t.k) * rb;
+  uint8_t* dst;
+  if (eb == 1) {
+    t.data.resize(static_cast<std::size_t>(tile_bytes));
+    dst = t.data.data();
+  } else {
+    t.data16.resize(static_cast<std::size_t>(tile_bytes / 2));
+    dst = reinterpret_cast<uint8_t*>(t.data16.data());
+  }
+  std::vector<uint8_t>& scratch_row = scratch().a8;
   for (int64_t r = 0; r < src_rows; ++r) {
-    auto row = read(src, base + r * stride, src_rb, "src");
-    if (diag) {
-      // w[i][i] = src[i], zeros elsewhere (n = k).
-      for (int64_t i = 0; i < t.k; ++i) std::memcpy(t.data.data() + i * rb + i * eb, row.data() + i * eb, eb);
+    if (!diag && !transpose) {
+      read_into(src, base + r * stride, src_rb, "src", dst + r * rb);
       continue;
     }
-    if (!transpose) {
-      std::memcpy(t.data.data() + r * rb, row.data(), rb);
+    const uint8_t* row = read_scratch(scratch_row, src, base + r * stride, src_rb, "src");
+    if (diag) {
+      // w[i][i] = src[i], zeros elsewhere (n = k).
+      for (int64_t i = 0; i < t.k; ++i) std::memcpy(dst + i * rb + i * eb, row + i * eb, eb);
       continue;
     }
     // Source row r is tile column r: w[kk][r] = src[r][kk].
     for (int64_t kk = 0; kk < t.k; ++kk) {
-      std::memcpy(t.data.data() + kk * rb + r * eb, row.data() + kk * eb, eb);
+      std::memcpy(dst + kk * rb + r * eb, row + kk * eb, eb);
     }
   }
-  stats_.weight_bytes += t.data.size();
+  stats_.weight_bytes += tile_bytes;
   mxus_[in.get(Fid::kLoadWeights_mxu)].fifo.push_back(std::move(t));
 }
 
@@ -403,30 +453,27 @@ void Interpreter::matmul(const Instruction& in) {
   int64_t out_w = in.get(Fid::kMatmul_out_w);
 
   // Gather the M x K input block through the addressing mode (no im2col copy in the UB:
-  // this temporary is the stream of vectors entering the array).
-  std::vector<uint8_t> a(static_cast<std::size_t>(rows) * vec_bytes);
-  std::vector<uint8_t> pad_vec(vec_bytes);
-  if (eb == 1) {
-    std::memset(pad_vec.data(), static_cast<int>(static_cast<int8_t>(in.get(Fid::kMatmul_pad))),
-                vec_bytes);
-  }
+  // this temporary is the stream of vectors entering the array). A padded position enters
+  // as the pad value (int8) or +0.0 (bf16).
+  const uint64_t block_bytes = static_cast<uint64_t>(rows) * vec_bytes;
+  uint8_t* a = eb == 1 ? grow(scratch().a8, block_bytes)
+                       : reinterpret_cast<uint8_t*>(grow(scratch().a16, block_bytes / 2));
+  const int pad = eb == 1 ? static_cast<int>(static_cast<int8_t>(in.get(Fid::kMatmul_pad))) : 0;
   for (int64_t r = 0; r < rows; ++r) {
-    const uint8_t* src = pad_vec.data();
-    std::vector<uint8_t> row;
+    uint8_t* dst = a + r * vec_bytes;
     if (out_w == 0) {
-      row = read(ub_, ub + r * stride, vec_bytes, "ub");
-      src = row.data();
-    } else {
-      int64_t oh = r / out_w, ow = r % out_w;
-      int64_t ih = oh * in.get(Fid::kMatmul_stride_h) + in.get(Fid::kMatmul_off_h);
-      int64_t iw = ow * in.get(Fid::kMatmul_stride_w) + in.get(Fid::kMatmul_off_w);
-      if (ih >= 0 && ih < in.get(Fid::kMatmul_in_h) && iw >= 0 && iw < in.get(Fid::kMatmul_in_w)) {
-        uint64_t pixel = static_cast<uint64_t>(ih * in.get(Fid::kMatmul_in_w) + iw);
-        row = read(ub_, ub + pixel * stride, vec_bytes, "ub");
-        src = row.data();
-      }
+      read_into(ub_, ub + r * stride, vec_bytes, "ub", dst);
+      continue;
     }
-    std::memcpy(a.data() + r * vec_bytes, src, vec_bytes);
+    int64_t oh = r / out_w, ow = r % out_w;
+    int64_t ih = oh * in.get(Fid::kMatmul_stride_h) + in.get(Fid::kMatmul_off_h);
+    int64_t iw = ow * in.get(Fid::kMatmul_stride_w) + in.get(Fid::kMatmul_off_w);
+    if (ih >= 0 && ih < in.get(Fid::kMatmul_in_h) && iw >= 0 && iw < in.get(Fid::kMatmul_in_w)) {
+      uint64_t pixel = static_cast<uint64_t>(ih * in.get(Fid::kMatmul_in_w) + iw);
+      read_into(ub_, ub + pixel * stride, vec_bytes, "ub", dst);
+    } else {
+      std::memset(dst, pad, vec_bytes);
+    }
   }
 
   int64_t acc0 = in.get(Fid::kMatmul_acc);
@@ -446,19 +493,18 @@ void Interpreter::matmul(const Instruction& in) {
     }
   }
   std::size_t acc_offset = static_cast<std::size_t>(acc0 * cols);
+  const std::size_t cells = m.tag.size();
+  if (t.dtype == 0 && !m.acc_i32) m.acc_i32.reset(new int32_t[cells]);
+  if (t.dtype != 0 && !m.acc_f32) m.acc_f32.reset(new float[cells]);
   if (t.dtype == 0) {
-    matmul_int8_(reinterpret_cast<const int8_t*>(a.data()), t.k,
-                     reinterpret_cast<const int8_t*>(t.data.data()), t.n, static_cast<int>(rows),
-                     static_cast<int>(t.k), static_cast<int>(t.n), m.acc_i32.data() + acc_offset,
-                     cols, accumulate);
+    matmul_int8_(reinterpret_cast<const int8_t*>(scratch().a8.data()), t.k,
+                 reinterpret_cast<const int8_t*>(t.data.data()), t.n, static_cast<int>(rows),
+                 static_cast<int>(t.k), static_cast<int>(t.n), m.acc_i32.get() + acc_offset,
+                 cols, accumulate);
   } else {
-    std::vector<uint16_t> a16(static_cast<std::size_t>(rows * t.k));
-    std::vector<uint16_t> w16(static_cast<std::size_t>(t.k * t.n));
-    std::memcpy(a16.data(), a.data(), a.size());
-    std::memcpy(w16.data(), t.data.data(), t.data.size());
-    matmul_bf16_(a16.data(), t.k, w16.data(), t.n, static_cast<int>(rows),
-                     static_cast<int>(t.k), static_cast<int>(t.n), m.acc_f32.data() + acc_offset,
-                     cols, accumulate, numerics_);
+    matmul_bf16_(scratch().a16.data(), t.k, t.data16.data(), t.n, static_cast<int>(rows),
+                 static_cast<int>(t.k), static_cast<int>(t.n), m.acc_f32.get() + acc_offset,
+                 cols, accumulate, numerics_);
   }
   for (int64_t r = 0; r < rows; ++r) {
     std::memset(m.tag.data() + (acc0 + r) * cols, tag, static_cast<std::size_t>(t.n));
@@ -548,41 +594,45 @@ void Interpreter::pool(const Instruction& in) {
   int eb = mat_bytes(in.get(Fid::kPool_dtype));
   uint64_t in_elems = static_cast<uint64_t>(s.in_h) * s.in_w * s.channels;
   uint64_t out_elems = static_cast<uint64_t>(s.out_h) * s.out_w * s.channels;
-  auto src = read(ub_, in.get(Fid::kPool_src), in_elems * eb, "src");
-  std::vector<uint8_t> dst(out_elems * eb);
+  Scratch& sc = scratch();
+  const uint8_t* dst;
   if (eb == 1) {
-    pool_int8(reinterpret_cast<const int8_t*>(src.data()), reinterpret_cast<int8_t*>(dst.data()),
-              s, kind);
+    const uint8_t* src = read_scratch(sc.a8, ub_, in.get(Fid::kPool_src), in_elems, "src");
+    uint8_t* out = grow(sc.o8, out_elems);
+    pool_int8(reinterpret_cast<const int8_t*>(src), reinterpret_cast<int8_t*>(out), s, kind);
+    dst = out;
   } else {
-    std::vector<uint16_t> a(in_elems), o(out_elems);
-    std::memcpy(a.data(), src.data(), src.size());
-    pool_bf16(a.data(), o.data(), s, kind, numerics_);
-    std::memcpy(dst.data(), o.data(), dst.size());
+    const uint16_t* src = read_scratch(sc.a16, ub_, in.get(Fid::kPool_src), in_elems * 2, "src");
+    uint16_t* out = grow(sc.o16, out_elems);
+    pool_bf16(src, out, s, kind, numerics_);
+    dst = reinterpret_cast<const uint8_t*>(out);
   }
-  ub_.write(in.get(Fid::kPool_dst), dst.data(), dst.size());
+  ub_.write(in.get(Fid::kPool_dst), dst, out_elems * eb);
 }
 
 void Interpreter::vector(const Instruction& in) {
   auto op = static_cast<VectorOp>(in.get(Fid::kVector_op));
   uint64_t count = in.get(Fid::kVector_count);
   int eb = mat_bytes(in.get(Fid::kVector_dtype));
-  auto a = read(ub_, in.get(Fid::kVector_a), count * eb, "a");
-  std::vector<uint8_t> b;
-  if (is_binary(op)) b = read(ub_, in.get(Fid::kVector_b), count * eb, "b");
-  std::vector<uint8_t> out(count * eb);
+  const bool binary = is_binary(op);
+  Scratch& sc = scratch();
+  const uint8_t* out;
   if (eb == 1) {
-    elementwise_int8(op, reinterpret_cast<const int8_t*>(a.data()),
-                     b.empty() ? nullptr : reinterpret_cast<const int8_t*>(b.data()),
-                     reinterpret_cast<int8_t*>(out.data()), count);
+    const uint8_t* a = read_scratch(sc.a8, ub_, in.get(Fid::kVector_a), count, "a");
+    const uint8_t* b = binary ? read_scratch(sc.b8, ub_, in.get(Fid::kVector_b), count, "b") : nullptr;
+    uint8_t* o = grow(sc.o8, count);
+    elementwise_int8(op, reinterpret_cast<const int8_t*>(a), reinterpret_cast<const int8_t*>(b),
+                     reinterpret_cast<int8_t*>(o), count);
+    out = o;
   } else {
-    std::vector<uint16_t> a16(count), b16(b.empty() ? 0 : count), o16(count);
-    std::memcpy(a16.data(), a.data(), a.size());
-    if (!b.empty()) std::memcpy(b16.data(), b.data(), b.size());
-    elementwise_bf16(op, a16.data(), b16.empty() ? nullptr : b16.data(), o16.data(), count,
-                     numerics_);
-    std::memcpy(out.data(), o16.data(), out.size());
+    const uint16_t* a = read_scratch(sc.a16, ub_, in.get(Fid::kVector_a), count * 2, "a");
+    const uint16_t* b =
+        binary ? read_scratch(sc.b16, ub_, in.get(Fid::kVector_b), count * 2, "b") : nullptr;
+    uint16_t* o = grow(sc.o16, count);
+    elementwise_bf16(op, a, b, o, count, numerics_);
+    out = reinterpret_cast<const uint8_t*>(o);
   }
-  ub_.write(in.get(Fid::kVector_dst), out.data(), out.size());
+  ub_.write(in.get(Fid::kVector_dst), out, count * eb);
 }
 
 void Interpreter::rowop(const Instruction& in) {

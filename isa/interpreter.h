@@ -106,15 +106,18 @@ class Interpreter {
  private:
   struct Tile {
     int64_t k = 0, n = 0, dtype = 0;
-    std::vector<uint8_t> data;  // k x n, row-major
+    std::vector<uint8_t> data;     // int8: k x n, row-major
+    std::vector<uint16_t> data16;  // bf16: k x n bit patterns, row-major
   };
   enum AccTag : uint8_t { kUnwritten = 0, kInt32 = 1, kFp32 = 2 };
   struct Mxu {
     std::deque<Tile> fifo;
     std::optional<Tile> active;
-    std::vector<int32_t> acc_i32;  // entries x cols
-    std::vector<float> acc_f32;    // entries x cols
-    std::vector<uint8_t> tag;      // entries x cols
+    // entries x cols each, allocated on the first matmul of that type and not zeroed: a
+    // value is read only where `tag` says the type's matmul wrote it.
+    std::unique_ptr<int32_t[]> acc_i32;
+    std::unique_ptr<float[]> acc_f32;
+    std::vector<uint8_t> tag;  // entries x cols
   };
 
   [[noreturn]] void fail(const std::string& field, const std::string& expected,
@@ -122,6 +125,16 @@ class Interpreter {
   SparseMemory& space(Space s) { return s == Space::kUb ? ub_ : s == Space::kHost ? offchip_->host : offchip_->mem; }
   std::vector<uint8_t> read(const SparseMemory& m, uint64_t addr, uint64_t len,
                             const char* field) const;
+  /// InputError if [addr, addr + len) cannot all have been written, found without
+  /// allocating `len` bytes (call before sizing a buffer from an instruction's fields).
+  void check_readable(const SparseMemory& m, uint64_t addr, uint64_t len, const char* field) const;
+  /// Reads into dst (len bytes), InputError naming the first byte never written.
+  void read_into(const SparseMemory& m, uint64_t addr, uint64_t len, const char* field,
+                 void* dst) const;
+  /// check_readable, then the bytes into `buf` (grown to hold them, never shrunk).
+  template <class T>
+  const T* read_scratch(std::vector<T>& buf, const SparseMemory& m, uint64_t addr, uint64_t len,
+                        const char* field) const;
   void execute(const Instruction& in);
   void dma(const Instruction& in, bool load);
   void load_weights(const Instruction& in);
