@@ -120,17 +120,17 @@ Bytes conv(const Ctx& c, const Op& op) {
                     acc_i = isa::wrap_add(acc_i, xv * get_i8(wt, wi));
                   } else {
                     uint16_t xv = inside ? get_bf(x, xi) : 0;
-                    sum = sum + isa::bf16_mul(xv, get_bf(wt, wi), c.num);
+                    sum = isa::fl32_add(sum, isa::bf16_mul(xv, get_bf(wt, wi), c.num));
                   }
                 }
                 if (!packed) {
-                  acc_f = first ? sum : acc_f + sum;
+                  acc_f = first ? sum : isa::fl32_add(acc_f, sum);
                   first = false;
                 }
               }
             }
             if (packed) {
-              acc_f = first ? sum : acc_f + sum;
+              acc_f = first ? sum : isa::fl32_add(acc_f, sum);
               first = false;
             }
           }
@@ -173,10 +173,10 @@ Bytes matmul2(const Ctx& c, const Op& op) {
               if (c.dt == isa::MatType::kInt8) {
                 acc_i = isa::wrap_add(acc_i, int32_t{get_i8(a, ai)} * get_i8(bm, bi));
               } else {
-                sum = sum + isa::bf16_mul(get_bf(a, ai), get_bf(bm, bi), c.num);
+                sum = isa::fl32_add(sum, isa::bf16_mul(get_bf(a, ai), get_bf(bm, bi), c.num));
               }
             }
-            acc_f = k0 == 0 ? sum : acc_f + sum;
+            acc_f = k0 == 0 ? sum : isa::fl32_add(acc_f, sum);
           }
           int64_t oi = (b * P + p) * ys.c + h * N + n;
           if (c.dt == isa::MatType::kInt8) {

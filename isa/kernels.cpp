@@ -50,10 +50,10 @@ void matmul_pass_bf16(const uint16_t* a, std::size_t lda, const uint16_t* w, std
       float s = 0.0f;
       for (int kk = 0; kk < k; ++kk) {
         const float product = bf16_mul(a[idx(i, lda, kk)], w[idx(kk, ldw, j)], opt);
-        s = s + product;
+        s = fl32_add(s, product);
       }
       const std::size_t at = idx(i, ldacc, j);
-      acc[at] = accumulate ? acc[at] + s : s;
+      acc[at] = accumulate ? fl32_add(acc[at], s) : s;
     }
   }
 }

@@ -14,7 +14,7 @@ namespace tpu::isa {
 
 
 float bf16_mul(uint16_t a, uint16_t b, const NumericsOptions& opt) {
-  return bf16_to_fp32(a, opt) * bf16_to_fp32(b, opt);
+  return fl32_mul(bf16_to_fp32(a, opt), bf16_to_fp32(b, opt));
 }
 
 int32_t wrap_add(int32_t a, int32_t b) {

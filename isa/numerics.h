@@ -26,9 +26,17 @@ inline uint16_t fp32_to_bf16(float x, const NumericsOptions& opt = {});
 inline float bf16_to_fp32(uint16_t b, const NumericsOptions& opt = {});
 
 /// The fp32 product of two bf16 values as the MAC computes it: both operands widened with
-/// bf16_to_fp32 (so subnormal operands flush), then one IEEE fp32 multiply. Exact unless it
-/// overflows to inf or underflows below 2^-126; the product itself is not flushed.
+/// bf16_to_fp32 (so subnormal operands flush), then fl32_mul. Exact unless it overflows to
+/// inf or underflows below 2^-126; the product itself is not flushed.
 float bf16_mul(uint16_t a, uint16_t b, const NumericsOptions& opt = {});
+
+/// x + y and x * y in IEEE fp32 (round to nearest even) with the NaN operand rule pinned
+/// (docs/numerics.md section 3): x's NaN if x is a NaN, else y's if y is, quieted (quiet bit
+/// 0x00400000 set, payload kept); an invalid operation on non-NaN operands (inf - inf,
+/// 0 * inf) gives the host's default NaN. This is x86 SSE's rule for `addss x, y`, written
+/// out because a compiler may swap the operands of a commutative + or *.
+inline float fl32_add(float x, float y);
+inline float fl32_mul(float x, float y);
 
 // ---- int8 / int32 (TFLite reference kernels, gemmlowp fixed point) ----
 
@@ -104,6 +112,28 @@ inline uint16_t fp32_to_bf16(float x, const NumericsOptions& opt) {
   // at or beyond the last tie above the largest finite bf16 become infinity.
   const uint32_t kept_lsb = (bits >> 16) & 1u;
   return static_cast<uint16_t>((bits + 0x7FFFu + kept_lsb) >> 16);
+}
+
+namespace detail {
+inline float quiet_nan(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  bits |= 0x00400000u;
+  std::memcpy(&x, &bits, 4);
+  return x;
+}
+}  // namespace detail
+
+inline float fl32_add(float x, float y) {
+  if (x != x) return detail::quiet_nan(x);
+  if (y != y) return detail::quiet_nan(y);
+  return x + y;
+}
+
+inline float fl32_mul(float x, float y) {
+  if (x != x) return detail::quiet_nan(x);
+  if (y != y) return detail::quiet_nan(y);
+  return x * y;
 }
 
 inline float bf16_to_fp32(uint16_t b, const NumericsOptions& opt) {

@@ -1,9 +1,13 @@
-// Fast pass kernels. Rows of the output are processed four at a time so that each weight
-// row loaded from cache feeds four output rows; the k loop stays sequential per output.
+// Fast pass kernels: the bits of isa::matmul_pass_int8/bf16, computed in an order that
+// vectorises. The int8 kernel processes output rows four at a time so that each weight row
+// loaded from cache feeds four output rows; the bf16 kernel is register-blocked (below).
 #include "sim/mxu/fast_kernels.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
+
+#include "isa/kernels.h"
 
 namespace tpu::sim {
 
@@ -52,47 +56,108 @@ void matmul_pass_int8_fast(const int8_t* a, std::size_t lda, const int8_t* w, st
   }
 }
 
+// The bf16 kernel keeps a kMr x kNr block of partial sums in vector registers for the whole
+// k loop (the register blocking of a BLAS micro-kernel), so each step loads kNr widened weights
+// and kMr widened inputs for kMr x kNr products instead of loading and storing every partial
+// sum. The per-output order is unchanged: +0.0f, then one fp32 product and one fp32 sum per k,
+// k ascending. Lanes beyond m or n compute on zero padding and are never stored.
+namespace {
+
+using Vec4 = float __attribute__((vector_size(16)));  // one SSE register (GCC/Clang vectors)
+constexpr int kMr = 4;                                  // output rows per block
+constexpr int kNv = 2;                                  // vectors of 4 columns per block
+constexpr int kNr = 4 * kNv;                            // output columns per block
+
+inline Vec4 load4(const float* p) {
+  Vec4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// Partial sums of rows [0, kMr) x columns [0, kNr) of one block: ap holds k steps of kMr
+// inputs, wp k steps of kNr weights.
+inline void block_sums(const float* ap, const float* wp, int k, Vec4 (&s)[kMr][kNv]) {
+  for (auto& row : s) {
+    for (auto& v : row) v = Vec4{0.0f, 0.0f, 0.0f, 0.0f};
+  }
+  for (int kk = 0; kk < k; ++kk) {
+    Vec4 w[kNv];
+    for (int v = 0; v < kNv; ++v) w[v] = load4(wp + sz(kk) * kNr + sz(4 * v));
+    for (int r = 0; r < kMr; ++r) {
+      const float x = ap[sz(kk) * kMr + sz(r)];
+      const Vec4 b = {x, x, x, x};
+      for (int v = 0; v < kNv; ++v) s[r][v] = s[r][v] + b * w[v];
+    }
+  }
+}
+
+// Whether any of rows x cols bf16 values (row stride ld) is a NaN.
+bool any_nan_bf16(const uint16_t* p, std::size_t ld, int rows, int cols) {
+  unsigned found = 0;
+  for (int r = 0; r < rows; ++r) {
+    const uint16_t* row = p + sz(r) * ld;
+    for (int c = 0; c < cols; ++c) found |= (row[c] & 0x7FFFu) > 0x7F80u ? 1u : 0u;
+  }
+  return found != 0;
+}
+
+bool any_nan_fp32(const float* p, std::size_t ld, int rows, int cols) {
+  unsigned found = 0;
+  for (int r = 0; r < rows; ++r) {
+    const float* row = p + sz(r) * ld;
+    for (int c = 0; c < cols; ++c) found |= row[c] != row[c] ? 1u : 0u;
+  }
+  return found != 0;
+}
+
+}  // namespace
+
 void matmul_pass_bf16_fast(const uint16_t* a, std::size_t lda, const uint16_t* w, std::size_t ldw,
                            int m, int k, int n, float* acc, std::size_t ldacc, bool accumulate,
                            const isa::NumericsOptions& opt) {
-  // Widen the weight tile once (bf16_to_fp32 flushes subnormal operands as bf16_mul does).
-  thread_local std::vector<float> wf;
-  thread_local std::vector<float> sums;
-  wf.resize(sz(k) * sz(n));
-  for (int kk = 0; kk < k; ++kk) {
-    for (int j = 0; j < n; ++j) {
-      wf[sz(kk) * sz(n) + sz(j)] = isa::bf16_to_fp32(w[sz(kk) * ldw + sz(j)], opt);
+  if (m <= 0 || n <= 0) return;
+  // Which NaN a sum or product returns when an operand is a NaN is pinned by fl32_add and
+  // fl32_mul (the first operand's), but vector code cannot pin the operand order. Without a
+  // NaN among the operands every NaN a pass makes is the host's one default NaN, so the
+  // order cannot show; with one, the pass takes the reference kernel (rare, never in
+  // seeded data).
+  if (any_nan_bf16(a, lda, m, k) || any_nan_bf16(w, ldw, k, n) ||
+      (accumulate && any_nan_fp32(acc, ldacc, m, n))) {
+    isa::matmul_pass_bf16(a, lda, w, ldw, m, k, n, acc, ldacc, accumulate, opt);
+    return;
+  }
+  // Widen the weight tile once (bf16_to_fp32 flushes subnormal operands as bf16_mul does),
+  // packed as panels of kNr columns, k steps each, zero beyond n.
+  const int panels = (n + kNr - 1) / kNr;
+  thread_local std::vector<float> wp;
+  thread_local std::vector<float> ap;
+  wp.assign(sz(panels) * sz(k) * kNr, 0.0f);
+  for (int p = 0; p < panels; ++p) {
+    const int j0 = p * kNr, cols = std::min(kNr, n - j0);
+    float* panel = wp.data() + sz(p) * sz(k) * kNr;
+    for (int kk = 0; kk < k; ++kk) {
+      const uint16_t* src = w + sz(kk) * ldw + sz(j0);
+      for (int j = 0; j < cols; ++j) panel[sz(kk) * kNr + sz(j)] = isa::bf16_to_fp32(src[j], opt);
     }
   }
-  sums.resize(sz(kRowBlock) * sz(n));
-  for (int i0 = 0; i0 < m; i0 += kRowBlock) {
-    const int rows = std::min(kRowBlock, m - i0);
-    std::fill(sums.begin(), sums.end(), 0.0f);  // each partial sum enters as +0.0f
-    float* s0 = sums.data();
-    float* s1 = s0 + n;
-    float* s2 = s1 + n;
-    float* s3 = s2 + n;
+  ap.resize(sz(k) * kMr);
+  for (int i0 = 0; i0 < m; i0 += kMr) {
+    const int rows = std::min(kMr, m - i0);
     for (int kk = 0; kk < k; ++kk) {
-      const float* wr = wf.data() + sz(kk) * sz(n);
-      auto av = [&](int r) -> float {
-        return r < rows ? isa::bf16_to_fp32(a[sz(i0 + r) * lda + sz(kk)], opt) : 0.0f;
-      };
-      const float a0 = av(0), a1 = av(1), a2 = av(2), a3 = av(3);
-      for (int j = 0; j < n; ++j) {
-        const float wj = wr[j];
-        // One rounding for the product and one for the sum (no contraction: the build
-        // passes -ffp-contract=off).
-        const float p0 = a0 * wj, p1 = a1 * wj, p2 = a2 * wj, p3 = a3 * wj;
-        s0[j] = s0[j] + p0;
-        s1[j] = s1[j] + p1;
-        s2[j] = s2[j] + p2;
-        s3[j] = s3[j] + p3;
+      for (int r = 0; r < kMr; ++r) {
+        ap[sz(kk) * kMr + sz(r)] = r < rows ? isa::bf16_to_fp32(a[sz(i0 + r) * lda + sz(kk)], opt) : 0.0f;
       }
     }
-    for (int r = 0; r < rows; ++r) {
-      float* out = acc + sz(i0 + r) * ldacc;
-      const float* s = sums.data() + sz(r) * sz(n);
-      for (int j = 0; j < n; ++j) out[j] = accumulate ? out[j] + s[j] : s[j];
+    for (int p = 0; p < panels; ++p) {
+      const int j0 = p * kNr, cols = std::min(kNr, n - j0);
+      Vec4 s[kMr][kNv];
+      block_sums(ap.data(), wp.data() + sz(p) * sz(k) * kNr, k, s);
+      for (int r = 0; r < rows; ++r) {
+        float sums[kNr];
+        std::memcpy(sums, s[r], sizeof sums);
+        float* out = acc + sz(i0 + r) * ldacc + sz(j0);
+        for (int j = 0; j < cols; ++j) out[j] = accumulate ? out[j] + sums[j] : sums[j];
+      }
     }
   }
 }

@@ -17,7 +17,9 @@ void matmul_pass_int8_fast(const int8_t* a, std::size_t lda, const int8_t* w, st
 
 /// Bit-identical to isa::matmul_pass_bf16: for every output the partial sum starts at +0.0f
 /// and adds fl32(a[m][k] * w[k][n]) for k ascending, then the accumulator adds the pass
-/// result. Vectorised across n (independent outputs), never across k.
+/// result. Vectorised across n (independent outputs), never across k; a pass with a NaN
+/// operand (input, weight or accumulated value) runs the reference kernel, whose NaN
+/// payload rule vector lanes cannot follow (docs/numerics.md section 3).
 void matmul_pass_bf16_fast(const uint16_t* a, std::size_t lda, const uint16_t* w, std::size_t ldw,
                            int m, int k, int n, float* acc, std::size_t ldacc, bool accumulate,
                            const isa::NumericsOptions& opt = {});

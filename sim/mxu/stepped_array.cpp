@@ -34,9 +34,9 @@ struct Bf16Policy {
   static Acc zero() { return 0.0f; }
   static Acc mac(Acc s, In a, In w, const isa::NumericsOptions& opt) {
     const float product = isa::bf16_mul(a, w, opt);
-    return s + product;
+    return isa::fl32_add(s, product);
   }
-  static Acc accumulate(Acc acc, Acc s) { return acc + s; }
+  static Acc accumulate(Acc acc, Acc s) { return isa::fl32_add(acc, s); }
   static uint64_t bits(In v) { return v; }
   static uint64_t bits(Acc v) {
     uint32_t u = 0;

@@ -27,7 +27,8 @@ const char* dataflow_short(arch::Dataflow df) {
   return "?";
 }
 
-// bf16 operands: mostly moderate values (so sums are ordinary), sometimes a special value.
+}  // namespace
+
 uint16_t random_bf16(std::mt19937_64& rng) {
   const uint32_t r = static_cast<uint32_t>(rng());
   const uint16_t sign = (r & 1u) ? 0x8000 : 0;
@@ -50,6 +51,8 @@ uint16_t random_bf16(std::mt19937_64& rng) {
   const uint32_t exponent = 120 + (r >> 8) % 16;
   return static_cast<uint16_t>(sign | (exponent << 7) | ((r >> 16) & 0x7F));
 }
+
+namespace {
 
 struct PassData {
   std::vector<int8_t> a8, w8;

@@ -7,10 +7,16 @@
 #include <string>
 #include <vector>
 
+#include <random>
+
 #include "sim/mxu/array_config.h"
 #include "sim/mxu/stepped_array.h"
 
 namespace tpu::sim::test {
+
+/// A bf16 operand: mostly moderate values (so sums are ordinary), sometimes a special value
+/// (signed zero, infinity, NaN with payload, subnormal, largest finite, tiny normal).
+uint16_t random_bf16(std::mt19937_64& rng);
 
 /// "WS 4x3 W=2 double" style name of a config.
 std::string describe(const ArrayConfig& c);

@@ -298,6 +298,40 @@ TEST(Bf16, ProductFlushesSubnormalOperandsButNotTheResult) {
   EXPECT_EQ(bf16_mul(0x0080, 0x3F00, kFlush), FLT_MIN / 2);
 }
 
+// The NaN operand rule of the MAC's fp32 sum and product: the first operand's NaN when it is
+// one, else the second's, always quieted with the payload kept; non-NaN invalid operations
+// give a NaN. Checked in both operand orders, so a swapped implementation fails.
+TEST(Fp32Ops, NanOperandsPropagateFirstOperandFirstQuieted) {
+  auto f = [](uint32_t bits) {
+    float v;
+    std::memcpy(&v, &bits, 4);
+    return v;
+  };
+  auto bits = [](float v) {
+    uint32_t b;
+    std::memcpy(&b, &v, 4);
+    return b;
+  };
+  const float q1 = f(0x7FC12345u), q2 = f(0xFFE00001u), s1 = f(0x7F800777u);
+  for (auto op : {&fl32_add, &fl32_mul}) {
+    EXPECT_EQ(bits(op(q1, q2)), 0x7FC12345u);
+    EXPECT_EQ(bits(op(q2, q1)), 0xFFE00001u);
+    EXPECT_EQ(bits(op(s1, q2)), 0x7FC00777u);  // signalling first: quieted, payload kept
+    EXPECT_EQ(bits(op(q2, s1)), 0xFFE00001u);
+    EXPECT_EQ(bits(op(1.5f, s1)), 0x7FC00777u);
+    EXPECT_EQ(bits(op(s1, -0.0f)), 0x7FC00777u);
+    EXPECT_EQ(bits(op(-2.0f, q2)), 0xFFE00001u);
+  }
+  const float inf = std::numeric_limits<float>::infinity();
+  EXPECT_TRUE(std::isnan(fl32_add(inf, -inf)));
+  EXPECT_TRUE(std::isnan(fl32_mul(0.0f, inf)));
+  EXPECT_EQ(fl32_add(0.1f, 0.2f), 0.1f + 0.2f);
+  EXPECT_EQ(fl32_mul(0.1f, 3.0f), 0.1f * 3.0f);
+  // bf16_mul follows the same rule on the widened operands: a's NaN first.
+  EXPECT_EQ(bits(bf16_mul(0x7F81, 0xFFC3)), 0x7FC10000u);
+  EXPECT_EQ(bits(bf16_mul(0xFFC3, 0x7F81)), 0xFFC30000u);
+}
+
 TEST(FpEnvironment, HasGradualUnderflowForFp32Arithmetic) {
   // A flush-to-zero / denormals-are-zero mode (e.g. from -ffast-math) would change results.
   volatile float min_normal = FLT_MIN;
