@@ -64,7 +64,7 @@ void matmul_pass_int8_fast(const int8_t* a, std::size_t lda, const int8_t* w, st
 namespace {
 
 using Vec4 = float __attribute__((vector_size(16)));  // one SSE register (GCC/Clang vectors)
-constexpr int kMr = 4;                                  // output rows per block
+constexpr int kMr = 6;                                  // output rows per block
 constexpr int kNv = 2;                                  // vectors of 4 columns per block
 constexpr int kNr = 4 * kNv;                            // output columns per block
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <vector>
 
 #include "isa/interpreter.h"
 #include "isa/memory.h"
@@ -74,6 +75,73 @@ TEST(SparseMemory, GeneratedExtentsReadExactlyAsWrittenBytes) {
   // Both kinds of read were exercised.
   EXPECT_GT(reads_with_gaps, 500);
   EXPECT_GT(reads_whole, 500);
+}
+
+// Against a flat byte array with one written flag per byte: writes of every shape (whole
+// aligned pages, which skip the written bits; partial writes that complete a page, which drop
+// them; writes across pages) read back the same bytes and the same first unwritten byte.
+TEST(SparseMemory, ReadsAndWrittenBitsMatchAFlatModel) {
+  std::mt19937_64 rng(7);
+  constexpr uint64_t kPage = SparseMemory::kPageBytes;
+  constexpr uint64_t kSpan = 6 * kPage;
+  int whole_pages = 0, completed_reads = 0, gaps = 0;
+  for (int trial = 0; trial < 200; ++trial) {
+    SparseMemory mem(kSpan);
+    std::vector<uint8_t> flat(kSpan, 0);
+    std::vector<bool> written(kSpan, false);
+    for (int step = 0; step < 40; ++step) {
+      uint64_t addr = 0, len = 0;
+      switch (rng() % 3) {
+        case 0:  // whole pages, aligned
+          addr = (rng() % 6) * kPage;
+          len = (1 + rng() % (6 - addr / kPage)) * kPage;
+          ++whole_pages;
+          break;
+        case 1:  // a page's rest from some offset (completes pages written from their start)
+          addr = (rng() % 6) * kPage + rng() % kPage;
+          len = kPage - addr % kPage;
+          break;
+        default:
+          addr = rng() % kSpan;
+          len = 1 + rng() % std::min<uint64_t>(kSpan - addr, 3 * kPage);
+      }
+      if (rng() % 2) {
+        std::vector<uint8_t> bytes(len);
+        for (auto& b : bytes) b = static_cast<uint8_t>(rng());
+        mem.write(addr, bytes.data(), len);
+        for (uint64_t i = 0; i < len; ++i) {
+          flat[addr + i] = bytes[i];
+          written[addr + i] = true;
+        }
+        continue;
+      }
+      std::vector<uint8_t> got(len, 0xee);
+      uint64_t gap = ~uint64_t{0};
+      const bool ok = mem.read(addr, got.data(), len, &gap);
+      uint64_t want_gap = addr + len;
+      for (uint64_t i = addr; i < addr + len; ++i) {
+        if (!written[i]) {
+          want_gap = i;
+          break;
+        }
+      }
+      ASSERT_EQ(ok, want_gap == addr + len) << "trial " << trial << " step " << step;
+      if (!ok) {
+        ASSERT_EQ(gap, want_gap) << "trial " << trial << " step " << step;
+        ++gaps;
+      } else {
+        ++completed_reads;
+      }
+      for (uint64_t i = 0; i < len; ++i) {
+        if (written[addr + i]) {
+          ASSERT_EQ(got[i], flat[addr + i]) << "trial " << trial << " byte " << addr + i;
+        }
+      }
+    }
+  }
+  EXPECT_GT(whole_pages, 500);
+  EXPECT_GT(completed_reads, 300);
+  EXPECT_GT(gaps, 300);
 }
 
 // A large generated region costs no pages until written, and then only the pages written.
