@@ -1,11 +1,16 @@
 // Fast pass kernels: the bits of isa::matmul_pass_int8/bf16, computed in an order that
-// vectorises. The int8 kernel processes output rows four at a time so that each weight row
-// loaded from cache feeds four output rows; the bf16 kernel is register-blocked (below).
+// vectorises. Both keep a block of sums in vector registers over the k loop (below); the int8
+// kernel uses SSE2's pmaddwd on x86-64 and, elsewhere, matmul_pass_int8_rows (four output rows
+// at a time, each weight row loaded once for the four).
 #include "sim/mxu/fast_kernels.h"
 
 #include <algorithm>
 #include <cstring>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "isa/kernels.h"
 
@@ -19,7 +24,7 @@ std::size_t sz(int v) { return static_cast<std::size_t>(v); }
 
 }  // namespace
 
-void matmul_pass_int8_fast(const int8_t* a, std::size_t lda, const int8_t* w, std::size_t ldw,
+void matmul_pass_int8_rows(const int8_t* a, std::size_t lda, const int8_t* w, std::size_t ldw,
                            int m, int k, int n, int32_t* acc, std::size_t ldacc, bool accumulate) {
   // Sums are kept as uint32 so that wrap-around is defined; int8 x int8 fits in int16.
   thread_local std::vector<uint32_t> sums;
@@ -55,6 +60,84 @@ void matmul_pass_int8_fast(const int8_t* a, std::size_t lda, const int8_t* w, st
     }
   }
 }
+
+#if defined(__SSE2__)
+namespace {
+
+// The int8 micro-kernel: k taken in pairs, so one pmaddwd gives, per int32 lane j,
+// a[k] * w[k][j] + a[k+1] * w[k+1][j] (at most 2^15 in magnitude: exact), added to a kI8Mr x 8
+// block of int32 sums held in registers; additions wrap, which is associative, so the bits are
+// the reference's whatever the order.
+constexpr int kI8Mr = 4;
+constexpr int kI8Nr = 8;
+
+void int8_block(const int32_t* ap, const int16_t* wp, int pairs, __m128i (&s)[kI8Mr][2]) {
+  for (auto& row : s) row[0] = row[1] = _mm_setzero_si128();
+  for (int p = 0; p < pairs; ++p) {
+    const __m128i w0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wp + sz(p) * 2 * kI8Nr));
+    const __m128i w1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wp + sz(p) * 2 * kI8Nr + 8));
+    for (int r = 0; r < kI8Mr; ++r) {
+      const __m128i x = _mm_set1_epi32(ap[sz(p) * kI8Mr + sz(r)]);
+      s[r][0] = _mm_add_epi32(s[r][0], _mm_madd_epi16(x, w0));
+      s[r][1] = _mm_add_epi32(s[r][1], _mm_madd_epi16(x, w1));
+    }
+  }
+}
+
+}  // namespace
+
+void matmul_pass_int8_fast(const int8_t* a, std::size_t lda, const int8_t* w, std::size_t ldw,
+                           int m, int k, int n, int32_t* acc, std::size_t ldacc, bool accumulate) {
+  if (m <= 0 || n <= 0) return;
+  const int pairs = (k + 1) / 2, panels = (n + kI8Nr - 1) / kI8Nr;
+  // Weights as panels of 8 columns: per k pair, (w[2p][j], w[2p+1][j]) for j = 0..7 as int16
+  // pairs; zero beyond k and n.
+  thread_local std::vector<int16_t> wp;
+  thread_local std::vector<int32_t> ap;
+  wp.assign(sz(panels) * sz(pairs) * 2 * kI8Nr, 0);
+  for (int kk = 0; kk < k; ++kk) {
+    const int8_t* row = w + sz(kk) * ldw;
+    for (int j = 0; j < n; ++j) {
+      wp[(sz(j / kI8Nr) * sz(pairs) + sz(kk / 2)) * 2 * kI8Nr + sz(j % kI8Nr) * 2 + sz(kk % 2)] = row[j];
+    }
+  }
+  ap.resize(sz(pairs) * kI8Mr);
+  for (int i0 = 0; i0 < m; i0 += kI8Mr) {
+    const int rows = std::min(kI8Mr, m - i0);
+    // Inputs: per k pair and row, (a[r][2p], a[r][2p+1]) as two int16 in one int32.
+    for (int p = 0; p < pairs; ++p) {
+      for (int r = 0; r < kI8Mr; ++r) {
+        uint32_t pair = 0;
+        if (r < rows) {
+          const int8_t* x = a + sz(i0 + r) * lda;
+          pair = static_cast<uint16_t>(static_cast<int16_t>(x[2 * p]));
+          if (2 * p + 1 < k) pair |= static_cast<uint32_t>(static_cast<uint16_t>(static_cast<int16_t>(x[2 * p + 1]))) << 16;
+        }
+        ap[sz(p) * kI8Mr + sz(r)] = static_cast<int32_t>(pair);
+      }
+    }
+    for (int pn = 0; pn < panels; ++pn) {
+      const int j0 = pn * kI8Nr, cols = std::min(kI8Nr, n - j0);
+      __m128i s[kI8Mr][2];
+      int8_block(ap.data(), wp.data() + sz(pn) * sz(pairs) * 2 * kI8Nr, pairs, s);
+      for (int r = 0; r < rows; ++r) {
+        uint32_t sums[kI8Nr];
+        std::memcpy(sums, s[r], sizeof sums);
+        int32_t* out = acc + sz(i0 + r) * ldacc + sz(j0);
+        for (int j = 0; j < cols; ++j) {
+          const uint32_t base = accumulate ? static_cast<uint32_t>(out[j]) : 0u;
+          out[j] = static_cast<int32_t>(base + sums[j]);
+        }
+      }
+    }
+  }
+}
+#else
+void matmul_pass_int8_fast(const int8_t* a, std::size_t lda, const int8_t* w, std::size_t ldw,
+                           int m, int k, int n, int32_t* acc, std::size_t ldacc, bool accumulate) {
+  matmul_pass_int8_rows(a, lda, w, ldw, m, k, n, acc, ldacc, accumulate);
+}
+#endif
 
 // The bf16 kernel keeps a kMr x kNr block of partial sums in vector registers for the whole
 // k loop (the register blocking of a BLAS micro-kernel), so each step loads kNr widened weights

@@ -15,6 +15,11 @@ namespace tpu::sim {
 void matmul_pass_int8_fast(const int8_t* a, std::size_t lda, const int8_t* w, std::size_t ldw,
                            int m, int k, int n, int32_t* acc, std::size_t ldacc, bool accumulate);
 
+/// The portable int8 kernel (rows four at a time, vectorised by the compiler): what
+/// matmul_pass_int8_fast runs on hosts without SSE2; tested on every host.
+void matmul_pass_int8_rows(const int8_t* a, std::size_t lda, const int8_t* w, std::size_t ldw,
+                           int m, int k, int n, int32_t* acc, std::size_t ldacc, bool accumulate);
+
 /// Bit-identical to isa::matmul_pass_bf16: for every output the partial sum starts at +0.0f
 /// and adds fl32(a[m][k] * w[k][n]) for k ascending, then the accumulator adds the pass
 /// result. Vectorised across n (independent outputs), never across k; a pass with a NaN

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <limits>
 #include <random>
 #include <sstream>
 #include <string>
@@ -373,6 +374,40 @@ TEST(MxuNumerics, FastBf16KernelEqualsReferenceAtEveryEdgeAndMode) {
             ASSERT_EQ(std::memcmp(fast.data(), ref.data(), ref.size() * sizeof(float)), 0)
                 << "m=" << m << " n=" << n << " k=" << k << " accumulate=" << accumulate
                 << " flush=" << flush << " nans=" << nans;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Both int8 kernels (the SSE2 one that takes k in pairs, and the portable one) at every block
+// edge: odd k (the last pair padded), rows and columns that do not fill a block, extreme
+// values (-128 * -128 twice: pmaddwd's largest pair sum) and accumulators within 1000 of
+// either int32 end, so that acc + sum wraps both ways.
+TEST(MxuNumerics, FastInt8KernelsEqualReferenceAtEveryEdge) {
+  std::mt19937_64 rng(12);
+  for (int extreme = 0; extreme < 2; ++extreme) {
+    for (int m : {1, 3, 4, 5, 7, 9}) {
+      for (int n : {1, 3, 4, 7, 8, 9, 16, 17}) {
+        for (int k : {0, 1, 2, 3, 8, 9}) {
+          const std::size_t lda = k + 3, ldw = n + 1, ldacc = n + 5;
+          std::vector<int8_t> a(m * lda), w(std::max(k, 1) * ldw);
+          for (auto& v : a) v = extreme ? int8_t{-128} : static_cast<int8_t>(rng());
+          for (auto& v : w) v = extreme ? static_cast<int8_t>(rng() % 2 ? -128 : 127) : static_cast<int8_t>(rng());
+          for (bool accumulate : {false, true}) {
+            std::vector<int32_t> ref(m * ldacc);
+            for (auto& v : ref) {
+              const auto near = static_cast<int32_t>(rng() % 1000);
+              v = rng() % 2 ? std::numeric_limits<int32_t>::max() - near
+                            : std::numeric_limits<int32_t>::min() + near;
+            }
+            std::vector<int32_t> fast = ref, rows = ref;
+            isa::matmul_pass_int8(a.data(), lda, w.data(), ldw, m, k, n, ref.data(), ldacc, accumulate);
+            matmul_pass_int8_fast(a.data(), lda, w.data(), ldw, m, k, n, fast.data(), ldacc, accumulate);
+            matmul_pass_int8_rows(a.data(), lda, w.data(), ldw, m, k, n, rows.data(), ldacc, accumulate);
+            ASSERT_EQ(fast, ref) << "m=" << m << " n=" << n << " k=" << k << " accumulate=" << accumulate;
+            ASSERT_EQ(rows, ref) << "m=" << m << " n=" << n << " k=" << k << " accumulate=" << accumulate;
           }
         }
       }
