@@ -23,13 +23,27 @@ T load_le(const uint8_t* p) {
 }
 
 // Per-thread working buffers of the instructions that move whole operands (vector, pool,
-// matmul gathers, DMA rows). They grow to the largest operand a thread has seen (bounded by
-// the unified buffer) and are reused, so a large operand costs no allocation, zero-fill or
-// page faults per instruction. Nothing here waits, so the SystemC threads of one OS thread
-// never interleave inside an instruction.
+// matmul gathers, DMA rows), reused so that an operand costs no allocation, zero-fill or page
+// faults per instruction. A buffer grown past kKeepBytes is released after its instruction,
+// so a rare large operand does not stay resident for the rest of the run. Nothing here
+// waits, so the SystemC threads of one OS thread never interleave inside an instruction.
 struct Scratch {
+  static constexpr std::size_t kKeepBytes = std::size_t{16} << 20;
   std::vector<uint8_t> a8, b8, o8;
   std::vector<uint16_t> a16, b16, o16;
+
+  template <class T>
+  static void drop_if_large(std::vector<T>& v) {
+    if (v.capacity() * sizeof(T) > kKeepBytes) std::vector<T>().swap(v);
+  }
+  void trim() {
+    drop_if_large(a8);
+    drop_if_large(b8);
+    drop_if_large(o8);
+    drop_if_large(a16);
+    drop_if_large(b16);
+    drop_if_large(o16);
+  }
 };
 
 Scratch& scratch() {
@@ -219,6 +233,7 @@ void Interpreter::execute_at(std::size_t index) {
   ++stats_.executed[static_cast<int>(in.op)];
   try {
     execute(in);
+    scratch().trim();
   } catch (const SparseMemory::Full&) {
     fail("write", stored_limit(), "a write past it");
   }
