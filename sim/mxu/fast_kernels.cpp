@@ -71,11 +71,15 @@ namespace {
 constexpr int kI8Mr = 4;
 constexpr int kI8Nr = 8;
 
+// The 16 bits of an int8 value widened to int16, as the low half of a uint32.
+inline uint32_t int16_bits(int8_t v) { return static_cast<uint16_t>(static_cast<int16_t>(v)); }
+
 void int8_block(const int32_t* ap, const int16_t* wp, int pairs, __m128i (&s)[kI8Mr][2]) {
   for (auto& row : s) row[0] = row[1] = _mm_setzero_si128();
   for (int p = 0; p < pairs; ++p) {
     const __m128i w0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wp + sz(p) * 2 * kI8Nr));
-    const __m128i w1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wp + sz(p) * 2 * kI8Nr + 8));
+    const __m128i w1 =
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(wp + sz(p) * 2 * kI8Nr + 8));
     for (int r = 0; r < kI8Mr; ++r) {
       const __m128i x = _mm_set1_epi32(ap[sz(p) * kI8Mr + sz(r)]);
       s[r][0] = _mm_add_epi32(s[r][0], _mm_madd_epi16(x, w0));
@@ -98,7 +102,8 @@ void matmul_pass_int8_fast(const int8_t* a, std::size_t lda, const int8_t* w, st
   for (int kk = 0; kk < k; ++kk) {
     const int8_t* row = w + sz(kk) * ldw;
     for (int j = 0; j < n; ++j) {
-      wp[(sz(j / kI8Nr) * sz(pairs) + sz(kk / 2)) * 2 * kI8Nr + sz(j % kI8Nr) * 2 + sz(kk % 2)] = row[j];
+      wp[(sz(j / kI8Nr) * sz(pairs) + sz(kk / 2)) * 2 * kI8Nr + sz(j % kI8Nr) * 2 + sz(kk % 2)] =
+          row[j];
     }
   }
   ap.resize(sz(pairs) * kI8Mr);
@@ -110,8 +115,8 @@ void matmul_pass_int8_fast(const int8_t* a, std::size_t lda, const int8_t* w, st
         uint32_t pair = 0;
         if (r < rows) {
           const int8_t* x = a + sz(i0 + r) * lda;
-          pair = static_cast<uint16_t>(static_cast<int16_t>(x[2 * p]));
-          if (2 * p + 1 < k) pair |= static_cast<uint32_t>(static_cast<uint16_t>(static_cast<int16_t>(x[2 * p + 1]))) << 16;
+          pair = int16_bits(x[2 * p]);
+          if (2 * p + 1 < k) pair |= int16_bits(x[2 * p + 1]) << 16;
         }
         ap[sz(p) * kI8Mr + sz(r)] = static_cast<int32_t>(pair);
       }
@@ -147,9 +152,9 @@ void matmul_pass_int8_fast(const int8_t* a, std::size_t lda, const int8_t* w, st
 namespace {
 
 using Vec4 = float __attribute__((vector_size(16)));  // one SSE register (GCC/Clang vectors)
-constexpr int kMr = 6;                                  // output rows per block
-constexpr int kNv = 2;                                  // vectors of 4 columns per block
-constexpr int kNr = 4 * kNv;                            // output columns per block
+constexpr int kMr = 6;                                // output rows per block
+constexpr int kNv = 2;                                // vectors of 4 columns per block
+constexpr int kNr = 4 * kNv;                          // output columns per block
 
 inline Vec4 load4(const float* p) {
   Vec4 v;
@@ -228,7 +233,8 @@ void matmul_pass_bf16_fast(const uint16_t* a, std::size_t lda, const uint16_t* w
     const int rows = std::min(kMr, m - i0);
     for (int kk = 0; kk < k; ++kk) {
       for (int r = 0; r < kMr; ++r) {
-        ap[sz(kk) * kMr + sz(r)] = r < rows ? isa::bf16_to_fp32(a[sz(i0 + r) * lda + sz(kk)], opt) : 0.0f;
+        ap[sz(kk) * kMr + sz(r)] =
+            r < rows ? isa::bf16_to_fp32(a[sz(i0 + r) * lda + sz(kk)], opt) : 0.0f;
       }
     }
     for (int p = 0; p < panels; ++p) {
