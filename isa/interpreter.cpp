@@ -79,8 +79,19 @@ std::string stored_limit() {
 
 Interpreter::Interpreter(const arch::ArchConfig& arch, Program program, std::string file,
                          std::shared_ptr<OffChipMemory> offchip)
+    : Interpreter(arch, std::optional<Program>(std::move(program)), nullptr, std::move(file),
+                  std::move(offchip)) {}
+
+Interpreter::Interpreter(const arch::ArchConfig& arch, const Program* program, std::string file,
+                         std::shared_ptr<OffChipMemory> offchip)
+    : Interpreter(arch, std::nullopt, program, std::move(file), std::move(offchip)) {}
+
+Interpreter::Interpreter(const arch::ArchConfig& arch, std::optional<Program> own,
+                         const Program* borrowed, std::string file,
+                         std::shared_ptr<OffChipMemory> offchip)
     : arch_(arch),
-      program_(std::move(program)),
+      own_(std::move(own)),
+      program_(own_ ? *own_ : *borrowed),
       file_(std::move(file)),
       offchip_(offchip ? std::move(offchip) : std::make_shared<OffChipMemory>(arch)),
       ub_(static_cast<uint64_t>(arch.unified_buffer.bytes)),

@@ -61,6 +61,12 @@ class Interpreter {
   /// shared with the interpreters of the chip's other cores (null: a private one).
   Interpreter(const arch::ArchConfig& arch, Program program, std::string file,
               std::shared_ptr<OffChipMemory> offchip = nullptr);
+  /// The same without a copy of the program: it is borrowed and must outlive the
+  /// interpreter (a compiled network's program can be tens of megabytes).
+  Interpreter(const arch::ArchConfig& arch, const Program* program, std::string file,
+              std::shared_ptr<OffChipMemory> offchip = nullptr);
+  Interpreter(const Interpreter&) = delete;  // program_ may refer to own_
+  Interpreter& operator=(const Interpreter&) = delete;
 
   /// Supplies the data of an input region; dtype and shape must match the region exactly.
   void set_input(const std::string& region, const NpyArray& data);
@@ -131,7 +137,7 @@ class Interpreter {
   /// Reads into dst (len bytes), InputError naming the first byte never written.
   void read_into(const SparseMemory& m, uint64_t addr, uint64_t len, const char* field,
                  void* dst) const;
-  /// check_readable, then the bytes into `buf` (grown to hold them, never shrunk).
+  /// check_readable, then the bytes into `buf` (grown to hold them).
   template <class T>
   const T* read_scratch(std::vector<T>& buf, const SparseMemory& m, uint64_t addr, uint64_t len,
                         const char* field) const;
@@ -144,8 +150,12 @@ class Interpreter {
   void vector(const Instruction& in);
   void rowop(const Instruction& in);
 
+  Interpreter(const arch::ArchConfig& arch, std::optional<Program> own, const Program* borrowed,
+              std::string file, std::shared_ptr<OffChipMemory> offchip);
+
   arch::ArchConfig arch_;  // a copy: callers may pass a temporary
-  Program program_;
+  std::optional<Program> own_;  // the program when the caller gave it by value
+  const Program& program_;      // own_ or the caller's
   std::string file_;
   NumericsOptions numerics_;
   std::shared_ptr<OffChipMemory> offchip_;

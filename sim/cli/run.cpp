@@ -639,7 +639,7 @@ int run_run(const RunOptions& o) {
   std::vector<sim::CoreProgram> cores;
   std::vector<const isa::Program*> listing;
   for (const auto& p : c.core_programs) {
-    if (functional) interps.push_back(std::make_unique<isa::Interpreter>(a, p, o.workload, offchip));
+    if (functional) interps.push_back(std::make_unique<isa::Interpreter>(a, &p, o.workload, offchip));
     cores.push_back({&p, functional ? interps.back().get() : nullptr});
     listing.push_back(&p);
   }

@@ -221,6 +221,27 @@ TEST(Interpreter, PoolAndVectorOpsUseTheReferenceKernels) {
   }
 }
 
+// An interpreter given a pointer to the program uses that program (no copy) and computes the
+// same bytes as one given its own copy.
+TEST(Interpreter, ABorrowedProgramIsNotCopiedAndRunsAsAnOwnedOne) {
+  const std::string prog = R"(
+.region x addr=0 dtype=int8 shape=4x4x3 role=input init=random seed=5
+.region z addr=0x200 dtype=int8 shape=48 role=output
+    dma_load src=x ub=0 row_bytes=x_bytes
+    vector op=add dtype=int8 a=0 b=0 dst=0x200 count=48
+    dma_store dst=z ub=0x200 row_bytes=z_bytes
+)";
+  arch::ArchConfig arch = small_arch();
+  const Program p = assemble(prog, "borrow.tasm");
+  Interpreter owned(arch, p, "borrow.tasm");
+  Interpreter borrowed(arch, &p, "borrow.tasm");
+  EXPECT_NE(&owned.program(), &p);
+  EXPECT_EQ(&borrowed.program(), &p);
+  owned.run();
+  borrowed.run();
+  EXPECT_EQ(borrowed.read_region("z").data, owned.read_region("z").data);
+}
+
 // Q @ K^T with K stored [seq, d] row-major: load_weights transpose=1 reads K as the tile
 // w[d][seq] = K[seq][d], from off-chip memory (contiguous) and from the UB (padded rows).
 TEST(Interpreter, TransposedWeightLoadMultipliesByTheTranspose) {
