@@ -112,14 +112,7 @@ void finish_chip(Chip& chip, const arch::ArchConfig& arch, Stats& stats, TraceRe
   }
   if (options.record_instructions) {
     for (const auto& c : chip.cores) {
-      std::vector<InstrTiming> v(c->program ? c->program->code.size() : 0);
-      for (const auto& op : c->seq.ops()) {
-        InstrTiming& t = v.at(op->index);
-        t.issue = op->issue_cycle;
-        t.done = op->scheduled ? op->done_cycle : -1;
-        t.mxu = op->mxu_cycles;
-      }
-      result.instructions.push_back(std::move(v));
+      result.instructions.push_back(c->seq.timings());
     }
   }
   if (options.trace) {

@@ -49,13 +49,6 @@ struct ChipOptions {
   std::function<void(std::size_t)> progress;
 };
 
-/// When and how one instruction ran (ChipOptions::record_instructions).
-struct InstrTiming {
-  int64_t issue = -1, done = -1;  ///< -1: not issued (sync, nop, halt) or never completed
-  /// matmul only: busy, fill/drain, weight shift, weight stall, RAW stall, input stall cycles.
-  std::array<int64_t, 6> mxu{};
-};
-
 /// Everything a run produces.
 struct ChipResult {
   bool completed = false;            ///< false: the watchdog stopped a run that made no progress

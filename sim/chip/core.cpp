@@ -138,6 +138,7 @@ void Dma::act_thread() {
                         note_of(core_, *op));
       }
       act_account_.end(ticket, done);
+      op->released = true;  // the thread's own last use came before the transfer
     };
     execute(ctx_, core_.functional, op->index);
     for (const Access& a : op->accesses) {
@@ -189,6 +190,7 @@ void Dma::weight_thread() {
         ctx_.trace.span(weight_track_, op_name(*op), "load_weights", t, tr.end, note_of(core_, *op));
       }
       weight_account_.end(ticket, tr.end);
+      op->released = true;
     };
     execute(ctx_, core_.functional, op->index);
     if (from_ub) {
@@ -297,6 +299,7 @@ void Mxu::thread() {
     last_ = t;
     any_pass_ = true;
     state.set("streaming instruction", static_cast<int64_t>(op->index));
+    op->released = true;
     wait_until(t.window_end, slot::kMxu + index_);
   }
 }
@@ -441,6 +444,7 @@ void VectorUnit::thread() {
     }
     activity_.enter(kVpuBusy, t);
     state.set("executing instruction", static_cast<int64_t>(op->index));
+    op->released = true;
     wait_until(busy_end, slot::kVector + core_.index());
     activity_.enter(kVpuIdle, busy_end);
   }
@@ -513,6 +517,7 @@ void IciUnit::thread() {
       ctx_.trace.span(track_, op_name(*op), isa::opcode_spec(in.op).mnemonic, t, std::max(done, t + 1),
                       note_of(core_, *op));
     }
+    op->released = true;
     activity_.enter(kIciIdle, now_cycle());
   }
 }
@@ -545,16 +550,77 @@ bool raw_is_same_mxu(const Op& earlier, const isa::Instruction& in) {
 }
 }  // namespace
 
+void Sequencer::record(const Op& op) {
+  InstrTiming& t = timings_.at(op.index);
+  t.issue = op.issue_cycle;
+  t.done = op.scheduled ? op.done_cycle : -1;
+  t.mxu = op.mxu_cycles;
+}
+
+void Sequencer::free_if_done(Op* first) {
+  std::vector<Op*>& work = free_work_;
+  work.assign(1, first);
+  while (!work.empty()) {
+    Op* op = work.back();
+    work.pop_back();
+    if (!op->released || !op->retired || op->dependents > 0 || op->parked) continue;
+    record(*op);
+    for (Op* d : op->deps) {
+      if (--d->dependents == 0) work.push_back(d);  // once: its last holder is gone
+    }
+    ops_.at(op->index).reset();
+  }
+}
+
 void Sequencer::retire_done() {
   int64_t now = now_cycle();
+  std::vector<Op*>& retired = retired_now_;
+  retired.clear();
   inflight_.erase(std::remove_if(inflight_.begin(), inflight_.end(),
-                                 [&](const Op* o) { return o->done_by(now); }),
+                                 [&](Op* o) {
+                                   if (!o->done_by(now)) return false;
+                                   retired.push_back(o);
+                                   return true;
+                                 }),
                   inflight_.end());
+  // Ops retired earlier whose unit has since released them (a unit may still trace an op
+  // after its completion is known).
+  // A parked op is freed only from here, never by another op's cascade, so that no freed op
+  // is left in the list.
+  std::vector<Op*>& waiting = parked_now_;
+  waiting.clear();
+  waiting.swap(unreleased_);
+  for (Op* o : waiting) {
+    if (o->released) {
+      o->parked = false;
+      free_if_done(o);
+    } else {
+      unreleased_.push_back(o);
+    }
+  }
+  for (Op* o : retired) {
+    o->retired = true;
+    if (o->released) {
+      free_if_done(o);
+    } else {
+      o->parked = true;
+      unreleased_.push_back(o);
+    }
+  }
+}
+
+void Sequencer::close(int64_t end) {
+  activity_.close(end);
+  for (const auto& op : ops_) {
+    if (op) record(*op);
+  }
 }
 
 void Sequencer::thread() {
   const isa::Program* p = core_.program;
   std::size_t n = p ? p->code.size() : 0;
+  ops_.resize(n);
+  timings_.assign(n, InstrTiming{});
   for (std::size_t i = 0; i < n; ++i) {
     const isa::Instruction& in = p->code[i];
     activity_.enter(kSeqIssue, now_cycle());
@@ -599,11 +665,14 @@ void Sequencer::thread() {
       for (const Access& a : op->accesses) {
         for (const Access& b : o->accesses) conflict = conflict || a.conflicts(b);
       }
-      if (conflict) op->deps.push_back(o);
+      if (conflict) {
+        op->deps.push_back(o);
+        ++o->dependents;
+      }
     }
     Op* raw = op.get();
     inflight_.push_back(raw);
-    ops_.push_back(std::move(op));
+    ops_[i] = std::move(op);
     sc_core::sc_fifo<Op*>* q = nullptr;
     switch (raw->unit) {
       case UnitKind::kDma:

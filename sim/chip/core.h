@@ -188,17 +188,27 @@ class Sequencer : public sc_core::sc_module {
   WaitState state;
   bool halted() const { return halted_; }
   int64_t end_cycle() const { return end_cycle_; }
-  void close(int64_t end) { activity_.close(end); }
-  /// Every instruction issued so far (sync/nop/halt excluded), in program order.
-  const std::vector<std::unique_ptr<Op>>& ops() const { return ops_; }
+  void close(int64_t end);
+  /// Per instruction of the program: when it issued and completed (close() records the ops
+  /// still held; instructions never issued keep -1).
+  const std::vector<InstrTiming>& timings() const { return timings_; }
 
  private:
   void thread();
   void retire_done();
+  /// Frees `op` if its unit released it, it retired and no op holding it in its deps is
+  /// left, and then the deps it held that become free in turn.
+  void free_if_done(Op* op);
+  void record(const Op& op);
   ChipContext& ctx_;
   Core& core_;
+  /// By program index: the ops issued and not yet freed (null otherwise). An op is freed
+  /// when nothing can read it any more, so a long program holds only its in-flight window.
   std::vector<std::unique_ptr<Op>> ops_;
+  std::vector<InstrTiming> timings_;
   std::vector<Op*> inflight_;
+  std::vector<Op*> unreleased_;  ///< retired before their unit released them
+  std::vector<Op*> retired_now_, parked_now_, free_work_;  ///< retire_done's reused lists
   int64_t vector_sync_from_ = -1;     ///< a sync waited for the vector unit from this cycle
   std::vector<int64_t*> by_opcode_;  ///< instructions issued, per opcode
   int64_t* issued_ = nullptr;         ///< instructions issued

@@ -37,6 +37,13 @@ std::vector<Access> accesses_of(const isa::Instruction& in);
 enum class UnitKind : uint8_t { kDma, kWeightDma, kMxu, kVector, kIci, kNone };
 UnitKind unit_of(const isa::Instruction& in);
 
+/// When and how one instruction ran (ChipOptions::record_instructions).
+struct InstrTiming {
+  int64_t issue = -1, done = -1;  ///< -1: not issued (sync, nop, halt) or never completed
+  /// matmul only: busy, fill/drain, weight shift, weight stall, RAW stall, input stall cycles.
+  std::array<int64_t, 6> mxu{};
+};
+
 struct Op {
   std::size_t index = 0;  ///< position in the program
   const isa::Instruction* inst = nullptr;
@@ -51,6 +58,12 @@ struct Op {
   /// Matrix passes: the array's cycles of this pass window by state (for per-layer reports):
   /// busy, fill/drain, weight shift, weight stall, RAW stall, input stall (idle excluded).
   std::array<int64_t, 6> mxu_cycles{};
+
+  // Lifetime (the sequencer frees an op once all three hold, keeping its InstrTiming):
+  bool released = false;  ///< its unit has finished with it (set by the unit, last)
+  bool retired = false;   ///< done and out of the sequencer's in-flight list
+  int dependents = 0;     ///< ops not yet freed that list this one in their deps
+  bool parked = false;    ///< retired before its release: freed from the sequencer's list only
 
   bool scheduled = false;  ///< done_cycle is known
   int64_t done_cycle = 0;  ///< first cycle at which the results are visible
