@@ -583,10 +583,9 @@ void Sequencer::retire_done() {
                                    return true;
                                  }),
                   inflight_.end());
-  // Ops retired earlier whose unit has since released them (a unit may still trace an op
-  // after its completion is known).
-  // A parked op is freed only from here, never by another op's cascade, so that no freed op
-  // is left in the list.
+  // Ops retired before their unit released them (a unit may still trace an op after its
+  // completion is known) are parked, and freed only from here, never by another op's
+  // cascade, so that no freed op is left in the list.
   std::vector<Op*>& waiting = parked_now_;
   waiting.clear();
   waiting.swap(unreleased_);

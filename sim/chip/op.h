@@ -59,7 +59,8 @@ struct Op {
   /// busy, fill/drain, weight shift, weight stall, RAW stall, input stall (idle excluded).
   std::array<int64_t, 6> mxu_cycles{};
 
-  // Lifetime (the sequencer frees an op once all three hold, keeping its InstrTiming):
+  // Lifetime: the sequencer frees an op, keeping its InstrTiming, once its unit has released
+  // it, it has retired and no op holding it in its deps is left (Sequencer::free_if_done).
   bool released = false;  ///< its unit has finished with it (set by the unit, last)
   bool retired = false;   ///< done and out of the sequencer's in-flight list
   int dependents = 0;     ///< ops not yet freed that list this one in their deps
