@@ -331,6 +331,7 @@ NpyArray read_npy(const std::string& path, std::chrono::milliseconds idle) {
     bad_size(path, header, fmt::format("{} bytes", size - header.data_start));
   }
   std::vector<uint8_t>& data = header.array.data;
+  if (regular) data.reserve(static_cast<std::size_t>(header.data_bytes));  // size checked above
   constexpr std::size_t kChunk = std::size_t{1} << 20;
   while (data.size() < header.data_bytes) {
     std::size_t at = data.size();

@@ -586,17 +586,14 @@ void Sequencer::retire_done() {
   // Ops retired before their unit released them (a unit may still trace an op after its
   // completion is known) are parked, and freed only from here, never by another op's
   // cascade, so that no freed op is left in the list.
-  std::vector<Op*>& waiting = parked_now_;
-  waiting.clear();
-  waiting.swap(unreleased_);
-  for (Op* o : waiting) {
-    if (o->released) {
-      o->parked = false;
-      free_if_done(o);
-    } else {
-      unreleased_.push_back(o);
-    }
-  }
+  unreleased_.erase(std::remove_if(unreleased_.begin(), unreleased_.end(),
+                                   [&](Op* o) {
+                                     if (!o->released) return false;
+                                     o->parked = false;
+                                     free_if_done(o);
+                                     return true;
+                                   }),
+                    unreleased_.end());
   for (Op* o : retired) {
     o->retired = true;
     if (o->released) {

@@ -208,7 +208,7 @@ class Sequencer : public sc_core::sc_module {
   std::vector<InstrTiming> timings_;
   std::vector<Op*> inflight_;
   std::vector<Op*> unreleased_;  ///< retired before their unit released them
-  std::vector<Op*> retired_now_, parked_now_, free_work_;  ///< retire_done's reused lists
+  std::vector<Op*> retired_now_, free_work_;  ///< retire_done's reused lists
   int64_t vector_sync_from_ = -1;     ///< a sync waited for the vector unit from this cycle
   std::vector<int64_t*> by_opcode_;  ///< instructions issued, per opcode
   int64_t* issued_ = nullptr;         ///< instructions issued
