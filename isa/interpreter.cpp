@@ -245,6 +245,7 @@ void Interpreter::execute_at(std::size_t index) {
   try {
     execute(in);
     scratch().trim();
+    if (after_execute_) after_execute_(index);
   } catch (const SparseMemory::Full&) {
     fail("write", stored_limit(), "a write past it");
   }

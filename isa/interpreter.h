@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -80,6 +81,10 @@ class Interpreter {
   /// time in any order that respects their data dependencies.
   void init_regions();
   void execute_at(std::size_t index);
+
+  /// Called after each instruction execute_at (or run) applies, with its index: a chip's
+  /// run uses it to learn when a tensor has had its last use (sim::RegionLifetimes).
+  void set_after_execute(std::function<void(std::size_t)> hook) { after_execute_ = std::move(hook); }
 
   /// Replaces the matrix-pass kernels (default: the reference kernels). Timed models pass
   /// their vectorised kernels, which must give the same bits (they are tested to).
@@ -164,6 +169,7 @@ class Interpreter {
   std::map<std::string, NpyArray> inputs_;
   InterpreterStats stats_;
   std::size_t pc_ = 0;
+  std::function<void(std::size_t)> after_execute_;
   MatmulInt8Kernel matmul_int8_ = &matmul_pass_int8;
   MatmulBf16Kernel matmul_bf16_ = &matmul_pass_bf16;
 };

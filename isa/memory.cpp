@@ -108,6 +108,31 @@ void SparseMemory::add_generated(uint64_t addr, uint64_t len, std::string key, F
   take_generated(addr, end);  // pages already allocated over the range are read instead of it
 }
 
+void SparseMemory::release(uint64_t addr, uint64_t len) {
+  if (len == 0 || !in_range(addr, len)) return;
+  const uint64_t end = addr + len;
+  const uint64_t first = (addr + kPageBytes - 1) / kPageBytes, last = end / kPageBytes;  // [first, last)
+  uint64_t freed = 0;
+  if (first < last && last - first <= pages_.size()) {
+    for (uint64_t page = first; page < last; ++page) freed += pages_.erase(page);
+  } else if (first < last) {
+    for (auto it = pages_.begin(); it != pages_.end();) {
+      if (it->first >= first && it->first < last) {
+        it = pages_.erase(it);
+        ++freed;
+      } else {
+        ++it;
+      }
+    }
+  }
+  if (budget_) *budget_ += freed;
+  for (auto it = extents_.lower_bound(addr); it != extents_.end() && it->first < end;) {
+    if (it->second.end > end) break;  // extents are disjoint and sorted: none further is inside
+    generated_bytes_ -= it->second.end - it->first;
+    it = extents_.erase(it);
+  }
+}
+
 void SparseMemory::write(uint64_t addr, const void* src, uint64_t len) {
   const auto* in = static_cast<const uint8_t*>(src);
   while (len > 0) {

@@ -57,6 +57,12 @@ class SparseMemory {
   /// An upper bound on the bytes that read as written: allocated pages and generated extents.
   uint64_t readable_bytes() const { return resident_bytes() + generated_bytes_; }
 
+  /// Forgets the data of [addr, addr + len) once nothing will read it (a tensor after its
+  /// last use): the pages wholly inside the range are freed (and given back to the budget)
+  /// and the generated extents wholly inside it dropped, so their bytes read as never
+  /// written. Pages the range covers only in part (shared with neighbouring data) are kept.
+  void release(uint64_t addr, uint64_t len);
+
  private:
   using WrittenBits = std::array<uint64_t, kPageBytes / 64>;  ///< one bit per byte, by word
   struct Page {

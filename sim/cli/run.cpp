@@ -24,6 +24,7 @@
 #include "isa/encoding.h"
 #include "isa/interpreter.h"
 #include "sim/chip/chip.h"
+#include "sim/chip/region_lifetimes.h"
 #include "sim/chip/report.h"
 #include "sim/cli/commands.h"
 #include "sim/pod/pod_sim.h"
@@ -643,6 +644,39 @@ int run_run(const RunOptions& o) {
     cores.push_back({&p, functional ? interps.back().get() : nullptr});
     listing.push_back(&p);
   }
+  // Outputs, and with --check their comparison with the reference network evaluator. An
+  // output is written and digested as soon as its last access has executed, and every
+  // off-chip or host tensor's pages are freed after its last access (sim::RegionLifetimes):
+  // a run holds its live tensors, not all it has written. Outputs no instruction reaches
+  // (none in a compiled network) are written after the run.
+  std::map<std::string, std::vector<uint8_t>> ref;
+  if (functional && o.check) ref = compiler::reference_outputs(a, c.workload, c.dtype);
+  std::map<std::string, nlohmann::json> written;  // tensor -> its report entry
+  int status = 0;
+  auto write_output = [&](const std::string& tensor, const std::string& region) {
+    isa::NpyArray arr = interps.front()->read_region(region);
+    isa::write_npy(dir + "/" + tensor + ".npy", arr);
+    nlohmann::json e = {{"name", tensor}, {"fnv1a", arch::fnv1a_hex(std::string(arr.data.begin(), arr.data.end()))}};
+    if (o.check) {
+      bool same = ref.at(tensor) == arr.data;
+      e["matches_reference"] = same;
+      if (!same) status = 1;
+    }
+    written[tensor] = e;
+  };
+  std::unique_ptr<sim::RegionLifetimes> lifetimes;
+  if (functional) {
+    std::multimap<std::string, std::string> tensors_of;  // region -> output tensors
+    for (const auto& [tensor, region] : c.outputs) tensors_of.emplace(region, tensor);
+    lifetimes = std::make_unique<sim::RegionLifetimes>(listing, [&, tensors_of](const isa::Region& r) {
+      auto range = tensors_of.equal_range(r.name);
+      for (auto it = range.first; it != range.second; ++it) write_output(it->second, it->first);
+      (r.space == isa::Space::kHost ? offchip->host : offchip->mem).release(r.addr, r.bytes());
+    });
+    for (std::size_t i = 0; i < interps.size(); ++i) {
+      interps[i]->set_after_execute([&lifetimes, i](std::size_t index) { lifetimes->executed(i, index); });
+    }
+  }
   sim::ChipOptions opt;
   opt.functional = functional;
   opt.trace = o.trace || o.vcd;
@@ -667,6 +701,8 @@ int run_run(const RunOptions& o) {
   if (tty) std::fprintf(stderr, "\r%80s\r", "");
   nlohmann::json report = sim::make_report(a, listing, c.workload.name, r, functional);
   if (!r.completed) {
+    // A stopped run has no outputs: the ones already written go.
+    for (const auto& w : written) std::filesystem::remove(dir + "/" + w.first + ".npy");
     run_dir.keep();
     return watchdog_stop(dir, report, "run", r.cycles, r.stuck);
   }
@@ -674,22 +710,11 @@ int run_run(const RunOptions& o) {
   std::string csv;
   auto rows = fill_report(report, a, c, r, o, &csv);
 
-  int status = 0;
   if (functional) {
-    // Outputs, and with --check the comparison against the reference network evaluator.
-    std::map<std::string, std::vector<uint8_t>> ref;
-    if (o.check) ref = compiler::reference_outputs(a, c.workload, c.dtype);
     nlohmann::json outs = nlohmann::json::array();
     for (const auto& [tensor, region] : c.outputs) {
-      isa::NpyArray arr = interps.front()->read_region(region);
-      isa::write_npy(dir + "/" + tensor + ".npy", arr);
-      nlohmann::json e = {{"name", tensor}, {"fnv1a", arch::fnv1a_hex(std::string(arr.data.begin(), arr.data.end()))}};
-      if (o.check) {
-        bool same = ref.at(tensor) == arr.data;
-        e["matches_reference"] = same;
-        if (!same) status = 1;
-      }
-      outs.push_back(e);
+      if (!written.count(tensor)) write_output(tensor, region);
+      outs.push_back(written.at(tensor));
     }
     report["outputs"] = outs;
   }

@@ -2,6 +2,8 @@
 // no pages until written over; seeded region data from any byte offset.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -200,6 +202,110 @@ TEST(SparseMemory, AWritePastTheSharedBudgetIsRefused) {
   EXPECT_THROW(a.write((1 << 18) + 5, xy, 1), SparseMemory::Full);
   ASSERT_TRUE(a.read((1 << 18) + 5, &got, 1, &gap));
   EXPECT_EQ(got, generated_byte(9, 5));
+}
+
+// Releasing a range forgets the pages wholly inside it (their bytes read as never written
+// and the pages go back to the budget) and keeps every page it covers only in part, against a
+// flat model with a written flag per byte and an allocated flag per page.
+TEST(SparseMemory, ReleaseForgetsExactlyThePagesWhollyInsideTheRange) {
+  std::mt19937_64 rng(20261130);
+  constexpr uint64_t kPage = SparseMemory::kPageBytes;
+  constexpr uint64_t kPages = 6, kSpan = kPages * kPage, kBudget = 100;
+  int freed_pages = 0, kept_partial = 0;
+  for (int trial = 0; trial < 200; ++trial) {
+    SparseMemory mem(kSpan);
+    auto budget = std::make_shared<uint64_t>(kBudget);
+    mem.share_budget(budget);
+    std::vector<uint8_t> flat(kSpan, 0);
+    std::vector<bool> written(kSpan, false), allocated(kPages, false);
+    for (int step = 0; step < 40; ++step) {
+      uint64_t addr = rng() % kSpan;
+      uint64_t len = 1 + rng() % std::min<uint64_t>(kSpan - addr, 3 * kPage);
+      if (rng() % 8 == 0) {  // page-aligned ranges, released or written whole
+        addr = (rng() % kPages) * kPage;
+        len = (1 + rng() % (kPages - addr / kPage)) * kPage;
+      }
+      switch (rng() % 3) {
+        case 0: {
+          std::vector<uint8_t> bytes(len);
+          for (auto& b : bytes) b = static_cast<uint8_t>(rng());
+          mem.write(addr, bytes.data(), len);
+          for (uint64_t i = 0; i < len; ++i) {
+            flat[addr + i] = bytes[i];
+            written[addr + i] = true;
+            allocated[(addr + i) / kPage] = true;
+          }
+          break;
+        }
+        case 1: {
+          mem.release(addr, len);
+          for (uint64_t p = 0; p < kPages; ++p) {
+            bool inside = p * kPage >= addr && (p + 1) * kPage <= addr + len;
+            bool touched = p * kPage < addr + len && addr < (p + 1) * kPage;
+            if (inside) {
+              freed_pages += allocated[p] ? 1 : 0;
+              allocated[p] = false;
+              for (uint64_t i = p * kPage; i < (p + 1) * kPage; ++i) written[i] = false;
+            } else if (touched && allocated[p]) {
+              ++kept_partial;
+            }
+          }
+          break;
+        }
+        default: {
+          std::vector<uint8_t> got(len, 0xee);
+          uint64_t gap = ~uint64_t{0};
+          const bool ok = mem.read(addr, got.data(), len, &gap);
+          uint64_t want_gap = addr + len;
+          for (uint64_t i = addr; i < addr + len; ++i) {
+            if (!written[i]) {
+              want_gap = i;
+              break;
+            }
+          }
+          ASSERT_EQ(ok, want_gap == addr + len) << "trial " << trial << " step " << step;
+          if (!ok) {
+            ASSERT_EQ(gap, want_gap) << "trial " << trial << " step " << step;
+          }
+          for (uint64_t i = 0; i < len; ++i) {
+            if (written[addr + i]) {
+              ASSERT_EQ(got[i], flat[addr + i]) << "trial " << trial << " byte " << addr + i;
+            }
+          }
+        }
+      }
+      uint64_t held = static_cast<uint64_t>(std::count(allocated.begin(), allocated.end(), true));
+      ASSERT_EQ(mem.resident_bytes(), held * kPage) << "trial " << trial << " step " << step;
+      ASSERT_EQ(*budget, kBudget - held) << "trial " << trial << " step " << step;
+    }
+  }
+  EXPECT_GT(freed_pages, 300);
+  EXPECT_GT(kept_partial, 300);
+}
+
+// A generated extent wholly inside a released range is dropped (its bytes read as never
+// written and no longer count as readable); one reaching outside the range is kept.
+TEST(SparseMemory, ReleaseDropsTheGeneratedExtentsWhollyInsideTheRange) {
+  constexpr uint64_t kPage = SparseMemory::kPageBytes;
+  SparseMemory m(1 << 20);
+  m.add_generated(kPage, 2 * kPage, "1", fill_of(1));
+  m.add_generated(4 * kPage, 2 * kPage, "2", fill_of(2));
+  uint8_t x = 9;
+  m.write(kPage + 10, &x, 1);  // a page over the first extent
+  EXPECT_EQ(m.readable_bytes(), 5 * kPage);
+  m.release(kPage, 4 * kPage);  // the first extent whole, the second in part
+  EXPECT_EQ(m.resident_bytes(), 0u);
+  EXPECT_EQ(m.readable_bytes(), 2 * kPage);
+  uint8_t got = 0;
+  uint64_t gap = 0;
+  EXPECT_FALSE(m.read(kPage + 10, &got, 1, &gap));
+  EXPECT_EQ(gap, kPage + 10);
+  EXPECT_FALSE(m.read(2 * kPage + 5, &got, 1, &gap));
+  ASSERT_TRUE(m.read(4 * kPage + 5, &got, 1, &gap));
+  EXPECT_EQ(got, generated_byte(2, 5));
+  m.release(0, 0);
+  m.release(1 << 20, 1);  // out of range: nothing
+  EXPECT_EQ(m.readable_bytes(), 2 * kPage);
 }
 
 // The same range added again with other data (another core's region with another seed) wins,
