@@ -26,6 +26,45 @@ SparseMemory::Fill fill_of(uint64_t key) {
   };
 }
 
+// Writes `len` random bytes at `addr` to the memory and to its flat model.
+void write_random(SparseMemory& mem, std::vector<uint8_t>& flat, std::vector<bool>& written, uint64_t addr,
+                  uint64_t len, std::mt19937_64& rng) {
+  std::vector<uint8_t> bytes(len);
+  for (auto& b : bytes) b = static_cast<uint8_t>(rng());
+  mem.write(addr, bytes.data(), len);
+  for (uint64_t i = 0; i < len; ++i) {
+    flat[addr + i] = bytes[i];
+    written[addr + i] = true;
+  }
+}
+
+// Reads [addr, addr + len) and checks it against a flat model: it succeeds exactly when every
+// byte was written, else names the first one that was not, and every written byte reads
+// as the model's. *complete: the read succeeded.
+void expect_reads_like(const SparseMemory& mem, const std::vector<uint8_t>& flat, const std::vector<bool>& written,
+                       uint64_t addr, uint64_t len, bool* complete) {
+  std::vector<uint8_t> got(len, 0xee);
+  uint64_t gap = ~uint64_t{0};
+  const bool ok = mem.read(addr, got.data(), len, &gap);
+  uint64_t want_gap = addr + len;
+  for (uint64_t i = addr; i < addr + len; ++i) {
+    if (!written[i]) {
+      want_gap = i;
+      break;
+    }
+  }
+  *complete = ok;
+  ASSERT_EQ(ok, want_gap == addr + len);
+  if (!ok) {
+    ASSERT_EQ(gap, want_gap);
+  }
+  for (uint64_t i = 0; i < len; ++i) {
+    if (written[addr + i]) {
+      ASSERT_EQ(got[i], flat[addr + i]) << "byte " << addr + i;
+    }
+  }
+}
+
 // Random writes, generated extents (some repeated, some overlapping) and reads over three
 // pages: a memory given the extents reads exactly like one given their bytes by write().
 TEST(SparseMemory, GeneratedExtentsReadExactlyAsWrittenBytes) {
@@ -108,37 +147,13 @@ TEST(SparseMemory, ReadsAndWrittenBitsMatchAFlatModel) {
           len = 1 + rng() % std::min<uint64_t>(kSpan - addr, 3 * kPage);
       }
       if (rng() % 2) {
-        std::vector<uint8_t> bytes(len);
-        for (auto& b : bytes) b = static_cast<uint8_t>(rng());
-        mem.write(addr, bytes.data(), len);
-        for (uint64_t i = 0; i < len; ++i) {
-          flat[addr + i] = bytes[i];
-          written[addr + i] = true;
-        }
+        write_random(mem, flat, written, addr, len, rng);
         continue;
       }
-      std::vector<uint8_t> got(len, 0xee);
-      uint64_t gap = ~uint64_t{0};
-      const bool ok = mem.read(addr, got.data(), len, &gap);
-      uint64_t want_gap = addr + len;
-      for (uint64_t i = addr; i < addr + len; ++i) {
-        if (!written[i]) {
-          want_gap = i;
-          break;
-        }
-      }
-      ASSERT_EQ(ok, want_gap == addr + len) << "trial " << trial << " step " << step;
-      if (!ok) {
-        ASSERT_EQ(gap, want_gap) << "trial " << trial << " step " << step;
-        ++gaps;
-      } else {
-        ++completed_reads;
-      }
-      for (uint64_t i = 0; i < len; ++i) {
-        if (written[addr + i]) {
-          ASSERT_EQ(got[i], flat[addr + i]) << "trial " << trial << " byte " << addr + i;
-        }
-      }
+      SCOPED_TRACE(testing::Message() << "trial " << trial << " step " << step);
+      bool complete = false;
+      ASSERT_NO_FATAL_FAILURE(expect_reads_like(mem, flat, written, addr, len, &complete));
+      ++(complete ? completed_reads : gaps);
     }
   }
   EXPECT_GT(whole_pages, 500);
@@ -226,17 +241,10 @@ TEST(SparseMemory, ReleaseForgetsExactlyThePagesWhollyInsideTheRange) {
         len = (1 + rng() % (kPages - addr / kPage)) * kPage;
       }
       switch (rng() % 3) {
-        case 0: {
-          std::vector<uint8_t> bytes(len);
-          for (auto& b : bytes) b = static_cast<uint8_t>(rng());
-          mem.write(addr, bytes.data(), len);
-          for (uint64_t i = 0; i < len; ++i) {
-            flat[addr + i] = bytes[i];
-            written[addr + i] = true;
-            allocated[(addr + i) / kPage] = true;
-          }
+        case 0:
+          write_random(mem, flat, written, addr, len, rng);
+          for (uint64_t p = addr / kPage; p <= (addr + len - 1) / kPage; ++p) allocated[p] = true;
           break;
-        }
         case 1: {
           mem.release(addr, len);
           for (uint64_t p = 0; p < kPages; ++p) {
@@ -253,25 +261,9 @@ TEST(SparseMemory, ReleaseForgetsExactlyThePagesWhollyInsideTheRange) {
           break;
         }
         default: {
-          std::vector<uint8_t> got(len, 0xee);
-          uint64_t gap = ~uint64_t{0};
-          const bool ok = mem.read(addr, got.data(), len, &gap);
-          uint64_t want_gap = addr + len;
-          for (uint64_t i = addr; i < addr + len; ++i) {
-            if (!written[i]) {
-              want_gap = i;
-              break;
-            }
-          }
-          ASSERT_EQ(ok, want_gap == addr + len) << "trial " << trial << " step " << step;
-          if (!ok) {
-            ASSERT_EQ(gap, want_gap) << "trial " << trial << " step " << step;
-          }
-          for (uint64_t i = 0; i < len; ++i) {
-            if (written[addr + i]) {
-              ASSERT_EQ(got[i], flat[addr + i]) << "trial " << trial << " byte " << addr + i;
-            }
-          }
+          SCOPED_TRACE(testing::Message() << "trial " << trial << " step " << step);
+          bool complete = false;
+          ASSERT_NO_FATAL_FAILURE(expect_reads_like(mem, flat, written, addr, len, &complete));
         }
       }
       uint64_t held = static_cast<uint64_t>(std::count(allocated.begin(), allocated.end(), true));
