@@ -109,6 +109,7 @@ void finish_chip(Chip& chip, const arch::ArchConfig& arch, Stats& stats, TraceRe
   stats.counter(prefix + ".hbm.busy_cycles") = chip.hbm.busy_cycles();
   for (const auto& c : chip.cores) {
     result.ub_footprint_bytes = std::max(result.ub_footprint_bytes, c->ub.footprint_bytes());
+    result.peak_live_ops = std::max(result.peak_live_ops, c->seq.peak_live_ops());
   }
   if (options.record_instructions) {
     for (const auto& c : chip.cores) {

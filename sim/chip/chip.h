@@ -57,6 +57,8 @@ struct ChipResult {
   std::map<std::string, int64_t> counters;  ///< every registered statistic by path
   std::string timeline_json, waves_vcd;     ///< when ChipOptions::trace
   int64_t ub_footprint_bytes = 0;
+  /// The most instruction records (sim::Op) one core's sequencer held at once.
+  int64_t peak_live_ops = 0;
   /// Per core, per instruction (when ChipOptions::record_instructions).
   std::vector<std::vector<InstrTiming>> instructions;
 };

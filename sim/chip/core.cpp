@@ -569,7 +569,16 @@ void Sequencer::free_if_done(Op* first) {
       if (--d->dependents == 0) work.push_back(d);  // once: its last holder is gone
     }
     ops_.at(op->index).reset();
+    --live_ops_;
   }
+}
+
+void Sequencer::drop_deps(Op* op) {
+  for (Op* d : op->deps) {
+    if (--d->dependents == 0) free_if_done(d);
+  }
+  op->deps.clear();
+  op->deps.shrink_to_fit();
 }
 
 void Sequencer::retire_done() {
@@ -578,7 +587,10 @@ void Sequencer::retire_done() {
   retired.clear();
   inflight_.erase(std::remove_if(inflight_.begin(), inflight_.end(),
                                  [&](Op* o) {
-                                   if (!o->done_by(now)) return false;
+                                   if (!o->done_by(now)) {
+                                     if (o->released && !o->deps.empty()) drop_deps(o);
+                                     return false;
+                                   }
                                    retired.push_back(o);
                                    return true;
                                  }),
@@ -590,6 +602,7 @@ void Sequencer::retire_done() {
                                    [&](Op* o) {
                                      if (!o->released) return false;
                                      o->parked = false;
+                                     drop_deps(o);
                                      free_if_done(o);
                                      return true;
                                    }),
@@ -597,6 +610,7 @@ void Sequencer::retire_done() {
   for (Op* o : retired) {
     o->retired = true;
     if (o->released) {
+      drop_deps(o);
       free_if_done(o);
     } else {
       o->parked = true;
@@ -669,6 +683,7 @@ void Sequencer::thread() {
     Op* raw = op.get();
     inflight_.push_back(raw);
     ops_[i] = std::move(op);
+    peak_live_ops_ = std::max(peak_live_ops_, ++live_ops_);
     sc_core::sc_fifo<Op*>* q = nullptr;
     switch (raw->unit) {
       case UnitKind::kDma:

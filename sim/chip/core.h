@@ -192,6 +192,9 @@ class Sequencer : public sc_core::sc_module {
   /// Per instruction of the program: when it issued and completed (close() records the ops
   /// still held; instructions never issued keep -1).
   const std::vector<InstrTiming>& timings() const { return timings_; }
+  /// The most ops held at once (issued and not yet freed): a long program holds its
+  /// in-flight window, not every instruction issued.
+  int64_t peak_live_ops() const { return peak_live_ops_; }
 
  private:
   void thread();
@@ -199,6 +202,10 @@ class Sequencer : public sc_core::sc_module {
   /// Frees `op` if its unit released it, it retired and no op holding it in its deps is
   /// left, and then the deps it held that become free in turn.
   void free_if_done(Op* op);
+  /// A released op's unit has finished with it, and only that unit reads its deps (waiting
+  /// for them): it stops holding them (freeing those that become free), so that a chain of
+  /// dependent ops is not kept alive by its newest member.
+  void drop_deps(Op* op);
   void record(const Op& op);
   ChipContext& ctx_;
   Core& core_;
@@ -212,6 +219,7 @@ class Sequencer : public sc_core::sc_module {
   int64_t vector_sync_from_ = -1;     ///< a sync waited for the vector unit from this cycle
   std::vector<int64_t*> by_opcode_;  ///< instructions issued, per opcode
   int64_t* issued_ = nullptr;         ///< instructions issued
+  int64_t live_ops_ = 0, peak_live_ops_ = 0;
   bool halted_ = false;
   int64_t end_cycle_ = 0;
   int track_;

@@ -61,9 +61,10 @@ struct Op {
 
   // Lifetime: the sequencer frees an op, keeping its InstrTiming, once its unit has released
   // it, it has retired and no op holding it in its deps is left (Sequencer::free_if_done).
+  // An op holds its deps until its own unit has released it (Sequencer::drop_deps).
   bool released = false;  ///< its unit has finished with it (set by the unit, last)
   bool retired = false;   ///< done and out of the sequencer's in-flight list
-  int dependents = 0;     ///< ops not yet freed that list this one in their deps
+  int dependents = 0;     ///< ops not yet released that list this one in their deps
   bool parked = false;    ///< retired before its release: freed from the sequencer's list only
 
   bool scheduled = false;  ///< done_cycle is known

@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "arch/arch_config.h"
+#include "compiler/compiler.h"
+#include "compiler/workload.h"
 #include "isa/assembler.h"
 #include "isa/interpreter.h"
 #include "sim/chip/chip.h"
@@ -563,6 +565,30 @@ TEST(Chip, TwoCoresRunTheirOwnProgramsConcurrentlyOverSharedMemory) {
   EXPECT_LT(both.cycles, 2 * one.cycles);
   EXPECT_GT(both.cycles, one.cycles);
   EXPECT_THROW(run_chip(a, {{&p0, nullptr}, {&p1, nullptr}, {&p0, nullptr}}, timing), InputError);
+}
+
+// The sequencer frees each instruction's record once nothing can read it (its unit has
+// released it, it has retired, and no op that lists it as a dependency is left unreleased),
+// so a long program holds its in-flight window of records, not one per instruction issued
+// (measured: 151 of ResNet-50's 5,490 per core on TPU v4; 1,773 while an op held its deps
+// until it was freed, which kept whole dependency chains alive).
+TEST(Chip, ALongProgramHoldsOnlyItsInFlightWindowOfOps) {
+  arch::ArchConfig a = arch::load_arch(source_path("configs/arch/tpu_v4.yaml"));
+  compiler::Compiled c = compiler::compile(a, compiler::load_workload(source_path("configs/workloads/resnet50.yaml")),
+                                           compiler::CompileOptions{});
+  std::vector<CoreProgram> cores;
+  std::size_t longest = 0;
+  for (const auto& p : c.core_programs) {
+    cores.push_back({&p, nullptr});
+    longest = std::max(longest, p.code.size());
+  }
+  ChipOptions timing;
+  timing.functional = false;
+  ChipResult r = run_chip(a, cores, timing);
+  ASSERT_TRUE(r.completed);
+  EXPECT_GT(longest, 5000u);
+  EXPECT_GT(r.peak_live_ops, 1);
+  EXPECT_LT(static_cast<std::size_t>(r.peak_live_ops) * 20, longest) << r.peak_live_ops << " of " << longest;
 }
 
 TEST(Chip, WatchdogNamesEveryStuckUnit) {
