@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -19,6 +21,7 @@
 #include "isa/isa_doc.h"
 #include "isa/verifier.h"
 #include "sim/chip/chip.h"
+#include "sim/chip/region_lifetimes.h"
 #include "sim/chip/report.h"
 
 namespace tpu::cli {
@@ -95,20 +98,72 @@ namespace {
 using Interpreters = std::vector<std::unique_ptr<isa::Interpreter>>;
 
 // Output regions of every core: NAME.npy for a single program, coreN.NAME.npy otherwise.
-void write_outputs(const Interpreters& cores, const std::string& dir) {
-  for (std::size_t c = 0; c < cores.size(); ++c) {
-    for (const auto& name : cores[c]->output_names()) {
-      isa::NpyArray out = cores[c]->read_region(name);
-      std::string file = cores.size() == 1 ? name : fmt::format("core{}.{}", c, name);
-      std::string path = dir + "/" + file + ".npy";
-      isa::write_npy(path, out);
-      std::cout << fmt::format("  output {:<19} fnv1a {}  -> {}\n", file, digest(out.data), path);
+// Each is written when its region ends (sim::RegionLifetimes: the last instruction touching
+// it has executed), after which the pages of every region are freed, as `tpusim run` does;
+// outputs that never end (not all their accesses ran) are written after the run. The lines
+// are printed after the run, in core and region order.
+class Outputs {
+ public:
+  Outputs(const Interpreters& cores, std::shared_ptr<isa::OffChipMemory> offchip, std::string dir)
+      : cores_(cores), offchip_(std::move(offchip)), dir_(std::move(dir)) {
+    std::vector<const isa::Program*> listing;
+    for (const auto& c : cores_) listing.push_back(&c->program());
+    lifetimes_ = std::make_unique<sim::RegionLifetimes>(listing, [this](const isa::Region& r) { ended(r); });
+    for (std::size_t i = 0; i < cores_.size(); ++i) {
+      cores_[i]->set_after_execute([this, i](std::size_t index) { lifetimes_->executed(i, index); });
     }
   }
-}
+  Outputs(const Outputs&) = delete;
+  Outputs& operator=(const Outputs&) = delete;
+
+  /// Writes the outputs not written yet and prints every output's line.
+  void finish() {
+    for (std::size_t c = 0; c < cores_.size(); ++c) {
+      for (const auto& name : cores_[c]->output_names()) {
+        if (!lines_.count({c, name})) write(c, name);
+      }
+    }
+    for (std::size_t c = 0; c < cores_.size(); ++c) {
+      for (const auto& name : cores_[c]->output_names()) std::cout << lines_.at({c, name});
+    }
+  }
+  /// A run that did not complete has no outputs: the files already written go.
+  void discard() {
+    for (const auto& entry : lines_) fs::remove(path(entry.first.first, entry.first.second));
+  }
+
+ private:
+  std::string file(std::size_t core, const std::string& name) const {
+    return cores_.size() == 1 ? name : fmt::format("core{}.{}", core, name);
+  }
+  std::string path(std::size_t core, const std::string& name) const { return dir_ + "/" + file(core, name) + ".npy"; }
+  void write(std::size_t core, const std::string& name) {
+    isa::NpyArray out = cores_[core]->read_region(name);
+    isa::write_npy(path(core, name), out);
+    lines_[{core, name}] =
+        fmt::format("  output {:<19} fnv1a {}  -> {}\n", file(core, name), digest(out.data), path(core, name));
+  }
+  // Every core declaring this output region (same name and place) writes its file; then the
+  // region's pages are freed.
+  void ended(const isa::Region& r) {
+    for (std::size_t c = 0; c < cores_.size(); ++c) {
+      const isa::Region* own = cores_[c]->program().find_region(r.name);
+      if (own && own->role == isa::RegionRole::kOutput && own->space == r.space && own->addr == r.addr) write(c, r.name);
+    }
+    (r.space == isa::Space::kHost ? offchip_->host : offchip_->mem).release(r.addr, r.bytes());
+  }
+
+  const Interpreters& cores_;
+  std::shared_ptr<isa::OffChipMemory> offchip_;
+  std::string dir_;
+  std::unique_ptr<sim::RegionLifetimes> lifetimes_;
+  std::map<std::pair<std::size_t, std::string>, std::string> lines_;  ///< (core, region) -> printed line
+};
 
 int run_timed(const ExecOptions& o, const arch::ArchConfig& a, const Interpreters& cores,
-              const std::string& dir) {
+              const std::shared_ptr<isa::OffChipMemory>& offchip, const std::string& dir) {
+  std::optional<Outputs> outputs;
+  if (!o.no_functional) outputs.emplace(cores, offchip, dir);
   sim::ChipOptions opt;
   opt.functional = !o.no_functional;
   opt.trace = o.trace || o.vcd;
@@ -128,12 +183,13 @@ int run_timed(const ExecOptions& o, const arch::ArchConfig& a, const Interpreter
                       std::to_string(r.cycles) + ": no unit can make progress\n";
     for (const auto& s : r.stuck) msg += "  " + s + "\n";
     std::cerr << msg;
+    if (outputs) outputs->discard();
     return 1;
   }
   if (o.trace) write_file(dir + "/timeline.json", r.timeline_json);
   if (o.vcd) write_file(dir + "/waves.vcd", r.waves_vcd);
   std::cout << sim::summary_text(report);
-  if (opt.functional) write_outputs(cores, dir);
+  if (outputs) outputs->finish();
   std::cout << fmt::format("  run directory: {}\n", dir);
   return 0;
 }
@@ -182,13 +238,14 @@ int run_exec(const ExecOptions& o) {
   const std::string& dir = run_dir.path();
   write_file(dir + "/config.resolved.yaml", arch::dump_arch(a) + arch::dump_derived(a));
   if (!o.functional_only) {
-    int code = run_timed(o, a, cores, dir);
+    int code = run_timed(o, a, cores, offchip, dir);
     run_dir.keep();
     return code;
   }
 
   // The golden interpreter alone: the cores' programs touch disjoint memory, so running
   // them one after the other gives the chip's results.
+  Outputs outputs(cores, offchip, dir);
   for (auto& c : cores) c->run();
   for (std::size_t i = 0; i < cores.size(); ++i) {
     const auto& s = cores[i]->stats();
@@ -207,7 +264,7 @@ int run_exec(const ExecOptions& o) {
     std::cout << fmt::format("  {:<22}{:>16}\n", "DMA bytes", s.dma_bytes);
     std::cout << fmt::format("  {:<22}{:>16}\n", "weight bytes", s.weight_bytes);
   }
-  write_outputs(cores, dir);
+  outputs.finish();
   run_dir.keep();
   return 0;
 }

@@ -270,18 +270,21 @@ TEST_F(Cli, TimedExecWritesTheRunDirectoryAndMatchesTheTraceTable) {
   EXPECT_FALSE(std::filesystem::exists(path("t/y.npy")));
 }
 
+// traces/example_matmul with its tensors 16 MiB higher, so that two cores running it and the
+// original use disjoint memory.
+std::string moved_example() {
+  std::string text = test::read_text(test::source_path("traces/example_matmul/prog.tasm"));
+  for (const char* from : {"addr=0x00000", "addr=0x10000", "addr=0x20000", "addr=0x30000"}) {
+    std::string f(from), to = "addr=0x10" + f.substr(7);
+    text.replace(text.find(f), f.size(), to);
+  }
+  return text;
+}
+
 TEST_F(Cli, ProgramsRunOnePerCore) {
   std::string arch = src("configs/arch/tpu_v4.yaml");  // 2 cores
   std::string prog = src("traces/example_matmul/prog.tasm");
-  write("moved.tasm", [&] {
-    // The same program with its tensors 16 MiB higher, so the two cores use disjoint memory.
-    std::string text = test::read_text(prog);
-    for (const char* from : {"addr=0x00000", "addr=0x10000", "addr=0x20000", "addr=0x30000"}) {
-      std::string f(from), to = "addr=0x10" + f.substr(7);
-      text.replace(text.find(f), f.size(), to);
-    }
-    return text;
-  }());
+  write("moved.tasm", moved_example());
   Result r = run("exec --arch " + arch + " " + prog + " " + path("moved.tasm") + " --out " + path("two"));
   ASSERT_EQ(r.code, 0) << r.out;
   // Same inputs (same seeds) on both cores: the same outputs, equal to the golden digest.
@@ -305,6 +308,15 @@ TEST_F(Cli, WatchdogStopsAStuckRunWithExitCode1AndNamesTheUnits) {
   EXPECT_NE(r.out.find("watchdog"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("chip.core0.mxu0: waiting for"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("chip.core0.seq: waiting for"), std::string::npos) << r.out;
+  // Core 0 completes, and its output is written when its last access runs, while core 1
+  // hangs: the stopped run leaves no output file.
+  write("moved.tasm", moved_example());
+  Result two = run("exec --arch " + src("configs/arch/tpu_v4.yaml") + " " + src("traces/example_matmul/prog.tasm") +
+                   " " + path("moved.tasm") + " --test-hang-unit chip.core1.mxu0 --out " + path("w2"));
+  EXPECT_EQ(two.code, 1) << two.out;
+  EXPECT_NE(two.out.find("chip.core1.mxu0: waiting for"), std::string::npos) << two.out;
+  EXPECT_TRUE(std::filesystem::exists(path("w2/report.json")));
+  EXPECT_FALSE(std::filesystem::exists(path("w2/core0.y.npy")));
 }
 
 }  // namespace
