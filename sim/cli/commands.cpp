@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include "arch/arch_config.h"
@@ -107,7 +108,12 @@ class Outputs {
   Outputs(const Interpreters& cores, std::shared_ptr<isa::OffChipMemory> offchip, std::string dir)
       : cores_(cores), offchip_(std::move(offchip)), dir_(std::move(dir)) {
     std::vector<const isa::Program*> listing;
-    for (const auto& c : cores_) listing.push_back(&c->program());
+    for (std::size_t c = 0; c < cores_.size(); ++c) {
+      listing.push_back(&cores_[c]->program());
+      for (const isa::Region& r : cores_[c]->program().regions) {
+        if (r.role == isa::RegionRole::kOutput) output_cores_[{static_cast<int>(r.space), r.addr, r.name}].push_back(c);
+      }
+    }
     lifetimes_ = std::make_unique<sim::RegionLifetimes>(listing, [this](const isa::Region& r) { ended(r); });
     for (std::size_t i = 0; i < cores_.size(); ++i) {
       cores_[i]->set_after_execute([this, i](std::size_t index) { lifetimes_->executed(i, index); });
@@ -143,12 +149,12 @@ class Outputs {
     lines_[{core, name}] =
         fmt::format("  output {:<19} fnv1a {}  -> {}\n", file(core, name), digest(out.data), path(core, name));
   }
-  // Every core declaring this output region (same name and place) writes its file; then the
-  // region's pages are freed.
+  // Every core declaring this region (same name and place) as an output writes its file;
+  // then the region's pages are freed.
   void ended(const isa::Region& r) {
-    for (std::size_t c = 0; c < cores_.size(); ++c) {
-      const isa::Region* own = cores_[c]->program().find_region(r.name);
-      if (own && own->role == isa::RegionRole::kOutput && own->space == r.space && own->addr == r.addr) write(c, r.name);
+    auto it = output_cores_.find({static_cast<int>(r.space), r.addr, r.name});
+    if (it != output_cores_.end()) {
+      for (std::size_t c : it->second) write(c, r.name);
     }
     (r.space == isa::Space::kHost ? offchip_->host : offchip_->mem).release(r.addr, r.bytes());
   }
@@ -158,6 +164,8 @@ class Outputs {
   std::string dir_;
   std::unique_ptr<sim::RegionLifetimes> lifetimes_;
   std::map<std::pair<std::size_t, std::string>, std::string> lines_;  ///< (core, region) -> printed line
+  /// (space, address, name) of an output region -> the cores declaring it.
+  std::map<std::tuple<int, uint64_t, std::string>, std::vector<std::size_t>> output_cores_;
 };
 
 int run_timed(const ExecOptions& o, const arch::ArchConfig& a, const Interpreters& cores,
