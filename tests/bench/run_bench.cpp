@@ -3,14 +3,20 @@
 // run: for timing-only, the MXU fast model alone over the program's passes; for functional,
 // single-threaded Eigen fp32 GEMMs of the same layers (each matrix layer as one
 // pixels x fan-in x outputs GEMM, the physical floor of computing its numbers). Peak resident
-// memory of the process is printed with each.
+// memory of the process is printed with each. Also the peak memory of `tpusim run` on the
+// largest bundled run, against the same run timing-only.
 #include <benchmark/benchmark.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <Eigen/Dense>
 
 #include <chrono>
+#include <filesystem>
 #include <string>
+#include <vector>
 
 #include "arch/arch_config.h"
 #include "bench_util.h"
@@ -127,6 +133,57 @@ void BM_ResNet50Functional(benchmark::State& state) {
   state.counters["peak_rss_MiB"] = peak_rss_mib();
 }
 BENCHMARK(BM_ResNet50Functional)->Unit(benchmark::kMillisecond)->Iterations(2);
+
+// Peak resident memory of `tpusim run` as a child process (its ru_maxrss from wait4), in MiB,
+// and its wall time through *seconds; output to /dev/null, run directory removed after.
+double tpusim_peak_mib(const std::vector<std::string>& args, double* seconds) {
+  std::string dir = "/tmp/tpusim_bench_peak_" + std::to_string(getpid());
+  std::vector<std::string> all = {TPUSIM_BIN, "run"};
+  all.insert(all.end(), args.begin(), args.end());
+  all.insert(all.end(), {"--out", dir});
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  auto t0 = std::chrono::steady_clock::now();
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    dup2(null, 2);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  rusage u{};
+  wait4(pid, &status, 0, &u);
+  *seconds = seconds_since(t0);
+  std::filesystem::remove_all(dir);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;  // reported as a negative peak
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // Linux: KiB
+}
+
+// DESIGN.md section 7's memory target (under 1 GiB for any preset and bundled workload) on its
+// worst case: of all 210 preset x workload x mode runs (docs/performance.md), the bf16 CNN1
+// training step on TPU v4 peaks highest. Baseline in the same run: the same command
+// timing-only (--no-functional: the compiled program and the timing model, no data).
+void BM_LargestBundledRunPeakMemory(benchmark::State& state) {
+  const std::string src = TPU_SOURCE_DIR;
+  std::vector<std::string> args = {"--arch", src + "/configs/arch/tpu_v4.yaml", "--workload",
+                                   src + "/configs/workloads/tpu_v1/cnn1.yaml", "--mode", "training"};
+  double peak = 0, base = 0, wall = 0, base_wall = 0;
+  for (auto _ : state) {
+    peak = tpusim_peak_mib(args, &wall);
+    args.push_back("--no-functional");
+    base = tpusim_peak_mib(args, &base_wall);
+    args.pop_back();
+  }
+  state.counters["peak_MiB"] = peak;
+  state.counters["wall_s"] = wall;
+  state.counters["timing_only_MiB"] = base;
+  state.counters["x_timing_only"] = peak / base;
+  state.counters["of_1GiB_target"] = peak / 1024.0;
+}
+BENCHMARK(BM_LargestBundledRunPeakMemory)->Unit(benchmark::kSecond)->Iterations(1);
 
 void BM_ResNet50Compile(benchmark::State& state) {
   compiler::Workload w = compiler::load_workload(std::string(TPU_SOURCE_DIR) + "/configs/workloads/resnet50.yaml");
