@@ -111,6 +111,8 @@ Interpreter::Interpreter(const arch::ArchConfig& arch, std::optional<Program> ow
                      fmt::format("{}", offchip_->accumulator_values + cells));
   }
   offchip_->accumulator_values += cells;
+  region_index_.reserve(program_.regions.size());
+  for (std::size_t i = 0; i < program_.regions.size(); ++i) region_index_.emplace(program_.regions[i].name, i);
   uint64_t data = 0;
   for (const Region& r : program_.regions) data += r.init == RegionInit::kRandom ? 0 : r.bytes();
   if (data > kMaxRegionDataBytes) {
@@ -207,8 +209,13 @@ NpyArray Interpreter::random_fill(const Region& r, const NumericsOptions& opt) {
   return a;
 }
 
+const Region* Interpreter::region(const std::string& name) const {
+  auto it = region_index_.find(name);
+  return it == region_index_.end() ? nullptr : &program_.regions[it->second];
+}
+
 void Interpreter::set_input(const std::string& name, const NpyArray& data) {
-  const Region* r = program_.find_region(name);
+  const Region* r = region(name);
   auto fail_input = [&](const std::string& expected, const std::string& found) {
     throw InputError(SourceLocation{"<command line>", 0, 0}, "--input " + name, expected, found);
   };
@@ -732,7 +739,7 @@ void Interpreter::rowop(const Instruction& in) {
 }
 
 NpyArray Interpreter::read_region(const std::string& name) const {
-  const Region* r = program_.find_region(name);
+  const Region* r = region(name);
   if (!r) throw InputError(SourceLocation{file_, 0, 0}, "region", "a region of the program", name);
   NpyArray a;
   a.dtype = r->dtype;

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "arch/arch_config.h"
@@ -131,6 +132,8 @@ class Interpreter {
     std::vector<uint8_t> tag;  // entries x cols
   };
 
+  /// The program's region of that name (null: none), through region_index_.
+  const Region* region(const std::string& name) const;
   [[noreturn]] void fail(const std::string& field, const std::string& expected,
                          const std::string& found) const;
   SparseMemory& space(Space s) { return s == Space::kUb ? ub_ : s == Space::kHost ? offchip_->host : offchip_->mem; }
@@ -167,6 +170,7 @@ class Interpreter {
   SparseMemory ub_;
   std::vector<Mxu> mxus_;
   std::map<std::string, NpyArray> inputs_;
+  std::unordered_map<std::string, std::size_t> region_index_;  ///< name -> index in program_.regions
   InterpreterStats stats_;
   std::size_t pc_ = 0;
   std::function<void(std::size_t)> after_execute_;
