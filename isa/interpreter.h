@@ -33,6 +33,9 @@ struct InterpreterStats {
 /// Off-chip and host memory, which the cores of one chip share.
 struct OffChipMemory {
   explicit OffChipMemory(const arch::ArchConfig& arch);
+  /// Frees the pages of a region (off-chip or host) once nothing will read it
+  /// (SparseMemory::release).
+  void release(const Region& r) { (r.space == Space::kHost ? host : mem).release(r.addr, r.bytes()); }
   SparseMemory mem, host;
   /// Pages the chip's functional model may still allocate: off-chip, host and every core's
   /// unified buffer together (kMaxStoredBytes).

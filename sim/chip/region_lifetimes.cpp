@@ -67,6 +67,12 @@ void RegionLifetimes::executed(std::size_t core, std::size_t index) {
   });
 }
 
+void RegionLifetimes::attach(const std::vector<isa::Interpreter*>& cores) {
+  for (std::size_t i = 0; i < cores.size(); ++i) {
+    cores[i]->set_after_execute([this, i](std::size_t index) { executed(i, index); });
+  }
+}
+
 bool RegionLifetimes::ended(const std::string& name) const {
   for (const auto& entries : spaces_) {
     for (const Entry& e : entries) {

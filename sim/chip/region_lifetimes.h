@@ -9,6 +9,7 @@
 #include <functional>
 #include <vector>
 
+#include "isa/interpreter.h"
 #include "isa/program.h"
 
 namespace tpu::sim {
@@ -27,6 +28,9 @@ class RegionLifetimes {
   /// Instruction `index` of core `core` has applied its effect (Interpreter's after-execute
   /// hook); calls `ended` for every region whose last access it was.
   void executed(std::size_t core, std::size_t index);
+  /// Sets each core's interpreter (cores[i] runs programs[i]) to call executed() after every
+  /// instruction; this object must outlive their runs.
+  void attach(const std::vector<isa::Interpreter*>& cores);
 
   /// Whether the named region has ended (false for one no instruction accesses, or whose
   /// accesses did not all execute, e.g. after a halt).

@@ -108,16 +108,16 @@ class Outputs {
   Outputs(const Interpreters& cores, std::shared_ptr<isa::OffChipMemory> offchip, std::string dir)
       : cores_(cores), offchip_(std::move(offchip)), dir_(std::move(dir)) {
     std::vector<const isa::Program*> listing;
+    std::vector<isa::Interpreter*> attached;
     for (std::size_t c = 0; c < cores_.size(); ++c) {
       listing.push_back(&cores_[c]->program());
+      attached.push_back(cores_[c].get());
       for (const isa::Region& r : cores_[c]->program().regions) {
         if (r.role == isa::RegionRole::kOutput) output_cores_[{static_cast<int>(r.space), r.addr, r.name}].push_back(c);
       }
     }
     lifetimes_ = std::make_unique<sim::RegionLifetimes>(listing, [this](const isa::Region& r) { ended(r); });
-    for (std::size_t i = 0; i < cores_.size(); ++i) {
-      cores_[i]->set_after_execute([this, i](std::size_t index) { lifetimes_->executed(i, index); });
-    }
+    lifetimes_->attach(attached);
   }
   Outputs(const Outputs&) = delete;
   Outputs& operator=(const Outputs&) = delete;
@@ -156,7 +156,7 @@ class Outputs {
     if (it != output_cores_.end()) {
       for (std::size_t c : it->second) write(c, r.name);
     }
-    (r.space == isa::Space::kHost ? offchip_->host : offchip_->mem).release(r.addr, r.bytes());
+    offchip_->release(r);
   }
 
   const Interpreters& cores_;

@@ -671,11 +671,11 @@ int run_run(const RunOptions& o) {
     lifetimes = std::make_unique<sim::RegionLifetimes>(listing, [&, tensors_of](const isa::Region& r) {
       auto range = tensors_of.equal_range(r.name);
       for (auto it = range.first; it != range.second; ++it) write_output(it->second, it->first);
-      (r.space == isa::Space::kHost ? offchip->host : offchip->mem).release(r.addr, r.bytes());
+      offchip->release(r);
     });
-    for (std::size_t i = 0; i < interps.size(); ++i) {
-      interps[i]->set_after_execute([&lifetimes, i](std::size_t index) { lifetimes->executed(i, index); });
-    }
+    std::vector<isa::Interpreter*> attached;
+    for (const auto& in : interps) attached.push_back(in.get());
+    lifetimes->attach(attached);
   }
   sim::ChipOptions opt;
   opt.functional = functional;

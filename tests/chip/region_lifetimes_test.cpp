@@ -219,12 +219,12 @@ TEST(RegionLifetimes, FreeingEachTensorAtItsEndGivesTheSameBitsAndHoldsLess) {
     }
     RegionLifetimes lt(listing, [&](const isa::Region& r) {
       if (r.role == isa::RegionRole::kOutput) out.written_early[r.name] = interps.front()->read_region(r.name).data;
-      (r.space == isa::Space::kHost ? off->host : off->mem).release(r.addr, r.bytes());
+      off->release(r);
     });
     if (free_tensors) {
-      for (std::size_t i = 0; i < interps.size(); ++i) {
-        interps[i]->set_after_execute([&lt, i](std::size_t index) { lt.executed(i, index); });
-      }
+      std::vector<isa::Interpreter*> attached;
+      for (const auto& in : interps) attached.push_back(in.get());
+      lt.attach(attached);
     }
     ChipResult r = run_chip(a, cores, ChipOptions{});
     EXPECT_TRUE(r.completed);
