@@ -184,7 +184,8 @@ int run_collective(const CollectiveOptions& o) {
   pod::CollectiveResult r = pod::run_collective(p, op, bytes, alg);
   double chips = static_cast<double>(p.chips);
   auto per_second = [&](double v) { return r.seconds > 0 ? v / r.seconds : 0.0; };
-  bool direct = op == pod::CollectiveOp::kAllToAll;  // no closed form for direct sends
+  // No closed form for an all-to-all's direct sends or its forwarding along mesh lines.
+  bool direct = op == pod::CollectiveOp::kAllToAll && r.closed_form_seconds <= 0;
   if (o.json) {
     nlohmann::json j = {{"pod", p.name},
                         {"chips", p.chips},
@@ -210,7 +211,8 @@ int run_collective(const CollectiveOptions& o) {
   row("algorithm", pod::kAlgorithmNames[static_cast<int>(r.algorithm)], "");
   row("time", fmt::format("{:.3f}", r.seconds * 1e6), "us");
   if (direct) {
-    row("closed form (alpha-beta)", "-", "(none for direct sends)");
+    row("closed form (alpha-beta)", "-",
+        r.algorithm == pod::Algorithm::kRing ? "(none for direct sends)" : "(none along mesh lines)");
   } else {
     row("closed form (alpha-beta)", fmt::format("{:.3f}", r.closed_form_seconds * 1e6), "us");
   }

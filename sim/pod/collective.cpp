@@ -66,6 +66,68 @@ void ring_phase(const std::vector<std::vector<int64_t>>& rings, const std::vecto
   }
 }
 
+// All-to-all by forwarding along each dimension in turn. In the phase of dimension d every
+// chip exchanges with the chips of its line along d: what it sends to the chip o positions
+// away is everything it holds by then for the chips whose coordinate d is that chip's
+// (members / n chunks of count / members elements). It travels hop by hop: at step t each
+// chip passes to its neighbour what still has to go at least t hops, so every transfer
+// crosses one link. Round a ring the shorter way (a chunk half way round: half each way);
+// along a line the only way. multi-torus splits every chunk into one part per dimension,
+// part p taking the dimensions in an order rotated by p, as for the all-reduce.
+void all_to_all_forwarding(const Network& net, const Group& g, Algorithm a, int64_t count,
+                           const std::function<void(const Round&)>& emit) {
+  std::vector<int64_t> members = snake_members(net, g);
+  auto total = static_cast<int64_t>(members.size());
+  int64_t c = count / total;
+  std::vector<int> dims = group_dims(net, g);
+  if (c == 0 || dims.empty()) return;
+  std::size_t k = a == Algorithm::kMultiTorus ? dims.size() : 1;
+  for (std::size_t j = 0; j < dims.size(); ++j) {
+    struct Line {
+      int d;
+      int64_t n, steps, agg;
+      bool ring;
+    };
+    std::vector<Line> lines;
+    int64_t steps = 0;
+    for (std::size_t p = 0; p < k; ++p) {
+      int d = dims[(p + j) % dims.size()];
+      int64_t n = net.config().dims[at(d)];
+      bool ring = net.wraps(d);
+      int64_t cp = c * static_cast<int64_t>(p + 1) / static_cast<int64_t>(k) - c * static_cast<int64_t>(p) / static_cast<int64_t>(k);
+      lines.push_back({d, n, ring ? n / 2 : n - 1, total / n * cp, ring});
+      steps = std::max(steps, lines.back().steps);
+    }
+    for (int64_t t = 1; t <= steps; ++t) {
+      Round r;
+      for (std::size_t p = 0; p < k; ++p) {
+        const Line& l = lines[p];
+        if (t > l.steps || l.agg == 0) continue;
+        for (int64_t chip : members) {
+          int64_t x = net.coord(chip, l.d);
+          for (int dir : {1, -1}) {
+            // The chunks passing at step t left their source t - 1 hops back.
+            int64_t s = x - dir * (t - 1);
+            int64_t elements = 0;
+            if (l.ring) {
+              int64_t full = std::max<int64_t>(0, (l.n - 1) / 2 - t + 1);
+              elements = full * l.agg;
+              if (l.n % 2 == 0 && t <= l.n / 2) elements += dir > 0 ? l.agg / 2 : l.agg - l.agg / 2;
+            } else if (s >= 0 && s < l.n) {
+              int64_t farthest = dir > 0 ? l.n - 1 - s : s;
+              elements = std::max<int64_t>(0, farthest - t + 1) * l.agg;
+            }
+            if (elements > 0) {
+              r.push_back({chip, net.step(chip, l.d, dir), 0, elements, 0, false, dir < 0, static_cast<int>(p)});
+            }
+          }
+        }
+      }
+      if (!r.empty()) emit(r);
+    }
+  }
+}
+
 }  // namespace
 
 Group group_of(const Network& net, int64_t chip, unsigned mask) {
@@ -108,7 +170,7 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
     if (op == CollectiveOp::kBroadcast || (op == CollectiveOp::kAllReduce && bytes < 64 * 1024)) {
       a = Algorithm::kTree;
     } else if (op == CollectiveOp::kAllToAll) {
-      a = Algorithm::kRing;  // direct sends; the name only selects the rank order
+      a = Algorithm::kMultiTorus;  // forwarding along every dimension at once (meshes too)
     } else {
       a = dims.size() > 1 && !open_mesh ? Algorithm::kMultiTorus : Algorithm::kBidirRing;
     }
@@ -117,13 +179,17 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
   if (a == Algorithm::kTree && op != CollectiveOp::kAllReduce && op != CollectiveOp::kBroadcast) {
     bad_algorithm(fmt::format("ring, bidir-ring, torus or auto for {}", kCollectiveOpNames[static_cast<int>(op)]), a);
   }
-  if (op == CollectiveOp::kAllToAll && a != Algorithm::kRing) bad_algorithm("ring or auto for all-to-all", a);
-  if (op == CollectiveOp::kAllToAll) {
+  if (op == CollectiveOp::kAllToAll && a == Algorithm::kBidirRing) {
+    bad_algorithm("ring, torus, multi-torus or auto for all-to-all", a);
+  }
+  if (op == CollectiveOp::kAllToAll && a == Algorithm::kRing) {
     int64_t members = 1;
     for (int d : dims) members *= net.config().dims[at(d)];
     if (members > kMaxAllToAllChips) {
-      throw InputError(SourceLocation{net.config().origin(), 0, 0}, "op",
-                       fmt::format("all-to-all over at most {} chips (it sends chips^2 transfers)", kMaxAllToAllChips),
+      throw InputError(SourceLocation{net.config().origin(), 0, 0}, "algorithm",
+                       fmt::format("a ring all-to-all over at most {} chips (direct sends, chips^2 transfers; "
+                                   "torus or multi-torus forward hop by hop and go further)",
+                                   kMaxAllToAllChips),
                        fmt::format("{} chips", members));
     }
   }
@@ -134,7 +200,15 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
     members *= static_cast<double>(net.config().dims[at(d)]);
     torus_rounds += static_cast<double>(net.config().dims[at(d)] - 1);
   }
-  double transfers = a == Algorithm::kTree ? 4 * members
+  double forwarding = 0;  // all-to-all hop by hop: two per chip per step of every part's phases
+  for (int d : dims) {
+    double n = static_cast<double>(net.config().dims[at(d)]);
+    forwarding += 2 * members * (net.wraps(d) ? std::floor(n / 2) : n - 1) *
+                  (a == Algorithm::kMultiTorus ? static_cast<double>(dims.size()) : 1);
+  }
+  double transfers = op == CollectiveOp::kAllToAll && (a == Algorithm::kTorus || a == Algorithm::kMultiTorus)
+                         ? forwarding
+                     : a == Algorithm::kTree ? 4 * members
                      : a == Algorithm::kTorus || a == Algorithm::kMultiTorus ? 8 * members * torus_rounds
                                                                              : 4 * members * (members - 1);
   if (transfers > kMaxScheduleTransfers) {
@@ -148,7 +222,8 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
                                  transfers));
   }
 
-  if (a == Algorithm::kTorus || a == Algorithm::kMultiTorus) {
+  // All-to-all forwards along lines as well as rings; the other tori need the wrap-around.
+  if ((a == Algorithm::kTorus || a == Algorithm::kMultiTorus) && op != CollectiveOp::kAllToAll) {
     for (int d : dims) {
       if (!net.wraps(d) && net.config().dims[at(d)] > 2) {
         throw InputError(SourceLocation{net.config().origin(), 0, 0}, "algorithm",
@@ -192,6 +267,10 @@ void collective_rounds(const Network& net, const Group& g, CollectiveOp op, Algo
     }
     case Algorithm::kTorus:
     case Algorithm::kMultiTorus: {
+      if (op == CollectiveOp::kAllToAll) {
+        all_to_all_forwarding(net, g, a, count, emit);
+        return;
+      }
       // Dimension-ordered: a bidirectional reduce-scatter along each dimension over the region
       // the chip owns so far, then all-gathers back in reverse order. multi-torus splits the
       // buffer into one part per dimension; part p takes the dimensions in an order rotated
@@ -308,6 +387,9 @@ void move_data(const Network& net, const Group& g, CollectiveOp op, Algorithm a,
   std::map<int64_t, std::vector<uint8_t>> original;  // all-to-all reads the buffers as they began
   if (op == CollectiveOp::kAllToAll) {
     for (int64_t c : snake_members(net, g)) original[c] = data.read(c, 0, count);
+    // Its result is a permutation whatever the route: the direct sends move the data, the
+    // forwarding schedules (torus, multi-torus) only decide the time.
+    a = Algorithm::kRing;
   }
   collective_rounds(net, g, op, a, count, [&](const Round& r) {
     std::vector<std::vector<uint8_t>> payload;
@@ -350,7 +432,30 @@ double closed_form(const arch::PodConfig& pod, CollectiveOp op, double bytes, Al
   double alpha = pod.link_latency_ns * 1e-9;
   double p = static_cast<double>(pod.chips);
   double phases = op == CollectiveOp::kAllReduce ? 2 : 1;
-  if (op == CollectiveOp::kAllToAll) return 0;  // no alpha-beta form for direct sends
+  if (op == CollectiveOp::kAllToAll) {
+    // Direct sends contend on multi-hop routes: no closed form. Forwarding round a ring of n:
+    // the link in each direction carries n^2/8 chunks (n even; (n^2-1)/8 odd) in n/2 steps;
+    // along a line (a mesh dimension) the load is uneven: no closed form either.
+    if (a != Algorithm::kTorus && a != Algorithm::kMultiTorus) return 0;
+    std::vector<double> dims;
+    for (std::size_t d = 0; d < pod.dims.size(); ++d) {
+      if (pod.dims[d] < 2) continue;
+      if (pod.topology[d] == arch::DimTopology::kMesh) return 0;
+      dims.push_back(static_cast<double>(pod.dims[d]));
+    }
+    double k = a == Algorithm::kMultiTorus ? static_cast<double>(std::max<std::size_t>(dims.size(), 1)) : 1;
+    double t = 0;
+    for (std::size_t j = 0; j < dims.size(); ++j) {
+      double slowest = 0;
+      for (std::size_t q = 0; q < static_cast<std::size_t>(k); ++q) {
+        double n = dims[(q + j) % dims.size()];
+        double chunk_hops = std::fmod(n, 2) == 0 ? n * n / 8 : (n * n - 1) / 8;
+        slowest = std::max(slowest, chunk_hops * bytes / (n * k) * beta + std::floor(n / 2) * alpha);
+      }
+      t += slowest;
+    }
+    return t;
+  }
   switch (a) {
     case Algorithm::kRing:
       return phases * (p - 1) * (bytes / p * beta + alpha);

@@ -20,7 +20,7 @@ inline constexpr const char* kCollectiveOpNames[] = {"all-reduce", "reduce-scatt
 enum class Algorithm : uint8_t { kAuto, kRing, kBidirRing, kTorus, kTree, kMultiTorus };
 inline constexpr const char* kAlgorithmNames[] = {"auto", "ring", "bidir-ring", "torus", "tree", "multi-torus"};
 
-/// Largest group an all-to-all may span (it is chips^2 transfers).
+/// Largest group an all-to-all's direct sends (ring) may span (it is chips^2 transfers).
 inline constexpr int64_t kMaxAllToAllChips = 1024;
 /// Largest schedule simulated (transfers of one collective), bounding host time and memory.
 inline constexpr double kMaxScheduleTransfers = 1e8;
@@ -57,6 +57,9 @@ using Round = std::vector<Xfer>;
 Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op, int64_t bytes, Algorithm a);
 
 /// Calls `round` for each round of the schedule, in order. `a` must be resolved.
+/// All-to-all under torus or multi-torus: forwarding steps, one link each, whose [lo, hi)
+/// gives only the size (they carry chunks of several origins); move_data applies the
+/// all-to-all's permutation through its direct sends (ring) whatever `a` is.
 void collective_rounds(const Network& net, const Group& g, CollectiveOp op, Algorithm a, int64_t count,
                        const std::function<void(const Round&)>& round);
 

@@ -112,6 +112,80 @@ TEST(PodNetwork, ToriNeedWrapAroundLinksRingsAndTreesDoNot) {
   EXPECT_GT(run_collective(mesh, CollectiveOp::kAllReduce, 1 << 20, Algorithm::kTree).seconds, 0.0);
 }
 
+// Hops of the dimension-ordered shortest route from chip a to chip b: the shorter way round
+// a ring, straight along a line. Every byte of an all-to-all crosses at least this many links.
+double route_hops(const arch::PodConfig& p, int64_t a, int64_t b) {
+  double hops = 0;
+  for (std::size_t d = 0; d < p.dims.size(); ++d) {
+    int64_t n = p.dims[d], delta = std::abs(a % n - b % n);
+    hops += static_cast<double>(p.topology[d] == arch::DimTopology::kMesh ? delta : std::min(delta, n - delta));
+    a /= n;
+    b /= n;
+  }
+  return hops;
+}
+
+TEST(PodNetwork, AllToAllForwardsEveryChunkOnAShortestRouteAtItsClosedForm) {
+  struct Case {
+    const char *topology, *dims;
+    int ports;
+  } cases[] = {{"[ring]", "[8]", 2},
+               {"[ring]", "[7]", 2},
+               {"[torus, torus]", "[2, 2]", 4},
+               {"[torus, torus]", "[4, 4]", 4},
+               {"[torus, torus]", "[3, 5]", 4},
+               {"[torus, torus]", "[4, 8]", 4},
+               {"[torus, torus, torus]", "[2, 2, 2]", 6},
+               {"[torus, torus, torus]", "[4, 4, 4]", 6},
+               {"[mesh, mesh]", "[4, 4]", 4},
+               {"[mesh, torus]", "[3, 4]", 4}};
+  for (const Case& c : cases) {
+    arch::PodConfig p = pod(c.topology, c.dims, c.ports);
+    SCOPED_TRACE(std::string(c.topology) + " " + c.dims);
+    auto chips = static_cast<double>(p.chips);
+    double bytes = chips * 3 * (1 << 20);  // every chunk splits evenly into parts and halves
+    // Each chip sends bytes / chips to every other chip; no schedule can put fewer bytes on
+    // the links than the sum of their shortest routes.
+    double floor = 0;
+    for (int64_t a = 0; a < p.chips; ++a) {
+      for (int64_t b = 0; b < p.chips; ++b) floor += route_hops(p, a, b) * bytes / chips;
+    }
+    bool mesh = std::string(c.topology).find("mesh") != std::string::npos;
+    double forwarding = 0;
+    for (Algorithm a : {Algorithm::kTorus, Algorithm::kMultiTorus}) {
+      CollectiveResult r = run_collective(p, CollectiveOp::kAllToAll, bytes, a);
+      forwarding = r.seconds;
+      EXPECT_DOUBLE_EQ(r.link_bytes, floor) << kAlgorithmNames[static_cast<int>(a)];
+      if (mesh) {
+        EXPECT_EQ(closed_form(p, CollectiveOp::kAllToAll, bytes, a), 0.0);  // none along lines
+        EXPECT_GE(r.seconds, r.max_link_busy);
+      } else {
+        expect_closed_form(p, CollectiveOp::kAllToAll, bytes, a);
+      }
+    }
+    // The direct sends move the same bytes over the same routes, in more time: a route
+    // holds all its links at once, so long routes wait for each other.
+    CollectiveResult direct = run_collective(p, CollectiveOp::kAllToAll, bytes, Algorithm::kRing);
+    EXPECT_DOUBLE_EQ(direct.link_bytes, floor);
+    EXPECT_GT(direct.seconds, forwarding);
+    EXPECT_EQ(run_collective(p, CollectiveOp::kAllToAll, bytes, Algorithm::kAuto).algorithm, Algorithm::kMultiTorus);
+  }
+  // A large all-to-all on a square or cubic torus: half of every chip's data crosses the cut
+  // that halves the pod, so the cut's links (2 x chips / n per direction) bound the time.
+  // Forwarding every dimension at once meets that bound.
+  for (const char* f : {"v3_32x32", "v4_16x16x16", "v5e_16x16"}) {
+    arch::PodConfig p = arch::load_pod(test::source_path(std::string("configs/pod/") + f + ".yaml"));
+    SCOPED_TRACE(f);
+    double bytes = 1 << 30, chips = static_cast<double>(p.chips), n = static_cast<double>(p.dims[0]);
+    double bandwidth = p.link_bandwidth_gbps * 1e9 * static_cast<double>(p.links_per_direction);
+    double bisection_bound = chips / 2 * bytes / 2 / (2 * chips / n * bandwidth);
+    CollectiveResult r = run_collective(p, CollectiveOp::kAllToAll, bytes, Algorithm::kAuto);
+    EXPECT_EQ(r.algorithm, Algorithm::kMultiTorus);
+    EXPECT_NEAR(r.seconds / bisection_bound, 1.0, 0.001) << r.seconds << " s vs " << bisection_bound << " s";
+    expect_closed_form(p, CollectiveOp::kAllToAll, bytes, Algorithm::kMultiTorus);
+  }
+}
+
 TEST(PodNetwork, SchedulesTooLargeToSimulateAreClearErrors) {
   // A ring through 65536 chips is 2^34 transfers.
   arch::PodConfig big = pod("[ring]", "[65536]", 2);
