@@ -167,15 +167,20 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
   // it, a ring over the snake order closes through a multi-hop route.
   bool open_mesh = std::any_of(dims.begin(), dims.end(), [&](int d) { return !net.wraps(d) && net.config().dims[at(d)] > 2; });
   if (a == Algorithm::kAuto) {
-    if (op == CollectiveOp::kBroadcast || (op == CollectiveOp::kAllReduce && bytes < 64 * 1024)) {
+    if (((op == CollectiveOp::kBroadcast || op == CollectiveOp::kAllReduce) && bytes < 64 * 1024) ||
+        (op == CollectiveOp::kBroadcast && (open_mesh || dims.empty()))) {
       a = Algorithm::kTree;
+    } else if (op == CollectiveOp::kBroadcast) {
+      a = Algorithm::kMultiTorus;  // scatter and all-gather, every port at once
     } else if (op == CollectiveOp::kAllToAll) {
       a = Algorithm::kMultiTorus;  // forwarding along every dimension at once (meshes too)
     } else {
       a = dims.size() > 1 && !open_mesh ? Algorithm::kMultiTorus : Algorithm::kBidirRing;
     }
   }
-  if (op == CollectiveOp::kBroadcast && a != Algorithm::kTree) bad_algorithm("tree or auto for broadcast", a);
+  if (op == CollectiveOp::kBroadcast && (a == Algorithm::kRing || a == Algorithm::kBidirRing)) {
+    bad_algorithm("tree, torus, multi-torus or auto for broadcast", a);
+  }
   if (a == Algorithm::kTree && op != CollectiveOp::kAllReduce && op != CollectiveOp::kBroadcast) {
     bad_algorithm(fmt::format("ring, bidir-ring, torus or auto for {}", kCollectiveOpNames[static_cast<int>(op)]), a);
   }
@@ -327,10 +332,59 @@ void collective_rounds(const Network& net, const Group& g, CollectiveOp op, Algo
         }
         for (const Round& round : merged) emit(round);
       };
+      // Broadcast: scatter rank 0's buffer so that every chip holds the shard a
+      // reduce-scatter would have left it, then all-gather. Phase j of part p: each chip that
+      // shares rank 0's coordinates in the dimensions not yet scattered sends, along its
+      // line, chunk x of what it holds to the chip at coordinate x, pipelined hop by hop:
+      // in round s the source injects the chunk s places from the far end and each chip
+      // on the way passes on the chunk it received in round s - 1 (the shorter way round a
+      // ring, a chunk half way round split in two halves; along a line the only way).
+      // Chips on the way keep the chunks they pass on, which the all-gather brings anyway.
+      auto scatter = [&](std::size_t j) {
+        int64_t root = members.front();
+        std::vector<Round> merged;
+        for (std::size_t p = 0; p < k; ++p) {
+          int d = dims[(p + j) % dims.size()];
+          int64_t nd = net.config().dims[at(d)];
+          bool ring = net.wraps(d);
+          const Phase& ph = parts[p][j];
+          for (int64_t c : members) {
+            bool source = true;
+            for (std::size_t i = j; i < dims.size(); ++i) {
+              int e = dims[(p + i) % dims.size()];
+              source = source && net.coord(c, e) == net.coord(root, e);
+            }
+            if (!source) continue;
+            int64_t r = net.coord(c, d);
+            for (int dir : {1, -1}) {
+              int64_t h = ring ? nd / 2 : dir > 0 ? nd - 1 - r : r;
+              for (int64_t round = 0; round < h; ++round) {
+                if (merged.size() <= at(round)) merged.emplace_back();
+                for (int64_t hop = 0; hop <= round; ++hop) {
+                  int64_t dist = h - round + hop;  // of the chunk passing at this hop
+                  auto [lo, hi] = chunk(ph.base[at(c)], ph.len[at(c)], mod(r + dir * dist, nd), nd);
+                  if (ring && nd % 2 == 0 && dist == nd / 2) {
+                    int64_t mid = lo + (hi - lo) / 2;
+                    (dir > 0 ? hi : lo) = mid;
+                  }
+                  if (hi <= lo) continue;
+                  Xfer x{net.step(c, d, dir * hop), net.step(c, d, dir * (hop + 1)), lo, hi, lo, false, dir < 0,
+                         static_cast<int>(p)};
+                  merged[at(round)].push_back(x);
+                }
+              }
+            }
+          }
+        }
+        for (const Round& round : merged) emit(round);
+      };
+      if (op == CollectiveOp::kBroadcast) {
+        for (std::size_t j = 0; j < dims.size(); ++j) scatter(j);
+      }
       if (rs) {
         for (std::size_t j = 0; j < dims.size(); ++j) phase(j, true);
       }
-      if (ag) {
+      if (ag || op == CollectiveOp::kBroadcast) {
         for (std::size_t j = dims.size(); j-- > 0;) phase(j, false);
       }
       return;
@@ -471,17 +525,22 @@ double closed_form(const arch::PodConfig& pod, CollectiveOp op, double bytes, Al
       }
       std::size_t k = a == Algorithm::kMultiTorus ? std::max<std::size_t>(dims.size(), 1) : 1;
       std::vector<double> held(k, bytes / static_cast<double>(k));
-      double t = 0;
+      double t = 0, scatter = 0;
       for (std::size_t j = 0; j < dims.size(); ++j) {
-        double slowest = 0;
+        double slowest = 0, slowest_scatter = 0;
         for (std::size_t p = 0; p < k; ++p) {
           double n = dims[(p + j) % dims.size()];
           slowest = std::max(slowest, (n - 1) * (held[p] / (2 * n) * beta + alpha));
+          // Broadcast's pipelined scatter along a ring: floor(n/2) rounds of one chunk
+          // (held / n) each way, the first of them half a chunk when n is even.
+          double h = std::floor(n / 2), first = std::fmod(n, 2) == 0 ? 0.5 : 1;
+          slowest_scatter = std::max(slowest_scatter, (h - 1 + first) * held[p] / n * beta + h * alpha);
           held[p] /= n;
         }
         t += slowest;
+        scatter += slowest_scatter;
       }
-      return phases * t;
+      return phases * t + (op == CollectiveOp::kBroadcast ? scatter : 0);
     }
     case Algorithm::kTree: {
       // Binary tree over the ring order of a one-dimensional ring: level l spans 2^l hops.

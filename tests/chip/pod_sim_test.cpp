@@ -325,6 +325,47 @@ TEST(PodSim, GroupsSpanOnlyTheirDimensions) {
   }
 }
 
+// Broadcast by the tori (a pipelined scatter of the leader's buffer, then an all-gather)
+// and by the tree: every member ends with its group leader's buffer, byte for byte, on
+// uneven chunks (1001 elements), an odd ring, a two-chip mesh dimension and sub-pod groups.
+TEST(PodSim, BroadcastCopiesTheGroupLeadersBufferToEveryMember) {
+  arch::ArchConfig a = v4();
+  struct Case {
+    const char *topology, *dims;
+    int ports;
+    const char* group;  // "" = the whole pod
+  } cases[] = {{"[torus, torus]", "[4, 4]", 4, ""},
+               {"[torus, mesh, torus]", "[3, 2, 4]", 6, ""},
+               {"[torus, torus]", "[4, 4]", 4, " group=d1"},
+               {"[torus, torus, torus]", "[2, 3, 2]", 6, " group=d0|d2"}};
+  for (const Case& c : cases) {
+    arch::PodConfig pod = make_pod(c.topology, c.dims, c.ports);
+    Network net(pod);
+    for (const char* alg : {"auto", "tree", "torus", "multi_torus"}) {
+      SCOPED_TRACE(fmt::format("{} {}{} {}", c.topology, c.dims, c.group, alg));
+      PodPrograms p = make_programs(a, pod.chips, [&](int64_t chip) {
+        return fmt::format(
+            ".region g addr=0 dtype=fp32 shape=1001 role=output init=random seed={}\n"
+            "collective op=broadcast algorithm={} dtype=fp32 addr=0 count=1001{}\nhalt\n",
+            100 + chip, alg, c.group);
+      });
+      auto v = initial(a, p);
+      ASSERT_TRUE(run_detailed(a, pod, p).completed);
+      unsigned mask = 0;
+      for (int d = 0; d < net.dims(); ++d) {
+        if (std::string(c.group).empty() || std::string(c.group).find(fmt::format("d{}", d)) != std::string::npos) {
+          mask |= 1u << d;
+        }
+      }
+      for (int64_t chip = 0; chip < pod.chips; ++chip) {
+        int64_t leader = group_of(net, chip, mask).leader;
+        EXPECT_EQ(p.states[static_cast<std::size_t>(chip)]->read_region("g").data, v[static_cast<std::size_t>(leader)])
+            << "chip " << chip << " leader " << leader;
+      }
+    }
+  }
+}
+
 TEST(PodSim, SendLandsDataOnTheNeighbourAndRecvWaitsForIt) {
   arch::ArchConfig a = v4();
   arch::PodConfig pod = make_pod("[ring]", "[4]", 2, 1, 0);  // 1 GB/s: 1 ns per byte

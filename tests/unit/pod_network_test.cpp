@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <tuple>
 
 #include "arch/error.h"
 #include "arch/pod_config.h"
@@ -184,6 +185,46 @@ TEST(PodNetwork, AllToAllForwardsEveryChunkOnAShortestRouteAtItsClosedForm) {
     EXPECT_NEAR(r.seconds / bisection_bound, 1.0, 0.001) << r.seconds << " s vs " << bisection_bound << " s";
     expect_closed_form(p, CollectiveOp::kAllToAll, bytes, Algorithm::kMultiTorus);
   }
+}
+
+TEST(PodNetwork, LargeBroadcastsScatterAndAllGatherAtTheirClosedForm) {
+  double mib = 1 << 20;
+  for (auto [topology, dims, ports] : {std::tuple{"[ring]", "[8]", 2}, std::tuple{"[ring]", "[7]", 2},
+                                       std::tuple{"[torus, torus]", "[2, 2]", 4},
+                                       std::tuple{"[torus, torus]", "[4, 4]", 4},
+                                       std::tuple{"[torus, torus]", "[3, 5]", 4},
+                                       std::tuple{"[torus, torus, torus]", "[4, 4, 4]", 6}}) {
+    arch::PodConfig p = pod(topology, dims, ports);
+    SCOPED_TRACE(std::string(topology) + " " + dims);
+    expect_closed_form(p, CollectiveOp::kBroadcast, 64 * mib, Algorithm::kTorus);
+    expect_closed_form(p, CollectiveOp::kBroadcast, 64 * mib, Algorithm::kMultiTorus);
+    // The tree sends the whole buffer at each of its log2(chips) levels.
+    CollectiveResult tree = run_collective(p, CollectiveOp::kBroadcast, 64 * mib, Algorithm::kTree);
+    CollectiveResult multi = run_collective(p, CollectiveOp::kBroadcast, 64 * mib, Algorithm::kAuto);
+    EXPECT_EQ(multi.algorithm, Algorithm::kMultiTorus);
+    if (p.chips > 4) {
+      EXPECT_LT(multi.seconds, tree.seconds);
+    }
+  }
+  // Rank 0 injects the whole buffer through its ports at best (D / (ports x bandwidth)); the
+  // scatter and the all-gather each come within a few percent of that, on every preset.
+  for (const char* f : {"v3_32x32", "v4_16x16x16", "v5e_16x16"}) {
+    arch::PodConfig p = arch::load_pod(test::source_path(std::string("configs/pod/") + f + ".yaml"));
+    SCOPED_TRACE(f);
+    double bytes = 1 << 30;
+    double bound = bytes / (2 * static_cast<double>(p.dims.size()) * p.link_bandwidth_gbps * 1e9);
+    CollectiveResult r = run_collective(p, CollectiveOp::kBroadcast, bytes, Algorithm::kAuto);
+    EXPECT_EQ(r.algorithm, Algorithm::kMultiTorus);
+    EXPECT_GT(r.seconds, bound);
+    EXPECT_LT(r.seconds, 2.05 * bound);
+    expect_closed_form(p, CollectiveOp::kBroadcast, bytes, Algorithm::kMultiTorus);
+  }
+  // Small broadcasts, and broadcasts over a mesh line of more than two chips, keep the tree.
+  EXPECT_EQ(run_collective(pod("[torus, torus]", "[4, 4]", 4), CollectiveOp::kBroadcast, 4096, Algorithm::kAuto).algorithm,
+            Algorithm::kTree);
+  EXPECT_EQ(run_collective(pod("[mesh, torus]", "[4, 4]", 4), CollectiveOp::kBroadcast, 64 * mib, Algorithm::kAuto)
+                .algorithm,
+            Algorithm::kTree);
 }
 
 TEST(PodNetwork, SchedulesTooLargeToSimulateAreClearErrors) {
