@@ -54,11 +54,11 @@ void ring_phase(const std::vector<std::vector<int64_t>>& rings, const std::vecto
         // Forward: reduce-scatter sends chunk x-1-s, all-gather chunk x-s.
         auto [flo, fhi] = chunk(b, l, mod(reduce ? x - 1 - s : x - s, n), n);
         int64_t fmid = bidir ? flo + (fhi - flo) / 2 : fhi;
-        if (fmid > flo) r.push_back({me, ring[at(mod(x + 1, n))], flo, fmid, flo, reduce, false});
+        if (fmid > flo) r.push_back({me, ring[at(mod(x + 1, n))], flo, fmid, flo, reduce, false, 0, s == 0});
         if (bidir) {
           auto [blo, bhi] = chunk(b, l, mod(reduce ? x + 1 + s : x + s, n), n);
           int64_t bmid = blo + (bhi - blo) / 2;
-          if (bhi > bmid) r.push_back({me, ring[at(mod(x - 1, n))], bmid, bhi, bmid, reduce, true});
+          if (bhi > bmid) r.push_back({me, ring[at(mod(x - 1, n))], bmid, bhi, bmid, reduce, true, 0, s == 0});
         }
       }
     }
@@ -118,7 +118,7 @@ void all_to_all_forwarding(const Network& net, const Group& g, Algorithm a, int6
               elements = std::max<int64_t>(0, farthest - t + 1) * l.agg;
             }
             if (elements > 0) {
-              r.push_back({chip, net.step(chip, l.d, dir), 0, elements, 0, false, dir < 0, static_cast<int>(p)});
+              r.push_back({chip, net.step(chip, l.d, dir), 0, elements, 0, false, dir < 0, static_cast<int>(p), t == 1});
             }
           }
         }
@@ -368,8 +368,9 @@ void collective_rounds(const Network& net, const Group& g, CollectiveOp op, Algo
                     (dir > 0 ? hi : lo) = mid;
                   }
                   if (hi <= lo) continue;
+                  // The source's own sends start from the whole of what it holds.
                   Xfer x{net.step(c, d, dir * hop), net.step(c, d, dir * (hop + 1)), lo, hi, lo, false, dir < 0,
-                         static_cast<int>(p)};
+                         static_cast<int>(p), hop == 0};
                   merged[at(round)].push_back(x);
                 }
               }
@@ -412,27 +413,50 @@ void collective_rounds(const Network& net, const Group& g, CollectiveOp op, Algo
   }
 }
 
-void time_rounds(Network& net, const Group& g, CollectiveOp op, Algorithm a, int64_t count, int elem_bytes,
-                 std::vector<double>& ready) {
-  // Per stream, when each chip has the data its next send needs.
-  std::vector<std::vector<double>> streams(1, ready);
-  collective_rounds(net, g, op, a, count, [&](const Round& r) {
+void time_round_list(Network& net, const std::function<void(const std::function<void(const Round&)>&)>& rounds,
+                     int elem_bytes, std::vector<double>& ready) {
+  // Per stream and direction (2 x stream + backward), when each chip has the data its next
+  // send in that direction needs.
+  std::vector<std::vector<double>> streams(2, ready);
+  rounds([&](const Round& r) {
     for (const Xfer& x : r) {
-      while (static_cast<int>(streams.size()) <= x.stream) streams.push_back(ready);
+      while (streams.size() < 2 * static_cast<std::size_t>(x.stream) + 2) streams.push_back(ready);
     }
     std::vector<std::vector<double>> next = streams;
-    for (const Xfer& x : r) {
-      const auto& s = streams[static_cast<std::size_t>(x.stream)];
-      double t = net.send_to(x.from, x.to, static_cast<double>((x.hi - x.lo) * elem_bytes), s[at(x.from)],
-                             x.backward_on_tie);
-      auto& n = next[static_cast<std::size_t>(x.stream)];
-      n[at(x.to)] = std::max(n[at(x.to)], t);
+    // The round's transfers claim their links in the order they become ready (ties in
+    // schedule order), so that one which waits for its data does not hold up those behind it
+    // in the list that are ready earlier.
+    std::vector<std::pair<double, std::size_t>> order;
+    order.reserve(r.size());
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      const Xfer& x = r[i];
+      std::size_t fwd = 2 * static_cast<std::size_t>(x.stream), own = fwd + (x.backward_on_tie ? 1 : 0);
+      double start = streams[own][at(x.from)];
+      if (x.join) {
+        start = std::max(streams[fwd][at(x.from)], streams[fwd + 1][at(x.from)]);
+        for (std::size_t d : {fwd, fwd + 1}) next[d][at(x.from)] = std::max(next[d][at(x.from)], start);
+      }
+      order.emplace_back(start, i);
+    }
+    std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [start, i] : order) {
+      const Xfer& x = r[i];
+      std::size_t own = 2 * static_cast<std::size_t>(x.stream) + (x.backward_on_tie ? 1 : 0);
+      double t = net.send_to(x.from, x.to, static_cast<double>((x.hi - x.lo) * elem_bytes), start, x.backward_on_tie);
+      next[own][at(x.to)] = std::max(next[own][at(x.to)], t);
     }
     streams = std::move(next);
   });
   for (const auto& s : streams) {
     for (std::size_t c = 0; c < ready.size(); ++c) ready[c] = std::max(ready[c], s[c]);
   }
+}
+
+void time_rounds(Network& net, const Group& g, CollectiveOp op, Algorithm a, int64_t count, int elem_bytes,
+                 std::vector<double>& ready) {
+  time_round_list(
+      net, [&](const std::function<void(const Round&)>& emit) { collective_rounds(net, g, op, a, count, emit); },
+      elem_bytes, ready);
 }
 
 void move_data(const Network& net, const Group& g, CollectiveOp op, Algorithm a, int64_t count, ReduceType t,

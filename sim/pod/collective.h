@@ -46,8 +46,13 @@ struct Xfer {
   bool reduce = false;
   bool backward_on_tie = false;  ///< route of a bidirectional ring's backward half
   /// Independent parts of the data (multi-torus): a transfer waits only for the earlier
-  /// rounds' transfers of its own stream.
+  /// rounds' transfers of its own stream, and within it only for those that came in its own
+  /// direction (forward, or backward: `backward_on_tie`), as each direction carries its own
+  /// halves of the chunks.
   int stream = 0;
+  /// The first send of a phase: the sender first waits for everything its stream has
+  /// received in both directions (the data the phase starts from).
+  bool join = false;
 };
 using Round = std::vector<Xfer>;
 
@@ -62,6 +67,14 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
 /// all-to-all's permutation through its direct sends (ring) whatever `a` is.
 void collective_rounds(const Network& net, const Group& g, CollectiveOp op, Algorithm a, int64_t count,
                        const std::function<void(const Round&)>& round);
+
+/// Times rounds of transfers on `net`: `rounds` calls its argument once per round, in
+/// order. Each chip starts at ready[chip] (seconds; indexed by pod chip id), updated to when
+/// it has received everything. A transfer starts when its sender has the data it needs
+/// (`Xfer::stream`, `Xfer::join`); a round's transfers claim their links in the order they
+/// become ready, ties in list order.
+void time_round_list(Network& net, const std::function<void(const std::function<void(const Round&)>&)>& rounds,
+                     int elem_bytes, std::vector<double>& ready);
 
 /// Runs the schedule's transfers on `net` (each member starts at ready[chip], seconds;
 /// ready is indexed by pod chip id and updated to each member's finish time).

@@ -227,6 +227,76 @@ TEST(PodNetwork, LargeBroadcastsScatterAndAllGatherAtTheirClosedForm) {
             Algorithm::kTree);
 }
 
+// A bidirectional ring carries the first half of every chunk forward and the second half
+// backward: within a phase each direction's sends wait only for what came in that
+// direction, and a phase starts from everything the chip holds (both directions). With the
+// chips starting at staggered times, the finish times must equal that recurrence exactly
+// (each directed link carries one transfer per step, in step order: it is free once its
+// previous transfer's window has passed).
+TEST(PodNetwork, EachDirectionOfABidirectionalRingWaitsOnlyForItsOwnData) {
+  const int n = 8;
+  const double latency = 1e-6, bandwidth = 50e9;
+  arch::PodConfig p = pod("[ring]", "[8]", 2, bandwidth / 1e9, latency * 1e9);
+  const int64_t count = 2 * n * 50000;  // halves of 50,000 bytes: a 1 us window per transfer
+  const double window = 50000 / bandwidth;
+  std::vector<double> start_at(n);
+  for (int x = 0; x < n; ++x) start_at[static_cast<std::size_t>(x)] = 3e-6 * ((x * 5) % n);  // staggered
+  for (CollectiveOp op : {CollectiveOp::kReduceScatter, CollectiveOp::kAllReduce}) {
+    SCOPED_TRACE(kCollectiveOpNames[static_cast<int>(op)]);
+    Network net(p);
+    std::vector<double> ready = start_at;
+    time_rounds(net, Group{0, 1}, op, Algorithm::kBidirRing, count, 1, ready);
+
+    // The recurrence. have[dir][x]: when chip x has what its next send in direction dir
+    // needs; link[dir][x]: when the link leaving x in direction dir is free.
+    std::vector<double> have[2] = {start_at, start_at}, link[2] = {std::vector<double>(n, 0.0), std::vector<double>(n, 0.0)};
+    int phases = op == CollectiveOp::kAllReduce ? 2 : 1;
+    for (int phase = 0; phase < phases; ++phase) {
+      for (int x = 0; x < n; ++x) {  // the phase starts from both directions' data
+        double both = std::max(have[0][static_cast<std::size_t>(x)], have[1][static_cast<std::size_t>(x)]);
+        have[0][static_cast<std::size_t>(x)] = have[1][static_cast<std::size_t>(x)] = both;
+      }
+      for (int step = 0; step + 1 < n; ++step) {
+        std::vector<double> arrived[2] = {have[0], have[1]};
+        for (int dir = 0; dir < 2; ++dir) {
+          for (int x = 0; x < n; ++x) {
+            auto ux = static_cast<std::size_t>(x);
+            double begin = std::max(have[dir][ux], link[dir][ux]);
+            link[dir][ux] = begin + window;
+            auto to = static_cast<std::size_t>((x + (dir == 0 ? 1 : n - 1)) % n);
+            arrived[dir][to] = std::max(arrived[dir][to], begin + window + latency);
+          }
+        }
+        have[0] = arrived[0];
+        have[1] = arrived[1];
+      }
+    }
+    for (int x = 0; x < n; ++x) {
+      auto ux = static_cast<std::size_t>(x);
+      EXPECT_NEAR(ready[ux], std::max(have[0][ux], have[1][ux]), 1e-15) << "chip " << x;
+    }
+  }
+}
+
+// Within a round, a transfer listed first but ready later does not hold a link against one
+// listed after it that is ready earlier.
+TEST(PodNetwork, ARoundsTransfersClaimTheirLinksInTheOrderTheyAreReady) {
+  arch::PodConfig p = pod("[mesh]", "[3]", 2, 1, 100);  // 1 GB/s: 1 ns per byte; 100 ns per hop
+  Network net(p);
+  std::vector<double> ready = {10e-6, 0.0, 0.0};  // chip 0 is late
+  Round r = {{0, 2, 0, 1000, 0, false, false, 0, false},   // 0 -> 2: links 0->1 and 1->2, from 10 us
+             {1, 2, 0, 1000, 0, false, false, 0, false}};  // 1 -> 2: link 1->2, from 0
+  time_round_list(net, [&](const std::function<void(const Round&)>& emit) { emit(r); }, 1, ready);
+  // 1 -> 2 first: it arrives at 1 us + 100 ns; the late send then arrives at 10 + 1 us + 200 ns.
+  EXPECT_NEAR(ready[2], 11e-6 + 200e-9, 1e-15);
+  EXPECT_NEAR(net.link_busy(1, 0, 1), 2e-6, 1e-15);
+  Network other(p);
+  std::vector<double> swapped = {0.0, 10e-6, 0.0};  // now the second is late: the same order
+  Round q = {{0, 2, 0, 1000, 0, false, false, 0, false}, {1, 2, 0, 1000, 0, false, false, 0, false}};
+  time_round_list(other, [&](const std::function<void(const Round&)>& emit) { emit(q); }, 1, swapped);
+  EXPECT_NEAR(swapped[2], 11e-6 + 100e-9, 1e-15);
+}
+
 TEST(PodNetwork, SchedulesTooLargeToSimulateAreClearErrors) {
   // A ring through 65536 chips is 2^34 transfers.
   arch::PodConfig big = pod("[ring]", "[65536]", 2);
