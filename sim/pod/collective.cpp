@@ -30,38 +30,56 @@ std::pair<int64_t, int64_t> chunk(int64_t base, int64_t len, int64_t j, int64_t 
 
 int64_t mod(int64_t a, int64_t n) { return ((a % n) + n) % n; }
 
+// Hops of the dimension-ordered route from chip a to chip b (the shorter way round a ring).
+double route_hops(const Network& net, int64_t a, int64_t b) {
+  double hops = 0;
+  for (int d = 0; d < net.dims(); ++d) {
+    int64_t n = net.config().dims[at(d)], delta = std::abs(net.coord(a, d) - net.coord(b, d));
+    hops += static_cast<double>(net.wraps(d) ? std::min(delta, n - delta) : delta);
+  }
+  return hops;
+}
+
 [[noreturn]] void bad_algorithm(const std::string& expected, Algorithm a) {
   throw InputError(SourceLocation{"<command line>", 0, 0}, "algorithm", expected,
                    kAlgorithmNames[static_cast<int>(a)]);
 }
 
-// Ring rounds over `pos`-ordered rings (each a list of chips in ring order), one chunk per
-// position over each ring's region [base, base + len). reduce-scatter: position x ends with
-// chunk x; all-gather: position x starts with chunk x. bidir: the first half of every chunk
-// goes forward, the second half backward.
+// Round s of ring rounds over `pos`-ordered rings (each a list of chips in ring order), one
+// chunk per position over each ring's region [base, base + len), appended to `r` with
+// `stream`. reduce-scatter: position x ends with chunk x; all-gather: position x starts with
+// chunk x. bidir: the first half of every chunk goes forward, the second half backward.
+void ring_round(const std::vector<std::vector<int64_t>>& rings, const std::vector<int64_t>& base,
+                const std::vector<int64_t>& len, bool bidir, bool reduce, int64_t s, int stream, Round& r) {
+  for (const auto& ring : rings) {
+    auto n = static_cast<int64_t>(ring.size());
+    for (int64_t x = 0; x < n; ++x) {
+      int64_t me = ring[at(x)];
+      int64_t b = base[at(me)], l = len[at(me)];
+      // Forward: reduce-scatter sends chunk x-1-s, all-gather chunk x-s.
+      auto [flo, fhi] = chunk(b, l, mod(reduce ? x - 1 - s : x - s, n), n);
+      int64_t fmid = bidir ? flo + (fhi - flo) / 2 : fhi;
+      if (fmid > flo) r.push_back({me, ring[at(mod(x + 1, n))], flo, fmid, flo, reduce, false, stream, s == 0});
+      if (bidir) {
+        auto [blo, bhi] = chunk(b, l, mod(reduce ? x + 1 + s : x + s, n), n);
+        int64_t bmid = blo + (bhi - blo) / 2;
+        if (bhi > bmid) r.push_back({me, ring[at(mod(x - 1, n))], bmid, bhi, bmid, reduce, true, stream, s == 0});
+      }
+    }
+  }
+}
+
+// All the rounds of ring_round, in order.
 void ring_phase(const std::vector<std::vector<int64_t>>& rings, const std::vector<int64_t>& base,
                 const std::vector<int64_t>& len, bool bidir, bool reduce,
                 const std::function<void(const Round&)>& emit) {
   if (rings.empty()) return;
   int64_t n = static_cast<int64_t>(rings.front().size());
+  Round r;
   for (int64_t s = 0; s + 1 < n; ++s) {
-    Round r;
+    r.clear();
     r.reserve(rings.size() * static_cast<std::size_t>(n) * (bidir ? 2 : 1));
-    for (const auto& ring : rings) {
-      for (int64_t x = 0; x < n; ++x) {
-        int64_t me = ring[at(x)];
-        int64_t b = base[at(me)], l = len[at(me)];
-        // Forward: reduce-scatter sends chunk x-1-s, all-gather chunk x-s.
-        auto [flo, fhi] = chunk(b, l, mod(reduce ? x - 1 - s : x - s, n), n);
-        int64_t fmid = bidir ? flo + (fhi - flo) / 2 : fhi;
-        if (fmid > flo) r.push_back({me, ring[at(mod(x + 1, n))], flo, fmid, flo, reduce, false, 0, s == 0});
-        if (bidir) {
-          auto [blo, bhi] = chunk(b, l, mod(reduce ? x + 1 + s : x + s, n), n);
-          int64_t bmid = blo + (bhi - blo) / 2;
-          if (bhi > bmid) r.push_back({me, ring[at(mod(x - 1, n))], bmid, bhi, bmid, reduce, true, 0, s == 0});
-        }
-      }
-    }
+    ring_round(rings, base, len, bidir, reduce, s, 0, r);
     emit(r);
   }
 }
@@ -167,15 +185,24 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
   // it, a ring over the snake order closes through a multi-hop route.
   bool open_mesh = std::any_of(dims.begin(), dims.end(), [&](int d) { return !net.wraps(d) && net.config().dims[at(d)] > 2; });
   if (a == Algorithm::kAuto) {
-    if (((op == CollectiveOp::kBroadcast || op == CollectiveOp::kAllReduce) && bytes < 64 * 1024) ||
-        (op == CollectiveOp::kBroadcast && (open_mesh || dims.empty()))) {
-      a = Algorithm::kTree;
-    } else if (op == CollectiveOp::kBroadcast) {
-      a = Algorithm::kMultiTorus;  // scatter and all-gather, every port at once
-    } else if (op == CollectiveOp::kAllToAll) {
+    if (op == CollectiveOp::kAllToAll) {
       a = Algorithm::kMultiTorus;  // forwarding along every dimension at once (meshes too)
+    } else if (open_mesh || dims.empty()) {
+      // The tori cannot run; a ring closes through a multi-hop route, the tree routes anywhere.
+      bool small = op == CollectiveOp::kAllReduce && bytes < 64 * 1024;
+      a = op == CollectiveOp::kBroadcast || small ? Algorithm::kTree : Algorithm::kBidirRing;
     } else {
-      a = dims.size() > 1 && !open_mesh ? Algorithm::kMultiTorus : Algorithm::kBidirRing;
+      // Every port at once (scatter and all-gather for a broadcast); a single ring for an
+      // all-reduce over one dimension. The tree sends the whole buffer at each of its
+      // log2(chips) levels but takes fewer latencies on some shapes: whichever costs less on
+      // an idle network (both closed forms are exact there up to the tree's contention).
+      Algorithm wide = op == CollectiveOp::kBroadcast || dims.size() > 1 ? Algorithm::kMultiTorus : Algorithm::kBidirRing;
+      a = wide;
+      if ((op == CollectiveOp::kAllReduce || op == CollectiveOp::kBroadcast) &&
+          closed_form(net, g, op, static_cast<double>(bytes), Algorithm::kTree) <
+              closed_form(net, g, op, static_cast<double>(bytes), wide)) {
+        a = Algorithm::kTree;
+      }
     }
   }
   if (op == CollectiveOp::kBroadcast && (a == Algorithm::kRing || a == Algorithm::kBidirRing)) {
@@ -318,19 +345,26 @@ void collective_rounds(const Network& net, const Group& g, CollectiveOp op, Algo
           ring_phase(parts[0][j].rings, parts[0][j].base, parts[0][j].len, true, reduce, emit);
           return;
         }
-        std::vector<Round> merged;
+        // Round s of every part's phase j at once, built into one reused buffer.
+        int64_t rounds = 0;
+        std::size_t size = 0;
         for (std::size_t p = 0; p < k; ++p) {
-          std::size_t r = 0;
-          ring_phase(parts[p][j].rings, parts[p][j].base, parts[p][j].len, true, reduce, [&](const Round& round) {
-            if (merged.size() <= r) merged.emplace_back();
-            for (Xfer x : round) {
-              x.stream = static_cast<int>(p);
-              merged[r].push_back(x);
-            }
-            ++r;
-          });
+          const Phase& ph = parts[p][j];
+          if (ph.rings.empty()) continue;
+          rounds = std::max(rounds, static_cast<int64_t>(ph.rings.front().size()) - 1);
+          size += ph.rings.size() * ph.rings.front().size() * 2;
         }
-        for (const Round& round : merged) emit(round);
+        Round merged;
+        merged.reserve(size);
+        for (int64_t s = 0; s < rounds; ++s) {
+          merged.clear();
+          for (std::size_t p = 0; p < k; ++p) {
+            const Phase& ph = parts[p][j];
+            if (ph.rings.empty() || s + 1 >= static_cast<int64_t>(ph.rings.front().size())) continue;
+            ring_round(ph.rings, ph.base, ph.len, true, reduce, s, static_cast<int>(p), merged);
+          }
+          emit(merged);
+        }
       };
       // Broadcast: scatter rank 0's buffer so that every chip holds the shard a
       // reduce-scatter would have left it, then all-gather. Phase j of part p: each chip that
@@ -505,10 +539,13 @@ void move_data(const Network& net, const Group& g, CollectiveOp op, Algorithm a,
   });
 }
 
-double closed_form(const arch::PodConfig& pod, CollectiveOp op, double bytes, Algorithm a) {
+double closed_form(const Network& net, const Group& g, CollectiveOp op, double bytes, Algorithm a) {
+  const arch::PodConfig& pod = net.config();
   double beta = 1.0 / (pod.link_bandwidth_gbps * 1e9 * static_cast<double>(pod.links_per_direction));
   double alpha = pod.link_latency_ns * 1e-9;
-  double p = static_cast<double>(pod.chips);
+  std::vector<int> group = group_dims(net, g);
+  double p = 1;
+  for (int d : group) p *= static_cast<double>(pod.dims[at(d)]);
   double phases = op == CollectiveOp::kAllReduce ? 2 : 1;
   if (op == CollectiveOp::kAllToAll) {
     // Direct sends contend on multi-hop routes: no closed form. Forwarding round a ring of n:
@@ -516,10 +553,9 @@ double closed_form(const arch::PodConfig& pod, CollectiveOp op, double bytes, Al
     // along a line (a mesh dimension) the load is uneven: no closed form either.
     if (a != Algorithm::kTorus && a != Algorithm::kMultiTorus) return 0;
     std::vector<double> dims;
-    for (std::size_t d = 0; d < pod.dims.size(); ++d) {
-      if (pod.dims[d] < 2) continue;
-      if (pod.topology[d] == arch::DimTopology::kMesh) return 0;
-      dims.push_back(static_cast<double>(pod.dims[d]));
+    for (int d : group) {
+      if (!net.wraps(d)) return 0;
+      dims.push_back(static_cast<double>(pod.dims[at(d)]));
     }
     double k = a == Algorithm::kMultiTorus ? static_cast<double>(std::max<std::size_t>(dims.size(), 1)) : 1;
     double t = 0;
@@ -544,9 +580,7 @@ double closed_form(const arch::PodConfig& pod, CollectiveOp op, double bytes, Al
       // Phase j: each part's ring along its j-th dimension over what it holds by then; the
       // parts' phases run at once, so a phase takes as long as its slowest part.
       std::vector<double> dims;
-      for (auto n64 : pod.dims) {
-        if (n64 > 1) dims.push_back(static_cast<double>(n64));
-      }
+      for (int d : group) dims.push_back(static_cast<double>(pod.dims[at(d)]));
       std::size_t k = a == Algorithm::kMultiTorus ? std::max<std::size_t>(dims.size(), 1) : 1;
       std::vector<double> held(k, bytes / static_cast<double>(k));
       double t = 0, scatter = 0;
@@ -567,17 +601,29 @@ double closed_form(const arch::PodConfig& pod, CollectiveOp op, double bytes, Al
       return phases * t + (op == CollectiveOp::kBroadcast ? scatter : 0);
     }
     case Algorithm::kTree: {
-      // Binary tree over the ring order of a one-dimensional ring: level l spans 2^l hops.
+      // Binary tree over the snake order: at span s, rank k (a multiple of 2s) and rank k+s
+      // exchange the whole buffer over their route; a level takes as long as its longest
+      // route (the pairs of a level are taken not to contend).
+      std::vector<int64_t> members = snake_members(net, g);
+      auto n = static_cast<int64_t>(members.size());
       double t = 0;
-      for (int64_t span = 1; span < pod.chips; span *= 2) {
-        double s = static_cast<double>(std::min<int64_t>(span, pod.chips - span));
-        t += bytes * beta + s * alpha + std::max(0.0, s - 1) * pod.router_latency_ns * 1e-9;
+      for (int64_t span = 1; span < n; span *= 2) {
+        double hops = 0;
+        for (int64_t k = 0; k + span < n; k += 2 * span) {
+          hops = std::max(hops, route_hops(net, members[at(k)], members[at(k + span)]));
+        }
+        t += bytes * beta + hops * alpha + std::max(0.0, hops - 1) * pod.router_latency_ns * 1e-9;
       }
       return phases * t;
     }
     default:
       return 0;
   }
+}
+
+double closed_form(const arch::PodConfig& pod, CollectiveOp op, double bytes, Algorithm a) {
+  Network net(pod);
+  return closed_form(net, Group{0, (1u << net.dims()) - 1}, op, bytes, a);
 }
 
 CollectiveResult run_collective(const arch::PodConfig& pod, CollectiveOp op, double bytes, Algorithm algorithm) {

@@ -113,5 +113,7 @@ CollectiveResult run_collective(const arch::PodConfig& pod, CollectiveOp op, dou
 
 /// The alpha-beta cost of `algorithm` (not auto) on an idle network, for tests and reports.
 double closed_form(const arch::PodConfig& pod, CollectiveOp op, double bytes, Algorithm algorithm);
+/// The same for group `g` of `net`'s pod (0 where there is none).
+double closed_form(const Network& net, const Group& g, CollectiveOp op, double bytes, Algorithm algorithm);
 
 }  // namespace tpu::pod

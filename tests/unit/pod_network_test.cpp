@@ -1,6 +1,7 @@
 // The pod interconnect: link contention, dimension-ordered routes, and collectives against
 // their closed-form alpha-beta costs on an idle network (ring, bidirectional ring, 2D and 3D
 // torus), on the bundled pod presets too.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -80,12 +81,47 @@ TEST(PodNetwork, CollectivesMatchTheirAlphaBetaCostOnAnIdleNetwork) {
   EXPECT_DOUBLE_EQ(multi.link_bytes, dim_ordered.link_bytes);
 }
 
-TEST(PodNetwork, AutoPicksTreeForSmallMessagesAndTheTorusForLargeOnes) {
-  arch::PodConfig t = pod("[torus, torus]", "[4, 4]", 4);
-  EXPECT_EQ(run_collective(t, CollectiveOp::kAllReduce, 1024, Algorithm::kAuto).algorithm, Algorithm::kTree);
-  EXPECT_EQ(run_collective(t, CollectiveOp::kAllReduce, 1 << 26, Algorithm::kAuto).algorithm, Algorithm::kMultiTorus);
-  EXPECT_EQ(run_collective(pod("[ring]", "[8]", 2), CollectiveOp::kAllReduce, 1 << 26, Algorithm::kAuto).algorithm,
-            Algorithm::kBidirRing);
+TEST(PodNetwork, TheTreesClosedFormCountsTheHopsOfEachLevelsLongestRoute) {
+  // Over the snake order of a torus, the pairs of a level are several hops apart.
+  expect_closed_form(pod("[torus, torus]", "[4, 4]", 4), CollectiveOp::kAllReduce, 4096, Algorithm::kTree);
+  expect_closed_form(pod("[torus, torus, torus]", "[4, 4, 4]", 6), CollectiveOp::kAllReduce, 4096, Algorithm::kTree);
+  expect_closed_form(pod("[torus, torus]", "[2, 16]", 4), CollectiveOp::kBroadcast, 4096, Algorithm::kTree);
+  arch::PodConfig v4 = arch::load_pod(test::source_path("configs/pod/v4_16x16x16.yaml"));
+  expect_closed_form(v4, CollectiveOp::kAllReduce, 4096, Algorithm::kTree);
+}
+
+TEST(PodNetwork, AutoPicksWhicheverOfTreeAndTorusCostsLessOnAnIdleNetwork) {
+  double kib = 1024;
+  for (auto [topology, dims, ports] : {std::tuple{"[ring]", "[16]", 2}, std::tuple{"[torus, torus]", "[4, 4]", 4},
+                                       std::tuple{"[torus, torus]", "[2, 16]", 4},
+                                       std::tuple{"[torus, torus, torus]", "[4, 4, 4]", 6},
+                                       std::tuple{"[torus, torus, torus]", "[2, 4, 8]", 6}}) {
+    arch::PodConfig p = pod(topology, dims, ports);
+    bool one_ring = p.dims.size() == 1;
+    for (CollectiveOp op : {CollectiveOp::kAllReduce, CollectiveOp::kBroadcast}) {
+      Algorithm wide = op == CollectiveOp::kAllReduce && one_ring ? Algorithm::kBidirRing : Algorithm::kMultiTorus;
+      for (double bytes : {256.0, 16 * kib, 60 * kib, 1024 * kib}) {
+        SCOPED_TRACE(fmt::format("{} {} {} {} bytes", topology, dims, kCollectiveOpNames[static_cast<int>(op)], bytes));
+        double tree = closed_form(p, op, bytes, Algorithm::kTree), other = closed_form(p, op, bytes, wide);
+        CollectiveResult r = run_collective(p, op, bytes, Algorithm::kAuto);
+        EXPECT_EQ(r.algorithm, tree < other ? Algorithm::kTree : wide) << tree << " s vs " << other << " s";
+        // Where the closed forms are exact (every dimension alike), auto is the faster one.
+        if (std::string(dims) != "[2, 16]" && std::string(dims) != "[2, 4, 8]") {
+          double fastest = std::min(run_collective(p, op, bytes, Algorithm::kTree).seconds,
+                                    run_collective(p, op, bytes, wide).seconds);
+          EXPECT_NEAR(r.seconds, fastest, 1e-12);
+        }
+      }
+    }
+  }
+  // On the presets the torus schedules win at every size; the tree wins small all-reduces
+  // on an elongated torus.
+  EXPECT_EQ(run_collective(pod("[torus, torus]", "[2, 16]", 4), CollectiveOp::kAllReduce, 1024, Algorithm::kAuto).algorithm,
+            Algorithm::kTree);
+  for (const char* f : {"v3_32x32", "v4_16x16x16", "v5e_16x16"}) {
+    arch::PodConfig p = arch::load_pod(test::source_path(std::string("configs/pod/") + f + ".yaml"));
+    EXPECT_EQ(run_collective(p, CollectiveOp::kAllReduce, 1024, Algorithm::kAuto).algorithm, Algorithm::kMultiTorus) << f;
+  }
 }
 
 TEST(PodNetwork, PresetPodsRunALargeAllReduceAtTheClosedForm) {
