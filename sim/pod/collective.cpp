@@ -209,7 +209,7 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
     bad_algorithm("tree, torus, multi-torus or auto for broadcast", a);
   }
   if (a == Algorithm::kTree && op != CollectiveOp::kAllReduce && op != CollectiveOp::kBroadcast) {
-    bad_algorithm(fmt::format("ring, bidir-ring, torus or auto for {}", kCollectiveOpNames[static_cast<int>(op)]), a);
+    bad_algorithm(fmt::format("ring, bidir-ring, torus, multi-torus or auto for {}", kCollectiveOpNames[static_cast<int>(op)]), a);
   }
   if (op == CollectiveOp::kAllToAll && a == Algorithm::kBidirRing) {
     bad_algorithm("ring, torus, multi-torus or auto for all-to-all", a);

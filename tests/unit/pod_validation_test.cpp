@@ -203,7 +203,7 @@ TEST(PodValidation, CollectiveCommandPrintsTheFiguresAsJson) {
   }
 }
 
-TEST(PodValidation, BadBisectionCommandLinesExitTwoWithOneMessage) {
+TEST(PodValidation, BadCollectiveCommandLinesExitTwoWithOneMessage) {
   std::string v5e = test::source_path("configs/pod/v5e_16x16.yaml");
   struct Case {
     std::string args, message;
@@ -221,6 +221,13 @@ TEST(PodValidation, BadBisectionCommandLinesExitTwoWithOneMessage) {
        "at most 100000000 link hops (chips x half the cut dimension x 2 directions), found 16x65536: "
        "68719476736 hops across dimension 1"},
       {"--op bisect", "all-to-all|broadcast|bisection"},
+      // Algorithms an op has no schedule for name the ones it has.
+      {"--op broadcast --algorithm bidir-ring",
+       "<command line>: algorithm: expected tree, torus, multi-torus or auto for broadcast, found bidir-ring"},
+      {"--op all-to-all --algorithm bidir-ring",
+       "<command line>: algorithm: expected ring, torus, multi-torus or auto for all-to-all, found bidir-ring"},
+      {"--op reduce-scatter --algorithm tree",
+       "<command line>: algorithm: expected ring, bidir-ring, torus, multi-torus or auto for reduce-scatter, found tree"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.args);
