@@ -69,6 +69,43 @@ void ring_round(const std::vector<std::vector<int64_t>>& rings, const std::vecto
   }
 }
 
+// Round s (of n - 1) of the same phases along lines (a mesh dimension of more than two chips:
+// no wrap-around link), chunk x again ending with (reduce-scatter) or starting from
+// (all-gather) position x. The whole chunk goes each way. Reduce-scatter: chunk j's
+// contributions from the positions left of j flow right, each position adding its own value
+// to the partial sum it received, and those from the right flow left, pipelined so that each
+// link carries one chunk per round: at round s position x sends right the partial of chunk
+// n-1-s+x and position y sends left that of chunk s+y-n+1. Both partials reach j in the last
+// round, right one first. All-gather: at round s position x passes chunk x-s right and chunk
+// x+s left. A position's first send of the phase joins both directions (it adds, or sends,
+// data the earlier phases brought from either side).
+void line_round(const std::vector<std::vector<int64_t>>& lines, const std::vector<int64_t>& base,
+                const std::vector<int64_t>& len, bool reduce, int64_t s, int stream, Round& r) {
+  for (const auto& line : lines) {
+    auto n = static_cast<int64_t>(line.size());
+    for (int64_t x = 0; x < n; ++x) {
+      int64_t me = line[at(x)];
+      int64_t b = base[at(me)], l = len[at(me)];
+      if (x + 1 < n) {  // right
+        int64_t j = reduce ? n - 1 - s + x : x - s;
+        bool sends = reduce ? x <= s : j >= 0;
+        if (sends) {
+          auto [lo, hi] = chunk(b, l, j, n);
+          if (hi > lo) r.push_back({me, line[at(x + 1)], lo, hi, lo, reduce, false, stream, s == (reduce ? x : 0)});
+        }
+      }
+      if (x > 0) {  // left
+        int64_t j = reduce ? s + x - n + 1 : x + s;
+        bool sends = reduce ? x >= n - 1 - s : j < n;
+        if (sends) {
+          auto [lo, hi] = chunk(b, l, j, n);
+          if (hi > lo) r.push_back({me, line[at(x - 1)], lo, hi, lo, reduce, true, stream, s == (reduce ? n - 1 - x : 0)});
+        }
+      }
+    }
+  }
+}
+
 // All the rounds of ring_round, in order.
 void ring_phase(const std::vector<std::vector<int64_t>>& rings, const std::vector<int64_t>& base,
                 const std::vector<int64_t>& len, bool bidir, bool reduce,
@@ -181,22 +218,22 @@ std::vector<int64_t> snake_members(const Network& net, const Group& g) {
 
 Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op, int64_t bytes, Algorithm a) {
   std::vector<int> dims = group_dims(net, g);
-  // A mesh dimension of more than two chips has no wrap-around link: the tori cannot run on
-  // it, a ring over the snake order closes through a multi-hop route.
+  // A mesh dimension of more than two chips has no wrap-around link: a ring over the snake
+  // order closes through a multi-hop route; the torus schedules run along its lines.
   bool open_mesh = std::any_of(dims.begin(), dims.end(), [&](int d) { return !net.wraps(d) && net.config().dims[at(d)] > 2; });
   if (a == Algorithm::kAuto) {
     if (op == CollectiveOp::kAllToAll) {
       a = Algorithm::kMultiTorus;  // forwarding along every dimension at once (meshes too)
-    } else if (open_mesh || dims.empty()) {
-      // The tori cannot run; a ring closes through a multi-hop route, the tree routes anywhere.
-      bool small = op == CollectiveOp::kAllReduce && bytes < 64 * 1024;
-      a = op == CollectiveOp::kBroadcast || small ? Algorithm::kTree : Algorithm::kBidirRing;
+    } else if (dims.empty()) {
+      a = Algorithm::kTree;  // one chip: nothing to send
     } else {
-      // Every port at once (scatter and all-gather for a broadcast); a single ring for an
-      // all-reduce over one dimension. The tree sends the whole buffer at each of its
-      // log2(chips) levels but takes fewer latencies on some shapes: whichever costs less on
-      // an idle network (both closed forms are exact there up to the tree's contention).
-      Algorithm wide = op == CollectiveOp::kBroadcast || dims.size() > 1 ? Algorithm::kMultiTorus : Algorithm::kBidirRing;
+      // Every port at once (scatter and all-gather for a broadcast; lines along mesh
+      // dimensions); a single ring for an all-reduce over one ring dimension. The tree sends
+      // the whole buffer at each of its log2(chips) levels but takes fewer latencies on some
+      // shapes: whichever costs less on an idle network (both closed forms are exact there up
+      // to the tree's contention).
+      Algorithm wide = op == CollectiveOp::kBroadcast || dims.size() > 1 || open_mesh ? Algorithm::kMultiTorus
+                                                                                       : Algorithm::kBidirRing;
       a = wide;
       if ((op == CollectiveOp::kAllReduce || op == CollectiveOp::kBroadcast) &&
           closed_form(net, g, op, static_cast<double>(bytes), Algorithm::kTree) <
@@ -247,24 +284,13 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
     throw InputError(SourceLocation{net.config().origin(), 0, 0}, "algorithm",
                      fmt::format("a schedule of at most {:.0f} transfers ({}a smaller pod or group)",
                                  kMaxScheduleTransfers,
-                                 a != Algorithm::kTorus && a != Algorithm::kMultiTorus && dims.size() > 1 && !open_mesh
+                                 a != Algorithm::kTorus && a != Algorithm::kMultiTorus && dims.size() > 1
                                      ? "torus or multi-torus, or "
                                      : ""),
                      fmt::format("{} over {:.0f} chips: {:.0f} transfers", kAlgorithmNames[static_cast<int>(a)], members,
                                  transfers));
   }
 
-  // All-to-all forwards along lines as well as rings; the other tori need the wrap-around.
-  if ((a == Algorithm::kTorus || a == Algorithm::kMultiTorus) && op != CollectiveOp::kAllToAll) {
-    for (int d : dims) {
-      if (!net.wraps(d) && net.config().dims[at(d)] > 2) {
-        throw InputError(SourceLocation{net.config().origin(), 0, 0}, "algorithm",
-                         fmt::format("a topology with wrap-around links for {} (dimension {} is a mesh)",
-                                     kAlgorithmNames[static_cast<int>(a)], d),
-                         "mesh");
-      }
-    }
-  }
   return a;
 }
 
@@ -310,8 +336,9 @@ void collective_rounds(const Network& net, const Group& g, CollectiveOp op, Algo
       std::vector<int> dims = group_dims(net, g);
       std::size_t k = a == Algorithm::kMultiTorus ? std::max<std::size_t>(dims.size(), 1) : 1;
       struct Phase {
-        std::vector<std::vector<int64_t>> rings;
+        std::vector<std::vector<int64_t>> rings;  // lines, along a mesh dimension
         std::vector<int64_t> base, len;
+        bool line = false;
       };
       std::vector<std::vector<Phase>> parts(k);
       for (std::size_t p = 0; p < k; ++p) {
@@ -323,8 +350,9 @@ void collective_rounds(const Network& net, const Group& g, CollectiveOp op, Algo
         }
         for (std::size_t j = 0; j < dims.size(); ++j) {
           int d = dims[(p + j) % dims.size()];
-          Phase ph{{}, base, len};
           int64_t nd = net.config().dims[at(d)];
+          // Two chips without wrap-around still form a ring (one link each way).
+          Phase ph{{}, base, len, !net.wraps(d) && nd > 2};
           for (int64_t c : members) {
             if (net.coord(c, d) != 0) continue;
             std::vector<int64_t> ring;
@@ -341,10 +369,6 @@ void collective_rounds(const Network& net, const Group& g, CollectiveOp op, Algo
       }
       // Phase j of every part at once: round r of each part's phase j in one round.
       auto phase = [&](std::size_t j, bool reduce) {
-        if (k == 1) {
-          ring_phase(parts[0][j].rings, parts[0][j].base, parts[0][j].len, true, reduce, emit);
-          return;
-        }
         // Round s of every part's phase j at once, built into one reused buffer.
         int64_t rounds = 0;
         std::size_t size = 0;
@@ -361,7 +385,11 @@ void collective_rounds(const Network& net, const Group& g, CollectiveOp op, Algo
           for (std::size_t p = 0; p < k; ++p) {
             const Phase& ph = parts[p][j];
             if (ph.rings.empty() || s + 1 >= static_cast<int64_t>(ph.rings.front().size())) continue;
-            ring_round(ph.rings, ph.base, ph.len, true, reduce, s, static_cast<int>(p), merged);
+            if (ph.line) {
+              line_round(ph.rings, ph.base, ph.len, reduce, s, static_cast<int>(p), merged);
+            } else {
+              ring_round(ph.rings, ph.base, ph.len, true, reduce, s, static_cast<int>(p), merged);
+            }
           }
           emit(merged);
         }
@@ -577,21 +605,30 @@ double closed_form(const Network& net, const Group& g, CollectiveOp op, double b
       return phases * (p - 1) * (bytes / (2 * p) * beta + alpha);
     case Algorithm::kTorus:
     case Algorithm::kMultiTorus: {
-      // Phase j: each part's ring along its j-th dimension over what it holds by then; the
-      // parts' phases run at once, so a phase takes as long as its slowest part.
+      // Phase j: each part's ring (or line) along its j-th dimension over what it holds by
+      // then; the parts' phases run at once, so a phase takes as long as its slowest part.
+      // (Exact when the dimensions are alike. Otherwise a part may start its next phase
+      // early, which the simulation lets it do, on links another part still uses.)
       std::vector<double> dims;
-      for (int d : group) dims.push_back(static_cast<double>(pod.dims[at(d)]));
+      std::vector<bool> line;
+      for (int d : group) {
+        dims.push_back(static_cast<double>(pod.dims[at(d)]));
+        line.push_back(!net.wraps(d));  // two chips of a mesh: one link, as a line
+      }
       std::size_t k = a == Algorithm::kMultiTorus ? std::max<std::size_t>(dims.size(), 1) : 1;
       std::vector<double> held(k, bytes / static_cast<double>(k));
       double t = 0, scatter = 0;
       for (std::size_t j = 0; j < dims.size(); ++j) {
         double slowest = 0, slowest_scatter = 0;
         for (std::size_t p = 0; p < k; ++p) {
-          double n = dims[(p + j) % dims.size()];
-          slowest = std::max(slowest, (n - 1) * (held[p] / (2 * n) * beta + alpha));
-          // Broadcast's pipelined scatter along a ring: floor(n/2) rounds of one chunk
-          // (held / n) each way, the first of them half a chunk when n is even.
-          double h = std::floor(n / 2), first = std::fmod(n, 2) == 0 ? 0.5 : 1;
+          std::size_t e = (p + j) % dims.size();
+          double n = dims[e];
+          // A line sends whole chunks each way (a ring halves them).
+          slowest = std::max(slowest, (n - 1) * (held[p] / (line[e] ? n : 2 * n) * beta + alpha));
+          // Broadcast's pipelined scatter: round a ring, floor(n/2) rounds of one chunk
+          // (held / n) each way, the first of them half a chunk when n is even; along a line
+          // from its end (rank 0 is at coordinate 0), n - 1 rounds.
+          double h = line[e] ? n - 1 : std::floor(n / 2), first = !line[e] && std::fmod(n, 2) == 0 ? 0.5 : 1;
           slowest_scatter = std::max(slowest_scatter, (h - 1 + first) * held[p] / n * beta + h * alpha);
           held[p] /= n;
         }

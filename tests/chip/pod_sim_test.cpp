@@ -101,12 +101,35 @@ uint32_t ring_sum(const Elem& t, int64_t e, int64_t lo, int64_t hi, int64_t n, b
   return acc;
 }
 
+// The documented order along a line (a mesh dimension of more than two chips): element e in
+// chunk j of n over [lo, hi); the partial from the left, v0 then each position adding its own
+// value on the left, and the one from the right, v(n-1) inwards the same way, reach j in
+// the last round, left first: (v_j + left) + right.
+uint32_t line_sum(const Elem& t, int64_t e, int64_t lo, int64_t hi, int64_t n,
+                  const std::function<uint32_t(int64_t pos)>& value) {
+  int64_t len = hi - lo;
+  int64_t j = 0;
+  while (!(e >= lo + len * j / n && e < lo + len * (j + 1) / n)) ++j;
+  uint32_t acc = value(j);
+  if (j > 0) {
+    uint32_t left = value(0);
+    for (int64_t x = 1; x < j; ++x) left = t.add(value(x), left);
+    acc = t.add(acc, left);
+  }
+  if (j < n - 1) {
+    uint32_t right = value(n - 1);
+    for (int64_t y = n - 2; y > j; --y) right = t.add(value(y), right);
+    acc = t.add(acc, right);
+  }
+  return acc;
+}
+
 // The torus algorithm's value of element e of the part [lo, hi) that takes the dimensions in
 // `order`: bidirectional ring sums along order[0] within each line, then those partial sums
 // along order[1] over the chunk the first phase left, and so on (coordinates: dimension 0
 // fastest). multi-torus: part p of k = dims.size() takes the order rotated by p.
 uint32_t torus_sum(const Elem& t, const std::vector<int64_t>& dims, const std::vector<std::vector<uint8_t>>& v, int64_t e,
-                   int64_t lo0, int64_t hi0, const std::vector<std::size_t>& order) {
+                   int64_t lo0, int64_t hi0, const std::vector<std::size_t>& order, const std::vector<bool>& line) {
   // The range phase `phase` works on: the chunk chain of the earlier phases' coordinates.
   auto range = [&](std::size_t phase, const std::vector<int64_t>& coords) {
     int64_t lo = lo0, hi = hi0;
@@ -127,11 +150,12 @@ uint32_t torus_sum(const Elem& t, const std::vector<int64_t>& dims, const std::v
     }
     std::size_t d = order[phase - 1];
     auto [lo, hi] = range(phase - 1, coords);
-    return ring_sum(t, e, lo, hi, dims[d], true, [&](int64_t pos) {
+    auto below = [&](int64_t pos) {
       auto c = coords;
       c[d] = pos;
       return partial(phase - 1, c);
-    });
+    };
+    return line[d] ? line_sum(t, e, lo, hi, dims[d], below) : ring_sum(t, e, lo, hi, dims[d], true, below);
   };
   // The owner of e after every phase: its coordinate along order[k] is e's chunk in phase k.
   std::vector<int64_t> owner(dims.size(), 0);
@@ -145,7 +169,8 @@ uint32_t torus_sum(const Elem& t, const std::vector<int64_t>& dims, const std::v
 }
 
 uint32_t torus_sum(const Elem& t, const std::vector<int64_t>& dims, const std::vector<std::vector<uint8_t>>& v, int64_t e,
-                   int64_t count, bool multi) {
+                   int64_t count, bool multi, std::vector<bool> line = {}) {
+  line.resize(dims.size(), false);
   std::size_t k = multi ? dims.size() : 1;
   std::size_t p = 0;
   while (!(e >= count * static_cast<int64_t>(p) / static_cast<int64_t>(k) &&
@@ -155,7 +180,7 @@ uint32_t torus_sum(const Elem& t, const std::vector<int64_t>& dims, const std::v
   std::vector<std::size_t> order;
   for (std::size_t j = 0; j < dims.size(); ++j) order.push_back((p + j) % dims.size());
   return torus_sum(t, dims, v, e, count * static_cast<int64_t>(p) / static_cast<int64_t>(k),
-                   count * static_cast<int64_t>(p + 1) / static_cast<int64_t>(k), order);
+                   count * static_cast<int64_t>(p + 1) / static_cast<int64_t>(k), order, line);
 }
 
 std::string collective_program(int64_t c, const char* dtype, int64_t count, const std::string& op, const std::string& alg) {
@@ -178,11 +203,19 @@ TEST(PodSim, TorusAndMultiTorusAllReduceEqualTheReferenceSumsBitForBit) {
        std::vector<std::tuple<std::string, std::string, std::vector<int64_t>>>{
            {"[torus, torus]", "[2, 2]", {2, 2}},
            {"[torus, torus]", "[4, 4]", {4, 4}},
-           {"[torus, torus, torus]", "[2, 2, 2]", {2, 2, 2}}}) {
+           {"[torus, torus, torus]", "[2, 2, 2]", {2, 2, 2}},
+           // Lines along the mesh dimensions of more than two chips.
+           {"[mesh, mesh]", "[4, 3]", {4, 3}},
+           {"[mesh, torus, mesh]", "[2, 3, 4]", {2, 3, 4}}}) {
+
     for (const auto& [dtype, alg] : std::vector<std::pair<std::string, std::string>>{
              {"fp32", "torus"}, {"bf16", "torus"}, {"fp32", "multi_torus"}, {"bf16", "multi_torus"}}) {
       SCOPED_TRACE(fmt::format("{} {} {}", dims_text, dtype, alg));
       arch::PodConfig pod = make_pod(topo, dims_text, 6);
+      std::vector<bool> line;
+      for (std::size_t d = 0; d < dims.size(); ++d) {
+        line.push_back(pod.topology[d] == arch::DimTopology::kMesh && dims[d] > 2);
+      }
       PodPrograms p = make_programs(a, pod.chips, [&](int64_t c) {
         return collective_program(c, dtype.c_str(), count, "all_reduce", alg);
       });
@@ -192,7 +225,7 @@ TEST(PodSim, TorusAndMultiTorusAllReduceEqualTheReferenceSumsBitForBit) {
       Elem t{dtype == "bf16"};
       std::vector<uint32_t> want(static_cast<std::size_t>(count));
       for (int64_t e = 0; e < count; ++e) {
-        want[static_cast<std::size_t>(e)] = torus_sum(t, dims, v, e, count, alg == "multi_torus");
+        want[static_cast<std::size_t>(e)] = torus_sum(t, dims, v, e, count, alg == "multi_torus", line);
       }
       for (int64_t c = 0; c < pod.chips; ++c) {
         auto got = p.states[static_cast<std::size_t>(c)]->read_region("g").data;
@@ -327,7 +360,8 @@ TEST(PodSim, GroupsSpanOnlyTheirDimensions) {
 
 // Broadcast by the tori (a pipelined scatter of the leader's buffer, then an all-gather)
 // and by the tree: every member ends with its group leader's buffer, byte for byte, on
-// uneven chunks (1001 elements), an odd ring, a two-chip mesh dimension and sub-pod groups.
+// uneven chunks (1001 elements), an odd ring, a two-chip mesh dimension, mesh lines and
+// sub-pod groups.
 TEST(PodSim, BroadcastCopiesTheGroupLeadersBufferToEveryMember) {
   arch::ArchConfig a = v4();
   struct Case {
@@ -337,7 +371,9 @@ TEST(PodSim, BroadcastCopiesTheGroupLeadersBufferToEveryMember) {
   } cases[] = {{"[torus, torus]", "[4, 4]", 4, ""},
                {"[torus, mesh, torus]", "[3, 2, 4]", 6, ""},
                {"[torus, torus]", "[4, 4]", 4, " group=d1"},
-               {"[torus, torus, torus]", "[2, 3, 2]", 6, " group=d0|d2"}};
+               {"[torus, torus, torus]", "[2, 3, 2]", 6, " group=d0|d2"},
+               {"[mesh, mesh]", "[4, 3]", 4, ""},  // lines
+               {"[mesh, mesh]", "[4, 3]", 4, " group=d1"}};
   for (const Case& c : cases) {
     arch::PodConfig pod = make_pod(c.topology, c.dims, c.ports);
     Network net(pod);
@@ -524,8 +560,10 @@ TEST(PodSim, ErrorsFoundWhileRunningEndTheRun) {
   arch::PodConfig ring = make_pod("[ring]", "[4]", 2);
   expect_pod_error(a, ring, [](int64_t c) { return collective_program(c, "fp32", c == 2 ? 64 : 32, "all_reduce", "auto"); },
                    "the same collective");
+  // An algorithm the op has no schedule for (the tree only reduces or broadcasts).
   expect_pod_error(a, make_pod("[mesh]", "[4]", 2),
-                   [](int64_t c) { return collective_program(c, "fp32", 1 << 20, "all_reduce", "torus"); }, "wrap-around");
+                   [](int64_t c) { return collective_program(c, "fp32", 1 << 20, "reduce_scatter", "tree"); },
+                   "torus, multi-torus or auto for reduce-scatter");
 }
 
 TEST(PodSim, ARecvWithoutASendIsReportedByTheWatchdog) {

@@ -132,19 +132,34 @@ TEST(PodNetwork, PresetPodsRunALargeAllReduceAtTheClosedForm) {
   }
 }
 
-TEST(PodNetwork, ToriNeedWrapAroundLinksRingsAndTreesDoNot) {
+TEST(PodNetwork, TheTorusSchedulesRunAlongMeshLinesAtTheirClosedForm) {
+  // Along a mesh dimension the phases run on lines: the whole chunk each way, n - 1 rounds.
+  double mib = 1 << 20;
+  for (auto [topology, dims, ports] : {std::tuple{"[mesh]", "[8]", 2}, std::tuple{"[mesh, mesh]", "[4, 4]", 4},
+                                       std::tuple{"[mesh, torus]", "[4, 4]", 4},
+                                       std::tuple{"[mesh, mesh, mesh]", "[4, 4, 4]", 6},
+                                       std::tuple{"[mesh, mesh, mesh]", "[2, 2, 4]", 6}}) {
+    arch::PodConfig p = pod(topology, dims, ports);
+    SCOPED_TRACE(std::string(topology) + " " + dims);
+    for (auto op : {CollectiveOp::kAllReduce, CollectiveOp::kReduceScatter, CollectiveOp::kAllGather,
+                    CollectiveOp::kBroadcast}) {
+      expect_closed_form(p, op, 16 * mib, Algorithm::kTorus);
+    }
+    // A line has half a ring's links across its middle: the bandwidth term of a phase is
+    // (n - 1)/n of the buffer, twice a ring's.
+    if (std::string(dims) == "[8]") {
+      CollectiveResult line = run_collective(p, CollectiveOp::kAllReduce, 16 * mib, Algorithm::kTorus);
+      EXPECT_NEAR(line.seconds, 2 * 7 * (16 * mib / 8 / 50e9 + 1e-6), 1e-12);
+    }
+    // Auto takes the lines, not the snake-order ring that closes through a multi-hop route.
+    CollectiveResult automatic = run_collective(p, CollectiveOp::kAllReduce, 16 * mib, Algorithm::kAuto);
+    EXPECT_EQ(automatic.algorithm, Algorithm::kMultiTorus);
+    EXPECT_LT(automatic.seconds, run_collective(p, CollectiveOp::kAllReduce, 16 * mib, Algorithm::kBidirRing).seconds);
+  }
+  expect_closed_form(pod("[mesh, mesh, mesh]", "[4, 4, 4]", 6), CollectiveOp::kAllReduce, 16 * mib,
+                     Algorithm::kMultiTorus);
+  // The ring over the snake order and the tree still run on a mesh.
   arch::PodConfig mesh = pod("[mesh, torus]", "[4, 4]", 4);
-  EXPECT_THROW(run_collective(mesh, CollectiveOp::kAllReduce, 1 << 20, Algorithm::kTorus), InputError);
-  EXPECT_THROW(run_collective(mesh, CollectiveOp::kAllReduce, 1 << 20, Algorithm::kMultiTorus), InputError);
-  // A ring over the snake order closes through a multi-hop route; a tree routes anywhere;
-  // auto picks the bidirectional ring on a mesh.
-  // (Here the snake order ends one wrap-around hop from its start; with the mesh along the
-  // last dimension it ends three mesh hops away, and that edge is slower.)
-  CollectiveResult on_mesh =
-      run_collective(pod("[torus, mesh]", "[4, 4]", 4), CollectiveOp::kAllReduce, 1 << 20, Algorithm::kAuto);
-  EXPECT_EQ(on_mesh.algorithm, Algorithm::kBidirRing);
-  EXPECT_GT(on_mesh.seconds, run_collective(pod("[torus, torus]", "[4, 4]", 4), CollectiveOp::kAllReduce, 1 << 20,
-                                            Algorithm::kBidirRing).seconds);
   EXPECT_GT(run_collective(mesh, CollectiveOp::kAllReduce, 1 << 20, Algorithm::kRing).seconds, 0.0);
   EXPECT_GT(run_collective(mesh, CollectiveOp::kAllReduce, 1 << 20, Algorithm::kTree).seconds, 0.0);
 }
@@ -255,12 +270,12 @@ TEST(PodNetwork, LargeBroadcastsScatterAndAllGatherAtTheirClosedForm) {
     EXPECT_LT(r.seconds, 2.05 * bound);
     expect_closed_form(p, CollectiveOp::kBroadcast, bytes, Algorithm::kMultiTorus);
   }
-  // Small broadcasts, and broadcasts over a mesh line of more than two chips, keep the tree.
+  // Small broadcasts keep the tree; large ones on a mesh scatter and gather along its lines.
   EXPECT_EQ(run_collective(pod("[torus, torus]", "[4, 4]", 4), CollectiveOp::kBroadcast, 4096, Algorithm::kAuto).algorithm,
             Algorithm::kTree);
   EXPECT_EQ(run_collective(pod("[mesh, torus]", "[4, 4]", 4), CollectiveOp::kBroadcast, 64 * mib, Algorithm::kAuto)
                 .algorithm,
-            Algorithm::kTree);
+            Algorithm::kMultiTorus);
 }
 
 // A bidirectional ring carries the first half of every chunk forward and the second half
