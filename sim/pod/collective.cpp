@@ -216,6 +216,38 @@ std::vector<int64_t> snake_members(const Network& net, const Group& g) {
   return order;
 }
 
+namespace {
+
+// The transfers of a schedule (host time and memory grow with them): rings send 2 x chips per
+// round for chips - 1 rounds per phase; tori chips x (size - 1) per dimension; all-to-all's
+// forwarding two per chip per step of every part's phases.
+double schedule_transfers(const Network& net, const std::vector<int>& dims, CollectiveOp op, Algorithm a) {
+  double members = 1, torus_rounds = 0, forwarding = 0;
+  for (int d : dims) {
+    members *= static_cast<double>(net.config().dims[at(d)]);
+    torus_rounds += static_cast<double>(net.config().dims[at(d)] - 1);
+  }
+  for (int d : dims) {
+    double n = static_cast<double>(net.config().dims[at(d)]);
+    forwarding += 2 * members * (net.wraps(d) ? std::floor(n / 2) : n - 1) *
+                  (a == Algorithm::kMultiTorus ? static_cast<double>(dims.size()) : 1);
+  }
+  if (op == CollectiveOp::kAllToAll && (a == Algorithm::kTorus || a == Algorithm::kMultiTorus)) return forwarding;
+  if (a == Algorithm::kTree) return 4 * members;
+  if (a == Algorithm::kTorus || a == Algorithm::kMultiTorus) return 8 * members * torus_rounds;
+  return 4 * members * (members - 1);
+}
+
+// The schedule's time on an idle copy of the network, every member starting at 0.
+double idle_seconds(const Network& net, const Group& g, CollectiveOp op, int64_t bytes, Algorithm a) {
+  Network idle(net.config());
+  std::vector<double> ready(at(idle.chips()), 0.0);
+  time_rounds(idle, g, op, a, bytes, 1, ready);
+  return *std::max_element(ready.begin(), ready.end());
+}
+
+}  // namespace
+
 Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op, int64_t bytes, Algorithm a) {
   std::vector<int> dims = group_dims(net, g);
   // A mesh dimension of more than two chips has no wrap-around link: a ring over the snake
@@ -235,10 +267,21 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
       Algorithm wide = op == CollectiveOp::kBroadcast || dims.size() > 1 || open_mesh ? Algorithm::kMultiTorus
                                                                                        : Algorithm::kBidirRing;
       a = wide;
-      if ((op == CollectiveOp::kAllReduce || op == CollectiveOp::kBroadcast) &&
-          closed_form(net, g, op, static_cast<double>(bytes), Algorithm::kTree) <
-              closed_form(net, g, op, static_cast<double>(bytes), wide)) {
-        a = Algorithm::kTree;
+      if (op == CollectiveOp::kAllReduce || op == CollectiveOp::kBroadcast) {
+        double tree = closed_form(net, g, op, static_cast<double>(bytes), Algorithm::kTree);
+        double other = closed_form(net, g, op, static_cast<double>(bytes), wide);
+        // With unlike dimensions the multi-torus closed form overstates the time (it takes
+        // each phase as long as its slowest part): time both on an idle network instead,
+        // where that is cheap.
+        bool alike = std::all_of(dims.begin(), dims.end(), [&](int d) {
+          return net.config().dims[at(d)] == net.config().dims[at(dims.front())] && net.wraps(d) == net.wraps(dims.front());
+        });
+        if (!alike && schedule_transfers(net, dims, op, Algorithm::kTree) + schedule_transfers(net, dims, op, wide) <=
+                          kMaxAutoSimulatedTransfers) {
+          tree = idle_seconds(net, g, op, bytes, Algorithm::kTree);
+          other = idle_seconds(net, g, op, bytes, wide);
+        }
+        if (tree < other) a = Algorithm::kTree;
       }
     }
   }
@@ -262,24 +305,9 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
                        fmt::format("{} chips", members));
     }
   }
-  // The schedule's transfers (host time and memory grow with them): rings send 2 x chips per
-  // round for chips - 1 rounds per phase; tori chips x (size - 1) per dimension.
-  double members = 1, torus_rounds = 0;
-  for (int d : dims) {
-    members *= static_cast<double>(net.config().dims[at(d)]);
-    torus_rounds += static_cast<double>(net.config().dims[at(d)] - 1);
-  }
-  double forwarding = 0;  // all-to-all hop by hop: two per chip per step of every part's phases
-  for (int d : dims) {
-    double n = static_cast<double>(net.config().dims[at(d)]);
-    forwarding += 2 * members * (net.wraps(d) ? std::floor(n / 2) : n - 1) *
-                  (a == Algorithm::kMultiTorus ? static_cast<double>(dims.size()) : 1);
-  }
-  double transfers = op == CollectiveOp::kAllToAll && (a == Algorithm::kTorus || a == Algorithm::kMultiTorus)
-                         ? forwarding
-                     : a == Algorithm::kTree ? 4 * members
-                     : a == Algorithm::kTorus || a == Algorithm::kMultiTorus ? 8 * members * torus_rounds
-                                                                             : 4 * members * (members - 1);
+  double members = 1;
+  for (int d : dims) members *= static_cast<double>(net.config().dims[at(d)]);
+  double transfers = schedule_transfers(net, dims, op, a);
   if (transfers > kMaxScheduleTransfers) {
     throw InputError(SourceLocation{net.config().origin(), 0, 0}, "algorithm",
                      fmt::format("a schedule of at most {:.0f} transfers ({}a smaller pod or group)",

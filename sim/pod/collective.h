@@ -24,6 +24,9 @@ inline constexpr const char* kAlgorithmNames[] = {"auto", "ring", "bidir-ring", 
 inline constexpr int64_t kMaxAllToAllChips = 1024;
 /// Largest schedule simulated (transfers of one collective), bounding host time and memory.
 inline constexpr double kMaxScheduleTransfers = 1e8;
+/// Auto times its two candidates on an idle network (where their closed forms are not
+/// exact) when together they take at most this many transfers.
+inline constexpr double kMaxAutoSimulatedTransfers = 2e6;
 
 /// The chips of one collective: those that share `leader`'s coordinates outside the
 /// dimensions of `mask` (bit d: pod dimension d).
@@ -56,8 +59,8 @@ struct Xfer {
 };
 using Round = std::vector<Xfer>;
 
-/// The algorithm `a` resolves to for a buffer of `bytes` (auto: tree for all-reduces below
-/// 64 KiB and for broadcast, multi-torus over more than one dimension, else bidir-ring). Throws
+/// The algorithm `a` resolves to for a buffer of `bytes` (auto: docs/pod.md; for all-reduce
+/// and broadcast the faster of the tree and the torus schedule on an idle network). Throws
 /// InputError when the group's topology or the op cannot run it.
 Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op, int64_t bytes, Algorithm a);
 
