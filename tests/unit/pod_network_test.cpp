@@ -1,6 +1,7 @@
 // The pod interconnect: link contention, dimension-ordered routes, and collectives against
 // their closed-form alpha-beta costs on an idle network (ring, bidirectional ring, 2D and 3D
-// torus), on the bundled pod presets too.
+// torus, mesh lines), on the bundled pod presets too; all-to-all and broadcast schedules; how
+// auto chooses.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
