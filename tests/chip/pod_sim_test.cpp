@@ -434,7 +434,8 @@ TEST(PodSim, SendLandsDataOnTheNeighbourAndRecvWaitsForIt) {
 }
 
 TEST(PodSim, BothBackendsTakeTheClosedFormTimeOnAnIdleNetwork) {
-  // Unidirectional and bidirectional rings, the dimension-ordered torus and multi-torus:
+  // Unidirectional and bidirectional rings, the dimension-ordered torus and multi-torus (on
+  // tori and along mesh lines):
   // the detailed backend (every chip) and the symmetric one (one chip) against the
   // alpha-beta cost, within 1%.
   arch::ArchConfig a = v4();
@@ -449,7 +450,10 @@ TEST(PodSim, BothBackendsTakeTheClosedFormTimeOnAnIdleNetwork) {
                                          {"[torus, torus]", "[4, 4]", "torus", Algorithm::kTorus},
                                          {"[torus, torus]", "[4, 4]", "auto", Algorithm::kMultiTorus},
                                          {"[torus, torus, torus]", "[2, 2, 2]", "torus", Algorithm::kTorus},
-                                         {"[torus, torus, torus]", "[2, 2, 2]", "auto", Algorithm::kMultiTorus}}) {
+                                         {"[torus, torus, torus]", "[2, 2, 2]", "auto", Algorithm::kMultiTorus},
+                                         // Along mesh lines.
+                                         {"[mesh, mesh]", "[4, 4]", "auto", Algorithm::kMultiTorus},
+                                         {"[mesh, mesh, mesh]", "[2, 2, 4]", "torus", Algorithm::kTorus}}) {
     SCOPED_TRACE(k.dims + " " + k.alg);
     arch::PodConfig pod = make_pod(k.topo, k.dims, 6);
     const int64_t count = 4 << 20;  // 16 MiB of fp32 gradients
