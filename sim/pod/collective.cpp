@@ -268,19 +268,19 @@ Algorithm resolve_algorithm(const Network& net, const Group& g, CollectiveOp op,
                                                                                        : Algorithm::kBidirRing;
       a = wide;
       if (op == CollectiveOp::kAllReduce || op == CollectiveOp::kBroadcast) {
-        double tree = closed_form(net, g, op, static_cast<double>(bytes), Algorithm::kTree);
-        double other = closed_form(net, g, op, static_cast<double>(bytes), wide);
-        // With unlike dimensions the multi-torus closed form overstates the time (it takes
-        // each phase as long as its slowest part): time both on an idle network instead,
-        // where that is cheap.
+        // Where the dimensions are alike the closed forms are exact. With unlike ones the
+        // multi-torus form overstates the time (it takes each phase as long as its slowest
+        // part): time both on an idle network instead, where that is cheap.
         bool alike = std::all_of(dims.begin(), dims.end(), [&](int d) {
           return net.config().dims[at(d)] == net.config().dims[at(dims.front())] && net.wraps(d) == net.wraps(dims.front());
         });
-        if (!alike && schedule_transfers(net, dims, op, Algorithm::kTree) + schedule_transfers(net, dims, op, wide) <=
-                          kMaxAutoSimulatedTransfers) {
-          tree = idle_seconds(net, g, op, bytes, Algorithm::kTree);
-          other = idle_seconds(net, g, op, bytes, wide);
-        }
+        bool simulate = !alike && schedule_transfers(net, dims, op, Algorithm::kTree) +
+                                          schedule_transfers(net, dims, op, wide) <=
+                                      kMaxAutoSimulatedTransfers;
+        auto cost = [&](Algorithm x) {
+          return simulate ? idle_seconds(net, g, op, bytes, x) : closed_form(net, g, op, static_cast<double>(bytes), x);
+        };
+        double tree = cost(Algorithm::kTree), other = cost(wide);
         if (tree < other) a = Algorithm::kTree;
       }
     }

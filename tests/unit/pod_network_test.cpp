@@ -5,8 +5,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
-#include <tuple>
 
 #include "arch/error.h"
 #include "arch/pod_config.h"
@@ -40,6 +40,14 @@ TEST(PodNetwork, TwoTransfersOnOneLinkShareItOthersOverlap) {
   // The shorter way round a ring: 0 -> 7 is one hop backwards.
   EXPECT_DOUBLE_EQ(lat.send_to(0, 7, 1000, 0.0), 1e-6 + 100e-9);
 }
+
+// A pod shape for the tables of cases below.
+struct Shape {
+  const char *topology, *dims;
+  int ports;
+};
+
+arch::PodConfig pod(const Shape& s) { return pod(s.topology, s.dims, s.ports); }
 
 void expect_closed_form(const arch::PodConfig& p, CollectiveOp op, double bytes, Algorithm a) {
   CollectiveResult r = run_collective(p, op, bytes, a);
@@ -93,18 +101,21 @@ TEST(PodNetwork, TheTreesClosedFormCountsTheHopsOfEachLevelsLongestRoute) {
 
 TEST(PodNetwork, AutoPicksWhicheverOfTreeAndTorusCostsLessOnAnIdleNetwork) {
   double kib = 1024;
-  for (auto [topology, dims, ports] : {std::tuple{"[ring]", "[16]", 2}, std::tuple{"[torus, torus]", "[4, 4]", 4},
-                                       std::tuple{"[torus, torus]", "[2, 16]", 4},
-                                       std::tuple{"[torus, torus, torus]", "[4, 4, 4]", 6},
-                                       std::tuple{"[torus, torus, torus]", "[2, 4, 8]", 6},
-                                       std::tuple{"[mesh, mesh, mesh]", "[4, 4, 8]", 6}}) {
-    arch::PodConfig p = pod(topology, dims, ports);
+  for (const Shape& shape : {Shape{"[ring]", "[16]", 2}, Shape{"[torus, torus]", "[4, 4]", 4},
+                                  Shape{"[torus, torus]", "[2, 16]", 4},
+                                  Shape{"[torus, torus, torus]", "[4, 4, 4]", 6},
+                                  Shape{"[torus, torus, torus]", "[2, 4, 8]", 6},
+                                  Shape{"[mesh, mesh, mesh]", "[4, 4, 8]", 6}}) {
+    arch::PodConfig p = pod(shape);
     bool one_ring = p.dims.size() == 1;
-    bool alike = std::string(dims) != "[2, 16]" && std::string(dims) != "[2, 4, 8]" && std::string(dims) != "[4, 4, 8]";
+    // Every dimension the same size and kind: the closed forms are exact there.
+    bool alike = std::all_of(p.dims.begin(), p.dims.end(), [&](int64_t n) { return n == p.dims[0]; }) &&
+                 std::all_of(p.topology.begin(), p.topology.end(), [&](auto t) { return t == p.topology[0]; });
     for (CollectiveOp op : {CollectiveOp::kAllReduce, CollectiveOp::kBroadcast}) {
       Algorithm wide = op == CollectiveOp::kAllReduce && one_ring ? Algorithm::kBidirRing : Algorithm::kMultiTorus;
       for (double bytes : {256.0, 16 * kib, 60 * kib, 1024 * kib}) {
-        SCOPED_TRACE(fmt::format("{} {} {} {} bytes", topology, dims, kCollectiveOpNames[static_cast<int>(op)], bytes));
+        SCOPED_TRACE(fmt::format("{} {} {} {} bytes", shape.topology, shape.dims, kCollectiveOpNames[static_cast<int>(op)],
+                                 bytes));
         CollectiveResult r = run_collective(p, op, bytes, Algorithm::kAuto);
         double tree = run_collective(p, op, bytes, Algorithm::kTree).seconds;
         double other = run_collective(p, op, bytes, wide).seconds;
@@ -145,19 +156,19 @@ TEST(PodNetwork, PresetPodsRunALargeAllReduceAtTheClosedForm) {
 TEST(PodNetwork, TheTorusSchedulesRunAlongMeshLinesAtTheirClosedForm) {
   // Along a mesh dimension the phases run on lines: the whole chunk each way, n - 1 rounds.
   double mib = 1 << 20;
-  for (auto [topology, dims, ports] : {std::tuple{"[mesh]", "[8]", 2}, std::tuple{"[mesh, mesh]", "[4, 4]", 4},
-                                       std::tuple{"[mesh, torus]", "[4, 4]", 4},
-                                       std::tuple{"[mesh, mesh, mesh]", "[4, 4, 4]", 6},
-                                       std::tuple{"[mesh, mesh, mesh]", "[2, 2, 4]", 6}}) {
-    arch::PodConfig p = pod(topology, dims, ports);
-    SCOPED_TRACE(std::string(topology) + " " + dims);
+  for (const Shape& shape : {Shape{"[mesh]", "[8]", 2}, Shape{"[mesh, mesh]", "[4, 4]", 4},
+                                  Shape{"[mesh, torus]", "[4, 4]", 4},
+                                  Shape{"[mesh, mesh, mesh]", "[4, 4, 4]", 6},
+                                  Shape{"[mesh, mesh, mesh]", "[2, 2, 4]", 6}}) {
+    arch::PodConfig p = pod(shape);
+    SCOPED_TRACE(std::string(shape.topology) + " " + shape.dims);
     for (auto op : {CollectiveOp::kAllReduce, CollectiveOp::kReduceScatter, CollectiveOp::kAllGather,
                     CollectiveOp::kBroadcast}) {
       expect_closed_form(p, op, 16 * mib, Algorithm::kTorus);
     }
     // A line has half a ring's links across its middle: the bandwidth term of a phase is
     // (n - 1)/n of the buffer, twice a ring's.
-    if (std::string(dims) == "[8]") {
+    if (std::string(shape.dims) == "[8]") {
       CollectiveResult line = run_collective(p, CollectiveOp::kAllReduce, 16 * mib, Algorithm::kTorus);
       EXPECT_NEAR(line.seconds, 2 * 7 * (16 * mib / 8 / 50e9 + 1e-6), 1e-12);
     }
@@ -188,10 +199,7 @@ double route_hops(const arch::PodConfig& p, int64_t a, int64_t b) {
 }
 
 TEST(PodNetwork, AllToAllForwardsEveryChunkOnAShortestRouteAtItsClosedForm) {
-  struct Case {
-    const char *topology, *dims;
-    int ports;
-  } cases[] = {{"[ring]", "[8]", 2},
+  const Shape cases[] = {{"[ring]", "[8]", 2},
                {"[ring]", "[7]", 2},
                {"[torus, torus]", "[2, 2]", 4},
                {"[torus, torus]", "[4, 4]", 4},
@@ -201,8 +209,8 @@ TEST(PodNetwork, AllToAllForwardsEveryChunkOnAShortestRouteAtItsClosedForm) {
                {"[torus, torus, torus]", "[4, 4, 4]", 6},
                {"[mesh, mesh]", "[4, 4]", 4},
                {"[mesh, torus]", "[3, 4]", 4}};
-  for (const Case& c : cases) {
-    arch::PodConfig p = pod(c.topology, c.dims, c.ports);
+  for (const Shape& c : cases) {
+    arch::PodConfig p = pod(c);
     SCOPED_TRACE(std::string(c.topology) + " " + c.dims);
     auto chips = static_cast<double>(p.chips);
     double bytes = chips * 3 * (1 << 20);  // every chunk splits evenly into parts and halves
@@ -250,13 +258,13 @@ TEST(PodNetwork, AllToAllForwardsEveryChunkOnAShortestRouteAtItsClosedForm) {
 
 TEST(PodNetwork, LargeBroadcastsScatterAndAllGatherAtTheirClosedForm) {
   double mib = 1 << 20;
-  for (auto [topology, dims, ports] : {std::tuple{"[ring]", "[8]", 2}, std::tuple{"[ring]", "[7]", 2},
-                                       std::tuple{"[torus, torus]", "[2, 2]", 4},
-                                       std::tuple{"[torus, torus]", "[4, 4]", 4},
-                                       std::tuple{"[torus, torus]", "[3, 5]", 4},
-                                       std::tuple{"[torus, torus, torus]", "[4, 4, 4]", 6}}) {
-    arch::PodConfig p = pod(topology, dims, ports);
-    SCOPED_TRACE(std::string(topology) + " " + dims);
+  for (const Shape& shape : {Shape{"[ring]", "[8]", 2}, Shape{"[ring]", "[7]", 2},
+                                  Shape{"[torus, torus]", "[2, 2]", 4},
+                                  Shape{"[torus, torus]", "[4, 4]", 4},
+                                  Shape{"[torus, torus]", "[3, 5]", 4},
+                                  Shape{"[torus, torus, torus]", "[4, 4, 4]", 6}}) {
+    arch::PodConfig p = pod(shape);
+    SCOPED_TRACE(std::string(shape.topology) + " " + shape.dims);
     expect_closed_form(p, CollectiveOp::kBroadcast, 64 * mib, Algorithm::kTorus);
     expect_closed_form(p, CollectiveOp::kBroadcast, 64 * mib, Algorithm::kMultiTorus);
     // The tree sends the whole buffer at each of its log2(chips) levels.
